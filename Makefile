@@ -1,0 +1,26 @@
+# Two commands do everything on a fresh machine (Python >= 3.10 with venv):
+#   make demo   -> creates .venv, installs zakotfs, runs `zakotfs demo`
+#   make test   -> creates .venv, installs zakotfs[test], runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench-cpu clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/zakotfs demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench-cpu: $(BIN)/.installed
+	$(BIN)/zakotfs bench --preset demo --frames 50 --backend cpu --json bench/results/cpu_demo.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

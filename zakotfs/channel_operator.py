@@ -1,0 +1,157 @@
+"""The time-varying channel as a basis expansion, applied matrix-free with FFTs.
+
+Every channel this receiver handles (the paper's DD twisted convolution, the accurate
+estimate, the emulator's exact paths) is written in one form, acting on one frame's
+L = M N samples after CP removal (a circular channel):
+
+    r[q] = sum_p b_p[q] * (c_p (*) s)[q],        (*) = circular convolution over L,
+
+with P basis functions b_p (Doppler: complex exponentials, DPSS sequences or the exact
+path phasors) and taps c_p (delay). With C_p = FFT(c_p) (unnormalised DFT):
+
+    H s    = sum_p b_p  . IFFT(C_p . FFT(s))                   (1 FFT + P IFFTs)
+    H^H r  = IFFT( sum_p conj(C_p) . FFT(conj(b_p) . r) )      (P FFTs + 1 IFFT)
+
+The diagonal of the Gram matrix in the frequency domain (unitary DFT F) is
+
+    P(f) = [F H^H H F^H]_{ff} = sum_{p,p'} conj(C_p(f)) G_{pp'} C_{p'}(f),
+    G_{pp'} = mean_q conj(b_p[q]) b_{p'}[q],
+
+the channel's power transfer function averaged over the frame; the equaliser uses it
+as a preconditioner and for the post-equalisation SINR.
+
+Since the Zak transform is unitary, the DD operator is H_DD = Z H Z^{-1}: the DD-domain
+LMMSE and the time-domain LMMSE are the same estimator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp_kernels import fft, ifft, xp_of
+
+from .config import FrameConfig
+
+__all__ = ["ChannelOperator", "fractional_delay_response", "doppler_exponentials"]
+
+
+def fractional_delay_response(delays, L: int, xp=np):
+    """complex [..., L]: exp(-j 2 pi f d / L) for DFT index f in fftfreq order.
+
+    The exact band-limited (periodic-sinc) delay by d samples of an L-periodic signal;
+    d of shape [...]. For integer d it is an exact circular shift.
+    """
+    f = xp.fft.fftfreq(L, d=1.0 / L)
+    return xp.exp(-2j * np.pi * xp.asarray(delays)[..., None] * f / L)
+
+
+def doppler_exponentials(frequencies, L: int, xp=np):
+    """complex [..., L]: exp(j 2 pi nu q) for q in [0, L), nu in cycles per sample."""
+    q = xp.arange(L)
+    return xp.exp(2j * np.pi * xp.asarray(frequencies)[..., None] * q)
+
+
+@dataclass
+class ChannelOperator:
+    """H for a batch of frames.
+
+    Attributes
+    ----------
+    basis : complex [..., P, L]
+        b_p[q]; leading axes broadcast against those of ``taps_fft``.
+    taps_fft : complex [F, P, L]
+        C_p(f) = FFT(c_p).
+    """
+
+    basis: object
+    taps_fft: object
+
+    def __post_init__(self) -> None:
+        if self.basis.shape[-2:] != self.taps_fft.shape[-2:]:
+            raise ValueError(f"basis {self.basis.shape} and taps_fft {self.taps_fft.shape} "
+                             "disagree on (P, L)")
+
+    @property
+    def L(self) -> int:
+        return self.taps_fft.shape[-1]
+
+    def apply(self, s):
+        """complex [F, L] -> complex [F, L]: H s."""
+        u = ifft(self.taps_fft * fft(s, axis=-1)[..., None, :], axis=-1)
+        return (self.basis * u).sum(axis=-2)
+
+    def adjoint(self, r):
+        """complex [F, L] -> complex [F, L]: H^H r."""
+        v = fft(self.basis.conj() * r[..., None, :], axis=-1)
+        return ifft((self.taps_fft.conj() * v).sum(axis=-2), axis=-1)
+
+    def power_spectrum(self):
+        """float [F, L]: P(f), the frame-averaged power transfer function (see module doc)."""
+        xp = xp_of(self.taps_fft)
+        gram = xp.einsum("...pq,...rq->...pr", self.basis.conj(), self.basis) / self.L
+        weighted = xp.einsum("...pr,...rf->...pf", gram, self.taps_fft)
+        return (self.taps_fft.conj() * weighted).sum(axis=-2).real
+
+    def local_response(self, times, n_bins: int):
+        """complex [F, S, n_bins]: G(q, f) = sum_p b_p[q] C_p(f) at instants q = ``times`` [S]
+        and ``n_bins`` DFT bins (every L / n_bins-th bin of C_p): the frequency response of
+        the channel frozen at time q."""
+        xp = xp_of(self.taps_fft)
+        step = self.L // n_bins
+        basis_t = self.basis[..., xp.asarray(times)]                               # [.., P, S]
+        basis_t = xp.broadcast_to(basis_t, self.taps_fft.shape[:-1] + basis_t.shape[-1:])
+        return xp.einsum("fps,fpk->fsk", basis_t, self.taps_fft[..., ::step])
+
+    def astype(self, dtype) -> "ChannelOperator":
+        return ChannelOperator(self.basis.astype(dtype), self.taps_fft.astype(dtype))
+
+    # ---- constructors ---------------------------------------------------------------
+    @classmethod
+    def from_dd_taps(cls, config: FrameConfig, h, delays, dopplers) -> "ChannelOperator":
+        """The paper's DD model: y[k,l] = sum h[d,m] e^{j2pi m (k-d)/MN} x_qp[k-d, l-m].
+
+        Parameters
+        ----------
+        h : complex [F, D, P]
+            h_eff for delays ``delays`` (int [D]) and Dopplers ``dopplers`` (int [P]).
+
+        In time this is r[q] = sum h[d,m] e^{j2pi m (q-d)/MN} s[q-d] (circular), i.e.
+        b_m[q] = e^{j2pi m q/MN} and c_m[d] = h[d,m] e^{-j2pi m d/MN}.
+        """
+        xp = xp_of(h)
+        L = config.MN
+        delays = xp.asarray(delays)
+        dopplers = xp.asarray(dopplers)
+        taps = xp.zeros(h.shape[:-2] + (dopplers.size, L), dtype=h.dtype)
+        phase = xp.exp(-2j * np.pi * dopplers[None, :] * delays[:, None] / L)   # [D, P]
+        taps[..., delays % L] = xp.swapaxes(h * phase, -1, -2)
+        basis = doppler_exponentials(dopplers / L, L, xp).astype(h.dtype)
+        return cls(basis, fft(taps, axis=-1))
+
+    @classmethod
+    def from_delay_doppler_atoms(cls, L: int, basis, amplitudes, delays) -> "ChannelOperator":
+        """c_p = sum_j amplitudes[..., j, p] * periodic-sinc delay by delays[..., j].
+
+        amplitudes: complex [F, J, P]; delays: float [F, J] (samples); basis: [.., P, L].
+        C_p(f) = sum_j a_{jp} exp(-j2pi f delta_j / L).
+        """
+        xp = xp_of(amplitudes)
+        ramps = fractional_delay_response(delays, L, xp).astype(amplitudes.dtype)   # [F, J, L]
+        taps_fft = xp.einsum("...jp,...jf->...pf", amplitudes, ramps)
+        return cls(basis, taps_fft)
+
+    @classmethod
+    def from_paths(cls, L: int, delay, amp, doppler, dtype=np.complex128) -> "ChannelOperator":
+        """Exact channel of a path set over one frame (perfect CSI):
+
+            r[q] = sum_i h_i[q] s_bl(q - delay[i]),  h_i[q] = sum_s amp[i,s] e^{j2pi doppler[i,s] q},
+
+        delay float [F, I] samples, amp complex [F, I, S], doppler float [F, I, S] cycles
+        per sample (``channel_models.FramePaths`` stacked over frames). One basis function
+        per path, its gain h_i[q]: P = I.
+        """
+        xp = xp_of(amp)
+        basis = (amp[..., None] * doppler_exponentials(doppler, L, xp)).sum(axis=-2).astype(dtype)
+        taps_fft = fractional_delay_response(delay, L, xp).astype(dtype)          # [F, I, L]
+        return cls(basis, taps_fft)

@@ -1,0 +1,154 @@
+"""LMMSE equalisation: branchless preconditioned conjugate gradient, and the dense reference.
+
+Model after pilot cancellation, per frame, in time (Z unitary, so DD and time are the same):
+
+    r' = r - H s_p = H s_d + w.
+
+The equaliser solves the LMMSE normal equations over all MN samples,
+
+    (H^H H + N0 I) s = H^H r',                                                 (1)
+
+then x_hat = Z s_hat at the data positions. The exact prior puts zero variance on the
+guard samples (the guard spans all Doppler bins of its delay bins, so in time it is the
+samples q with q mod M in the guard); (1) gives them unit variance instead. Measured on a
+1-Doppler-bin channel at the demo grid (converged solutions): data MSE loss 0.03 dB at
+10 dB SNR, 0.15 dB at 20 dB, 0.86 dB at 30 dB. In exchange, (1) is what the preconditioner
+below inverts almost exactly: relative error 1e-6 after 4 iterations, where the masked
+system still stood at 1e-2 after 8 (and guard variances 0.03 ... 0.3 sit in between on
+both counts).
+
+``cg_lmmse`` runs a fixed number K of preconditioned CG iterations on (1), no
+data-dependent control flow (so it can be captured in a CUDA graph), started from the
+preconditioner's one-shot estimate. The preconditioner is a local Fourier inverse: the
+frame-averaged diagonal 1 / (P(f) + N0) fails under Doppler (relative residual 1e-2
+after 8 iterations at 1 Doppler bin), and block-diagonal inverses in frequency leave an
+outlier eigenvalue at every block edge; windows short enough for the channel to look
+time-invariant do not.
+
+Bias and SINR (the average of the LMMSE's per-symbol values, exact for a channel whose
+Gram matrix the DFT diagonalises):  mu = mean_f P(f) / (P(f) + N0),  SINR = mu / (1 - mu);
+the unbiased symbols x_hat / mu have error variance 1 / SINR.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp_kernels import fft, ifft, xp_of
+
+from .channel_operator import ChannelOperator
+
+__all__ = ["CGResult", "cg_lmmse", "local_fourier_preconditioner", "default_segments", "dense_lmmse", "lmmse_bias"]
+
+
+def default_segments(L: int, taps: int) -> int:
+    """Preconditioner windows: hop h = the power of two nearest 8 x (channel taps), at least
+    2 windows; long against the channel's memory, short against its Doppler."""
+    h = 2 ** int(np.round(np.log2(max(8 * taps, 2))))
+    while L % h or L // h < 2:
+        h //= 2
+    return L // h
+
+
+@dataclass
+class CGResult:
+    s: object               # complex [F, L] estimate of the data part of the time signal
+    residual: object        # float [F]: ||b - A s|| / ||b|| after the last iteration
+
+
+def _dot(a, b):
+    """Per-frame <a, b> = sum conj(a) b, real part (Hermitian positive systems)."""
+    return (a.conj() * b).real.sum(axis=-1)
+
+
+def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int):
+    """v -> sum_j W_j F_j^H (|G_j|^2 + N0)^{-1} F_j W_j v, an SPD approximate inverse of
+    H^H H + N0 I.
+
+    The frame is cut into ``segments`` overlapping windows of 2h samples (h = L / S, hop h,
+    circular), W_j = sin(pi (t + 1/2) / 2h) so that sum_j W_j^2 = 1. Inside window j the
+    channel is taken as time-invariant with the frequency response G_j = G(centre_j, f)
+    (``ChannelOperator.local_response``). Doppler makes H^H H banded in frequency rather
+    than diagonal; frozen over a window of L / S samples, the Doppler phase moves by only
+    2 pi nu T / S, so each window is nearly circulant while the frame as a whole is not.
+    """
+    xp = xp_of(op.taps_fft)
+    F, L = op.taps_fft.shape[0], op.L
+    if L % segments or (L // segments) < 1:
+        raise ValueError(f"segments={segments} must divide the frame length L={L}")
+    h = L // segments
+    centres = xp.arange(segments) * h + h
+    response = op.local_response(centres % L, 2 * h) if 2 * h <= L else None
+    if response is None:
+        raise ValueError(f"segments={segments} is too few: windows of 2L/S exceed L={L}")
+    n0 = xp.asarray(noise_var)[:, None, None]
+    inverse = (1.0 / (xp.abs(response) ** 2 + n0)).astype(op.taps_fft.real.dtype)   # [F, S, 2h]
+    window = xp.sin(np.pi * (xp.arange(2 * h) + 0.5) / (2 * h)).astype(op.taps_fft.real.dtype)
+
+    def apply(v):
+        blocks = v.reshape(F, segments, h)
+        windows = xp.concatenate([blocks, xp.roll(blocks, -1, axis=1)], axis=-1) * window
+        y = ifft(inverse * fft(windows, axis=-1), axis=-1) * window
+        return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, L)
+    return apply
+
+
+def cg_lmmse(op: ChannelOperator, r, noise_var, iterations: int = 4,
+             segments: int = 32) -> CGResult:
+    """Solve (1) for a batch of frames by K = ``iterations`` steps of PCG.
+
+    Parameters
+    ----------
+    op : ChannelOperator (F frames)
+    r : complex [F, L]   received frame minus the pilot's contribution
+    noise_var : float [F]
+    segments : int       preconditioner windows, see ``local_fourier_preconditioner``
+    """
+    xp = xp_of(r)
+    n0 = xp.asarray(noise_var, dtype=r.real.dtype)[:, None]
+    tiny = xp.finfo(r.real.dtype).tiny
+
+    def normal(v):
+        return op.adjoint(op.apply(v)) + n0 * v
+
+    precond = local_fourier_preconditioner(op, xp.asarray(noise_var), segments)
+
+    b = op.adjoint(r)
+    x = precond(b)
+    res = b - normal(x)
+    z = precond(res)
+    p = z
+    rz = _dot(res, z)
+    for _ in range(iterations):
+        Ap = normal(p)
+        alpha = rz / xp.maximum(_dot(p, Ap), tiny)
+        x = x + alpha[:, None] * p
+        res = res - alpha[:, None] * Ap
+        z = precond(res)
+        rz_next = _dot(res, z)
+        p = z + (rz_next / xp.maximum(rz, tiny))[:, None] * p
+        rz = rz_next
+    rel = xp.sqrt(_dot(res, res) / xp.maximum(_dot(b, b), tiny))
+    return CGResult(x, rel)
+
+
+def lmmse_bias(op: ChannelOperator, noise_var):
+    """float [F]: mu = mean_f P(f) / (P(f) + N0), see module doc."""
+    xp = xp_of(noise_var)
+    spectrum = op.power_spectrum()
+    n0 = xp.asarray(noise_var)[:, None]
+    return (spectrum / (spectrum + n0)).mean(axis=-1)
+
+
+def dense_lmmse(H: np.ndarray, y: np.ndarray, noise_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact LMMSE for small problems: x_hat = (H^H H + N0 I)^{-1} H^H y.
+
+    H: complex [n_obs, n_x], y: complex [n_obs]. Returns (x_hat [n_x], mu [n_x]) with
+    mu_i = [(H^H H + N0 I)^{-1} H^H H]_ii the per-symbol bias.
+    """
+    gram = H.conj().T @ H
+    A = gram + noise_var * np.eye(gram.shape[0])
+    x_hat = np.linalg.solve(A, H.conj().T @ y)
+    mu = np.real(np.diag(np.linalg.solve(A, gram)))
+    return x_hat, mu

@@ -1,0 +1,230 @@
+"""Channel estimation from the embedded point pilot.
+
+The pilot is a pulse train in time: s_p[k_p + nM] = (a_p / sqrt(N)) e^{j2pi n l_p/N}.
+Received samples r[k_p + tau + nM] for taps tau in the window [-t_neg, t_pos]
+(``FrameConfig.tap_window``) hold no data, so the normalised snapshots
+
+    z[tau, n] = r[k_p + tau + nM] * sqrt(N) / a_p * e^{-j2pi n l_p / N}  ~  g[k_p + tau + nM, tau]
+
+sample the channel impulse response g[q, tau] (r[q] = sum_tau g[q, tau] s[q - tau]) at N
+instants per tap. Two estimators read them:
+
+``paper``  The model-free DD read-off (spec): h_eff[d, m] = (1/N) sum_n z[d, n] e^{-j2pi nm/N}
+           e^{-j2pi m k_p/MN}, for |m| <= m_max, cells under a noise threshold set to 0,
+           giving the paper's structured sparse DD operator.
+``accurate`` A physical model. Time variation: each tap is fitted by least squares to P
+           discrete prolate spheroidal sequences b_p[q] (bandwidth nu_max, the frame's
+           true sample instants). Delay: the coefficient profiles c_p[tau] are fitted
+           jointly by a sparse sum of band-limited (periodic-sinc) atoms at fractional
+           delays delta_j (orthogonal matching pursuit with a fine local delay search),
+           so the operator keeps each path's full sinc tails instead of truncating them to
+           the guard window (the spec's measured -26 dB limit).
+
+Noise: ``paper`` takes the median of |y|^2 over the guard's noise-only DD cells (taps
+left of the channel), ``accurate`` the residual of its fit; both in N0 per sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal.windows import dpss
+
+from dsp_kernels import fft, xp_of
+
+from .channel_operator import ChannelOperator, fractional_delay_response
+from .config import FrameConfig
+
+__all__ = ["ChannelEstimate", "pilot_snapshots", "PaperEstimator", "AccurateEstimator",
+           "periodic_sinc", "dpss_basis"]
+
+
+@dataclass
+class ChannelEstimate:
+    """What the equaliser needs: the operator and the noise variance per sample [F]."""
+
+    operator: ChannelOperator
+    noise_var: object
+    n_components: object = None     # int [F]: taps (paper) or delay atoms (accurate) kept
+
+
+def _snapshot_index(config: FrameConfig) -> np.ndarray:
+    """int [W, N]: sample index k_p + tau + nM of each snapshot, tau in the tap window."""
+    t_neg, t_pos = config.tap_window
+    taus = np.arange(-t_neg, t_pos + 1)
+    return config.pilot_k + taus[:, None] + config.M * np.arange(config.N)[None, :]
+
+
+def pilot_snapshots(config: FrameConfig, r):
+    """complex [F, MN] received frame (CP removed) -> complex [F, W, N] snapshots z[tau, n]."""
+    xp = xp_of(r)
+    idx = xp.asarray(_snapshot_index(config))
+    derotate = xp.exp(-2j * np.pi * xp.arange(config.N) * config.pilot_l / config.N)
+    scale = np.sqrt(config.N) / config.pilot_amplitude
+    return r[..., idx] * (derotate * scale).astype(r.dtype)
+
+
+def guard_noise_variance(config: FrameConfig, z):
+    """float [F]: N0 from the DD read-off cells of taps [max_delay - g_neg + 1, -1].
+
+    These delay bins lie between the data leaking in from before the guard and the
+    channel's causal response; |y|^2 there is exponential with mean N0, so
+    N0 = median / ln 2 is robust to the few cells hit by sinc tails.
+    """
+    xp = xp_of(z)
+    t_neg, _ = config.tap_window
+    first = max(0, t_neg + config.max_delay - config.guard_neg + 1)
+    cells = fft(z[..., first:t_neg, :], axis=-1, norm="ortho")     # y / (a_p / sqrt(N))
+    power = xp.abs(cells.reshape(cells.shape[0], -1)) ** 2
+    return xp.median(power, axis=-1) / np.log(2) * (config.pilot_amplitude ** 2 / config.N)
+
+
+def periodic_sinc(x, L: int, xp=np):
+    """The L-periodic band-limited pulse (1/L) sum_f e^{j2pi f x / L}, f = -L/2 .. L/2-1
+    (fftfreq order): e^{-j pi x / L} sinc(x) / sinc(x / L) for even L."""
+    x = xp.asarray(x, dtype=np.float64)
+    pulse = xp.sinc(x) / xp.sinc(x / L)
+    return pulse * xp.exp(-1j * np.pi * x / L) if L % 2 == 0 else pulse.astype(complex)
+
+
+@lru_cache(maxsize=16)
+def dpss_basis(L: int, nw: float, P: int) -> np.ndarray:
+    """complex128 [P, L]: DPSS of half-bandwidth nw / L, scaled to mean |b|^2 = 1."""
+    if nw <= 0:
+        return np.ones((1, L), complex)
+    return dpss(L, nw, P).reshape(P, L).astype(complex) * np.sqrt(L)
+
+
+class PaperEstimator:
+    """Model-free DD read-off with a noise threshold (the reference paper's estimator).
+
+    Parameters
+    ----------
+    config : FrameConfig
+    max_doppler_hz : float
+        Doppler bins |m| <= ceil(max_doppler_hz T) + 1 are read off (the +1 keeps most of
+        the fractional-Doppler leakage).
+    threshold : float
+        Cells with |h_eff|^2 < threshold * N0 / a_p^2 are set to zero.
+    """
+
+    def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, threshold: float = 9.0):
+        self.config = config
+        self.threshold = threshold
+        m_max = min(int(np.ceil(max_doppler_hz * config.frame_time)) + 1, config.N // 2)
+        self.dopplers = np.arange(-m_max, m_max + 1) if 2 * m_max + 1 <= config.N \
+            else np.arange(-(config.N // 2), config.N - config.N // 2)
+        t_neg, t_pos = config.tap_window
+        self.delays = np.arange(-t_neg, t_pos + 1)
+
+    def __call__(self, r) -> ChannelEstimate:
+        """complex [F, MN] -> ChannelEstimate."""
+        c, xp = self.config, xp_of(r)
+        z = pilot_snapshots(c, r)
+        noise_var = guard_noise_variance(c, z)
+        dd = fft(z, axis=-1) / c.N                                        # [F, W, N], bin m mod N
+        twist = xp.exp(-2j * np.pi * xp.asarray(self.dopplers) * c.pilot_k / c.MN)
+        h = dd[..., xp.asarray(self.dopplers % c.N)] * twist.astype(dd.dtype)    # [F, W, P]
+        floor = self.threshold * noise_var / c.pilot_amplitude ** 2
+        keep = xp.abs(h) ** 2 >= floor[:, None, None]
+        h = xp.where(keep, h, 0)
+        op = ChannelOperator.from_dd_taps(c, h, self.delays, self.dopplers)
+        return ChannelEstimate(op, noise_var, keep.sum(axis=(-1, -2)))
+
+
+class AccurateEstimator:
+    """DPSS time variation x sparse fractional-delay atoms (see module doc).
+
+    Parameters
+    ----------
+    config : FrameConfig
+    max_doppler_hz : float
+        Design Doppler nu_max; P = ceil(2 nu_max T) + 3 DPSS functions (measured: a tone
+        anywhere in the band is then represented to -50 dB; with + 1 only to -20 dB).
+    n_atoms : int
+        Upper bound on the delay atoms fitted per frame (the fit stops at the noise floor).
+    delay_resolution : int
+        Fine delay search step 1 / delay_resolution samples around each coarse peak.
+    """
+
+    def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, n_atoms: int = 16,
+                 delay_resolution: int = 32):
+        self.config = c = config
+        nw = max_doppler_hz * c.frame_time
+        self.P = min(int(np.ceil(2 * nw)) + 3, c.N - 1)
+        self.basis = dpss_basis(c.MN, nw, self.P)                               # [P, L]
+        idx = _snapshot_index(c)                                                # [W, N]
+        sampled = self.basis[:, idx].transpose(1, 2, 0)                         # [W, N, P]
+        self.pinv = np.linalg.pinv(sampled)                                     # [W, P, N]
+        self.coeff_gain = float(np.mean((np.abs(self.pinv) ** 2).sum(-1)))     # var(c) / var(z)
+        self.sampled = sampled
+        t_neg, t_pos = c.tap_window
+        self.taus = np.arange(-t_neg, t_pos + 1).astype(float)
+        self.n_atoms = min(n_atoms, self.taus.size)
+        self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
+
+    def _atoms(self, delays, xp):
+        """complex [..., W, J]: periodic-sinc atoms at ``delays`` [..., J] on the tap window."""
+        return periodic_sinc(xp.asarray(self.taus)[:, None] - delays[..., None, :], self.config.MN, xp)
+
+    def fit_delays(self, coeffs, coeff_var):
+        """complex [F, W, P] tap coefficients, their noise variance [F]
+        -> (amplitudes [F, J, P], delays [F, J]).
+
+        Joint OMP: pick the tap of largest residual energy, refine its delay on the fine
+        grid by the matched-filter score sum_p |a^H R_p|^2 / |a|^2, refit all atoms by least
+        squares. An atom whose score is within the noise (chi-square with 2P degrees of
+        freedom, maximised over the window: t = P + 4 sqrt(P) + 2 ln W times the coefficient
+        variance) switches that frame's fit off for the rest of the loop: inactive atoms are
+        held at zero by a large ridge, so noise never enters as pairs of close atoms with
+        opposite amplitudes. Shapes and iteration count are fixed.
+        """
+        xp = xp_of(coeffs)
+        F, W, P = coeffs.shape
+        frames = xp.arange(F)
+        delays = xp.zeros((F, 0))
+        active = xp.ones((F, 0), dtype=bool)
+        residual = coeffs
+        amplitudes = None
+        taus = xp.asarray(self.taus)
+        offsets = xp.asarray(self.offsets)
+        floor = (P + 4 * np.sqrt(P) + 2 * np.log(W)) * coeff_var                          # [F]
+        for _ in range(self.n_atoms):
+            peak = xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)                 # [F]
+            candidates = taus[peak][:, None] + offsets[None, :]                         # [F, K]
+            cand_atoms = self._atoms(candidates, xp)                                    # [F, W, K]
+            score = (xp.abs(xp.einsum("fwk,fwp->fkp", cand_atoms.conj(), residual)) ** 2).sum(-1)
+            score = score / (xp.abs(cand_atoms) ** 2).sum(1)
+            best = xp.argmax(score, axis=-1)
+            still = (score[frames, best] > floor) & (active[:, -1] if active.shape[1] else True)
+            delays = xp.concatenate([delays, candidates[frames, best][:, None]], axis=1)
+            active = xp.concatenate([active, still[:, None]], axis=1)
+            amplitudes, residual = self._refit(coeffs, delays, active, xp)
+        return amplitudes, delays, active
+
+    def _refit(self, coeffs, delays, active, xp):
+        """Least squares over the active atoms; inactive ones get a ridge of 1e9 x trace."""
+        atoms = self._atoms(delays, xp).astype(coeffs.dtype)                          # [F, W, J]
+        gram = xp.einsum("fwj,fwk->fjk", atoms.conj(), atoms)
+        scale = xp.trace(gram, axis1=1, axis2=2).real[:, None]                          # [F, 1]
+        ridge = xp.where(active, 1e-9, 1e9) * scale
+        gram = gram + ridge[..., None] * xp.eye(gram.shape[-1])[None]
+        amplitudes = xp.linalg.solve(gram, xp.einsum("fwj,fwp->fjp", atoms.conj(), coeffs))
+        amplitudes = amplitudes * active[..., None]
+        return amplitudes, coeffs - xp.einsum("fwj,fjp->fwp", atoms, amplitudes)
+
+    def __call__(self, r) -> ChannelEstimate:
+        """complex [F, MN] -> ChannelEstimate."""
+        c, xp = self.config, xp_of(r)
+        z = pilot_snapshots(c, r)                                                      # [F, W, N]
+        coeffs = xp.einsum("wpn,fwn->fwp", xp.asarray(self.pinv).astype(z.dtype), z)  # [F, W, P]
+        # snapshot noise from the DPSS fit residual (W (N - P) degrees of freedom)
+        fitted = xp.einsum("wnp,fwp->fwn", xp.asarray(self.sampled).astype(z.dtype), coeffs)
+        W, N = z.shape[-2:]
+        snap_var = (xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))  # [F]
+        amplitudes, delays, active = self.fit_delays(coeffs, snap_var * self.coeff_gain)
+        basis = xp.asarray(self.basis).astype(z.dtype)
+        op = ChannelOperator.from_delay_doppler_atoms(c.MN, basis, amplitudes, delays)
+        noise_var = snap_var * c.pilot_amplitude ** 2 / c.N
+        return ChannelEstimate(op, noise_var, active.sum(-1))

@@ -1,0 +1,147 @@
+"""The receiver pipeline: CP removal -> pilot channel estimate -> pilot cancellation ->
+CG-LMMSE -> forward Zak -> unbiased symbols and max-log LLRs.
+
+One class precomputes everything shape-dependent (masks, pilot waveform, DPSS basis,
+snapshot pseudo-inverses) once; ``process`` runs per batch of frames.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp_kernels import Backend, get_backend
+
+from .channel_operator import ChannelOperator
+from .config import FrameConfig
+from .equalizer import cg_lmmse, default_segments, lmmse_bias
+from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
+from .frame import extract_data, pilot_grid
+from .modulation import constellation
+from .zak_transform import inverse_zak, zak
+
+__all__ = ["Receiver", "RxResult", "ESTIMATORS"]
+
+ESTIMATORS = ("accurate", "paper", "perfect")
+
+
+@dataclass
+class RxResult:
+    """Per-batch output (host numpy arrays)."""
+
+    bits: np.ndarray          # uint8 [F, bits_per_frame]
+    llr: np.ndarray           # float32 [F, bits_per_frame], positive: bit 0
+    symbols: np.ndarray       # complex64 [F, n_data], unbiased equalised symbols
+    noise_var: np.ndarray     # float [F], N0 per sample (estimated, or given)
+    sinr_db: np.ndarray       # float [F], post-equalisation SINR
+    cg_residual: np.ndarray   # float [F], relative residual of the last CG iteration
+    valid: np.ndarray         # bool [F], False where the input had NaN/Inf samples
+    stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
+
+
+class Receiver:
+    """Zak-OTFS receiver for one frame configuration.
+
+    Parameters
+    ----------
+    config : FrameConfig
+    backend : "auto" | "cpu" | "gpu" | Backend
+    estimator : "accurate" | "paper" | "perfect"
+        ``perfect`` takes the true operator and noise variance passed to ``process``.
+    max_doppler_hz : float
+        Largest Doppler the estimator is designed for.
+    cg_iterations : int
+        Fixed CG iteration count.
+    dtype : complex64 (real-time default) or complex128
+    """
+
+    def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
+                 max_doppler_hz: float = 1000.0, cg_iterations: int = 4,
+                 dtype=np.complex64, quiet: bool = False):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
+            raise ValueError(f"cg_iterations must be a non-negative integer, got {cg_iterations!r}")
+        if config.tap_window[0] < 1:
+            raise ValueError("the guard leaves no noise-only delay bins left of the channel "
+                             f"(tap_window={config.tap_window}); widen guard_neg or lower max_delay")
+        self.config = config
+        self.backend: Backend = get_backend(backend, quiet=quiet) if isinstance(backend, str) else backend
+        self.estimator_name = estimator
+        self.cg_iterations = cg_iterations
+        self.dtype = np.dtype(dtype)
+        self.constellation = constellation(config.modulation)
+        xp = self.backend.xp
+        self.segments = default_segments(config.MN, sum(config.tap_window) + 1)
+        self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
+        if estimator == "paper":
+            self.estimator = PaperEstimator(config, max_doppler_hz)
+        elif estimator == "accurate":
+            self.estimator = AccurateEstimator(config, max_doppler_hz)
+        else:
+            self.estimator = None
+
+    def _timed(self, stages: dict, name: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.backend.synchronize()
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    def estimate(self, r) -> ChannelEstimate:
+        """complex [F, MN] (CP removed, on the backend) -> channel estimate."""
+        return self.estimator(r)
+
+    def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
+                noise_var=None) -> RxResult:
+        """complex64 [F, cp_len + MN] (or [cp_len + MN]) -> RxResult.
+
+        ``operator`` and ``noise_var`` give perfect CSI (required for ``estimator="perfect"``,
+        optional overrides otherwise).
+        """
+        c, be, xp = self.config, self.backend, self.backend.xp
+        frames = np.atleast_2d(np.asarray(frames))
+        if frames.ndim != 2 or frames.shape[-1] != c.cp_len + c.MN:
+            raise ValueError(f"frames: expected shape [F, {c.cp_len + c.MN}] (cp_len + MN), "
+                             f"got {frames.shape}")
+        if self.estimator is None and operator is None:
+            raise ValueError("estimator 'perfect' needs the true channel: pass operator=")
+        valid = np.isfinite(frames).all(axis=-1)
+        frames = np.where(valid[:, None], frames, 0)
+        stages: dict = {}
+        r = self._timed(stages, "transfer_in", lambda a: xp.asarray(a[:, c.cp_len:], dtype=self.dtype), frames)
+        if operator is None:
+            est = self._timed(stages, "estimate", self.estimate, r)
+            operator, n0 = est.operator.astype(self.dtype), est.noise_var
+        else:
+            operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),
+                                       xp.asarray(operator.taps_fft, dtype=self.dtype))
+            n0 = None
+        if noise_var is not None:
+            n0 = xp.broadcast_to(xp.asarray(noise_var, dtype=np.float64), (r.shape[0],))
+        if n0 is None:
+            raise ValueError("perfect CSI needs noise_var= as well")
+        n0 = xp.asarray(n0, dtype=self.dtype.type(0).real.dtype)
+
+        def equalize(r):
+            data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
+            sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments)
+            mu = xp.clip(lmmse_bias(operator, n0), 1e-6, 1 - 1e-6)
+            x = extract_data(c, zak(sol.s, c.M, c.N)) / mu[:, None]
+            return x, mu, sol.residual
+
+        x, mu, residual = self._timed(stages, "equalize", equalize, r)
+        error_var = (1 - mu) / mu
+        llr = self._timed(stages, "demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
+        llr_host = self._timed(stages, "transfer_out", be.asnumpy, llr.reshape(llr.shape[0], -1))
+        return RxResult(
+            bits=self.constellation.hard_bits(llr_host),
+            llr=llr_host,
+            symbols=be.asnumpy(x).astype(np.complex64),
+            noise_var=be.asnumpy(n0).astype(float),
+            sinr_db=10 * np.log10(be.asnumpy(mu / (1 - mu))),
+            cg_residual=be.asnumpy(residual).astype(float),
+            valid=valid,
+            stage_s=stages,
+        )
