@@ -42,10 +42,12 @@ from .channel_operator import ChannelOperator
 __all__ = ["CGResult", "cg_lmmse", "local_fourier_preconditioner", "default_segments", "dense_lmmse", "lmmse_bias"]
 
 
-def default_segments(L: int, taps: int) -> int:
-    """Preconditioner windows: hop h = the power of two nearest 8 x (channel taps), at least
-    2 windows; long against the channel's memory, short against its Doppler."""
-    h = 2 ** int(np.round(np.log2(max(8 * taps, 2))))
+def default_segments(L: int, taps: int, doppler_bins: float) -> int:
+    """Preconditioner windows for a channel of ``taps`` delay taps and Doppler up to
+    ``doppler_bins`` (nu_max T). A window of 2h samples errs by about taps / 2h (its
+    circular edges) and by (2 pi nu_max 2h / B)^2 (Doppler inside it); h is the power of two
+    nearest sqrt(taps L / nu_max T) / 2, which balances the two (at least 2 windows)."""
+    h = 2 ** int(np.round(np.log2(max(np.sqrt(taps * L / max(doppler_bins, 0.1)) / 2, 1))))
     while L % h or L // h < 2:
         h //= 2
     return L // h
@@ -141,14 +143,18 @@ def lmmse_bias(op: ChannelOperator, noise_var):
     return (spectrum / (spectrum + n0)).mean(axis=-1)
 
 
-def dense_lmmse(H: np.ndarray, y: np.ndarray, noise_var: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact LMMSE for small problems: x_hat = (H^H H + N0 I)^{-1} H^H y.
+def dense_lmmse(H: np.ndarray, y: np.ndarray, noise_var: float, *, bias: bool = False):
+    """Exact LMMSE for small problems: x_hat = (H^H H + N0 I)^{-1} H^H y (Cholesky).
 
-    H: complex [n_obs, n_x], y: complex [n_obs]. Returns (x_hat [n_x], mu [n_x]) with
-    mu_i = [(H^H H + N0 I)^{-1} H^H H]_ii the per-symbol bias.
+    H: complex [n_obs, n_x], y: complex [n_obs]. Returns x_hat [n_x], and with ``bias`` also
+    mu [n_x], mu_i = [(H^H H + N0 I)^{-1} H^H H]_ii = 1 - N0 [(H^H H + N0 I)^{-1}]_ii.
     """
-    gram = H.conj().T @ H
-    A = gram + noise_var * np.eye(gram.shape[0])
-    x_hat = np.linalg.solve(A, H.conj().T @ y)
-    mu = np.real(np.diag(np.linalg.solve(A, gram)))
+    import scipy.linalg
+
+    A = H.conj().T @ H + noise_var * np.eye(H.shape[1])
+    factor = scipy.linalg.cho_factor(A)
+    x_hat = scipy.linalg.cho_solve(factor, H.conj().T @ y)
+    if not bias:
+        return x_hat
+    mu = 1 - noise_var * np.real(np.diag(scipy.linalg.cho_solve(factor, np.eye(A.shape[0]))))
     return x_hat, mu

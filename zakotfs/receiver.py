@@ -31,7 +31,7 @@ class RxResult:
     """Per-batch output (host numpy arrays)."""
 
     bits: np.ndarray          # uint8 [F, bits_per_frame]
-    llr: np.ndarray           # float32 [F, bits_per_frame], positive: bit 0
+    llr: np.ndarray           # float32 [F, bits_per_frame], positive: bit 0; 0 for invalid frames
     symbols: np.ndarray       # complex64 [F, n_data], unbiased equalised symbols
     noise_var: np.ndarray     # float [F], N0 per sample (estimated, or given)
     sinr_db: np.ndarray       # float [F], post-equalisation SINR
@@ -52,12 +52,14 @@ class Receiver:
     max_doppler_hz : float
         Largest Doppler the estimator is designed for.
     cg_iterations : int
-        Fixed CG iteration count.
+        Fixed CG iteration count. Measured on Veh-A at 1.74 Doppler bins (demo grid, perfect
+        CSI, data MSE above the converged LMMSE): 4 -> +0.57 dB, 8 -> +0.12 dB, 16 -> +0.02 dB
+        at 20 dB SNR; 8 -> +0.89 dB, 16 -> +0.10 dB at 25 dB.
     dtype : complex64 (real-time default) or complex128
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
-                 max_doppler_hz: float = 1000.0, cg_iterations: int = 4,
+                 max_doppler_hz: float = 1000.0, cg_iterations: int = 12,
                  dtype=np.complex64, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
@@ -73,7 +75,8 @@ class Receiver:
         self.dtype = np.dtype(dtype)
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
-        self.segments = default_segments(config.MN, sum(config.tap_window) + 1)
+        self.segments = default_segments(config.MN, sum(config.tap_window) + 1,
+                                         max_doppler_hz * config.frame_time)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         if estimator == "paper":
             self.estimator = PaperEstimator(config, max_doppler_hz)
@@ -122,7 +125,8 @@ class Receiver:
             n0 = xp.broadcast_to(xp.asarray(noise_var, dtype=np.float64), (r.shape[0],))
         if n0 is None:
             raise ValueError("perfect CSI needs noise_var= as well")
-        n0 = xp.asarray(n0, dtype=self.dtype.type(0).real.dtype)
+        # floor: a noiseless or erased frame must not divide by zero
+        n0 = xp.maximum(xp.asarray(n0, dtype=self.dtype.type(0).real.dtype), 1e-12)
 
         def equalize(r):
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
@@ -135,6 +139,7 @@ class Receiver:
         error_var = (1 - mu) / mu
         llr = self._timed(stages, "demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr_host = self._timed(stages, "transfer_out", be.asnumpy, llr.reshape(llr.shape[0], -1))
+        llr_host[~valid] = 0.0                     # erasures: no information
         return RxResult(
             bits=self.constellation.hard_bits(llr_host),
             llr=llr_host,
