@@ -37,13 +37,19 @@ __all__ = ["ChannelOperator", "fractional_delay_response", "doppler_exponentials
 
 
 def fractional_delay_response(delays, L: int, xp=np):
-    """complex [..., L]: exp(-j 2 pi f d / L) for DFT index f in fftfreq order.
+    """complex [..., L]: exp(-j 2 pi f d / L) for DFT index f in fftfreq order, and
+    cos(pi d) at the Nyquist bin f = L/2 of an even L.
 
-    The exact band-limited (periodic-sinc) delay by d samples of an L-periodic signal;
-    d of shape [...]. For integer d it is an exact circular shift.
+    The exact band-limited delay by d samples of an L-periodic signal (the sinc
+    interpolation of real signals splits the Nyquist bin evenly between +-L/2); d of shape
+    [...]. For integer d it is an exact circular shift.
     """
+    d = xp.asarray(delays)[..., None]
     f = xp.fft.fftfreq(L, d=1.0 / L)
-    return xp.exp(-2j * np.pi * xp.asarray(delays)[..., None] * f / L)
+    ramp = xp.exp(-2j * np.pi * d * f / L)
+    if L % 2 == 0:
+        ramp[..., L // 2] = xp.cos(np.pi * d[..., 0])
+    return ramp
 
 
 def doppler_exponentials(frequencies, L: int, xp=np):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .modulation import MODULATIONS, bits_per_symbol
 
-__all__ = ["FrameConfig", "PRESETS", "preset", "parse_grid"]
+__all__ = ["FrameConfig", "PRESETS", "preset", "design", "parse_grid"]
 
 
 @dataclass(frozen=True)
@@ -247,37 +247,43 @@ class FrameConfig:
                 f"{self.throughput_bps / 1e6:.2f} Mbps ({self.throughput_wire_bps / 1e6:.2f} on the wire)")
 
 
-def _veh_a_guard(bandwidth: float, margin: int) -> tuple[int, int]:
-    """(guard, max_delay): a symmetric guard for the Vehicular-A delay spread 2.51 us."""
-    max_delay = math.ceil(2.51e-6 * bandwidth)
-    return max_delay + margin, max_delay
+def design(M: int, N: int, bandwidth: float | None = None, modulation: str = "16qam", *,
+           delay_spread_s: float = 2.51e-6, margin: int | None = None, name: str = "custom",
+           **changes) -> FrameConfig:
+    """A configuration whose guard, CP and preamble fit a channel of ``delay_spread_s``
+    (default: Vehicular-A, 2.51 us).
+
+    bandwidth defaults to M x 15 kHz (nu_p = 15 kHz, the reference paper's numerology);
+    max_delay = ceil(delay_spread B); a symmetric guard of max_delay + margin delay bins on
+    each side (margin default max(16, max_delay // 30): the estimator's window keeps half of
+    it on each side of the channel, for fractional-delay tails); CP = guard rounded up to 16;
+    a 256-sample preamble (128 below 2^18 samples a frame).
+    """
+    bandwidth = M * 15e3 if bandwidth is None else bandwidth
+    if not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
+        raise ValueError(f"bandwidth must be a positive number of Hz, got {bandwidth!r}")
+    max_delay = math.ceil(delay_spread_s * bandwidth)
+    margin = max(16, max_delay // 30) if margin is None else margin
+    guard = max_delay + margin
+    params = dict(M=M, N=N, bandwidth=float(bandwidth), modulation=modulation,
+                  cp_len=-(-guard // 16) * 16, guard_neg=guard, guard_pos=guard,
+                  max_delay=max_delay, preamble_len=256 if M * N >= 1 << 18 else 128, name=name)
+    params.update(changes)
+    return FrameConfig(**params)
 
 
-def _paper() -> FrameConfig:
-    # 906.52 Mbps in the paper <=> 1275 guard delay bins = 2 * 637 + 1 (Veh-A spread
-    # 617 samples at 245.76 MHz plus a 20-sample margin).
-    guard, max_delay = _veh_a_guard(245.76e6, 20)
-    return FrameConfig(M=16384, N=32, bandwidth=245.76e6, modulation="16qam", cp_len=640,
-                       guard_neg=guard, guard_pos=guard, max_delay=max_delay,
-                       preamble_len=256, name="paper")
-
-
-def _demo() -> FrameConfig:
-    # The paper's numerology (nu_p = 15 kHz) at 1/16 of its bandwidth: small enough
-    # for a CPU, Veh-A spread 39 samples, 815 Hz = 0.87 Doppler bins.
-    guard, max_delay = _veh_a_guard(15.36e6, 24)
-    return FrameConfig(M=1024, N=16, bandwidth=15.36e6, modulation="16qam", cp_len=96,
-                       guard_neg=guard, guard_pos=guard, max_delay=max_delay,
-                       preamble_len=128, name="demo")
-
-
-def _tiny() -> FrameConfig:
-    """A grid for dense reference checks (the spec's M = 64, N = 32 measurements)."""
-    return FrameConfig(M=64, N=32, bandwidth=3.84e6, modulation="16qam", cp_len=16,
-                       guard_neg=14, guard_pos=14, max_delay=10, preamble_len=64, name="tiny")
-
-
-PRESETS = {"paper": _paper, "demo": _demo, "tiny": _tiny}
+PRESETS = {
+    # 906.52 Mbps in the paper <=> 1275 guard delay bins = 2 x 637 + 1 (Veh-A spread 617
+    # samples at 245.76 MHz plus a 20-sample margin).
+    "paper": lambda: design(16384, 32, 245.76e6, "16qam", margin=20, name="paper"),
+    # The paper's numerology (nu_p = 15 kHz) at 1/16 of its bandwidth: small enough for a
+    # CPU; Veh-A spread 39 samples, 815 Hz = 0.87 Doppler bins.
+    "demo": lambda: design(1024, 16, 15.36e6, "16qam", margin=24, cp_len=96, name="demo"),
+    # Dense reference checks (the spec's M = 64, N = 32 measurements).
+    "tiny": lambda: FrameConfig(M=64, N=32, bandwidth=3.84e6, modulation="16qam", cp_len=16,
+                                guard_neg=14, guard_pos=14, max_delay=10, preamble_len=64,
+                                name="tiny"),
+}
 
 
 def preset(name: str, **changes) -> FrameConfig:

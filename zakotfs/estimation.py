@@ -81,11 +81,18 @@ def guard_noise_variance(config: FrameConfig, z):
 
 
 def periodic_sinc(x, L: int, xp=np):
-    """The L-periodic band-limited pulse (1/L) sum_f e^{j2pi f x / L}, f = -L/2 .. L/2-1
-    (fftfreq order): e^{-j pi x / L} sinc(x) / sinc(x / L) for even L."""
+    """The L-periodic band-limited pulse, the inverse DFT of ``fractional_delay_response``:
+
+        (1/L) [ sum_{|f| < L/2} e^{j2pi f x/L} + cos(pi x) ]
+          = [ sin(pi x (L-1)/L) / sin(pi x/L) + cos(pi x) ] / L           (even L),
+          = sinc(x) / sinc(x/L)                                              (odd L),
+
+    written with sinc so that integer x (0 -> 1, others -> 0) needs no special case."""
     x = xp.asarray(x, dtype=np.float64)
-    pulse = xp.sinc(x) / xp.sinc(x / L)
-    return pulse * xp.exp(-1j * np.pi * x / L) if L % 2 == 0 else pulse.astype(complex)
+    if L % 2:
+        return (xp.sinc(x) / xp.sinc(x / L)).astype(complex)
+    core = (L - 1) / L * xp.sinc(x * (L - 1) / L) / xp.sinc(x / L)
+    return ((core + xp.cos(np.pi * x) / L)).astype(complex)
 
 
 @lru_cache(maxsize=16)
@@ -118,8 +125,9 @@ class PaperEstimator:
         t_neg, t_pos = config.tap_window
         self.delays = np.arange(-t_neg, t_pos + 1)
 
-    def __call__(self, r) -> ChannelEstimate:
-        """complex [F, MN] -> ChannelEstimate."""
+    def read_off(self, r):
+        """complex [F, MN] -> (h_eff [F, D, P] thresholded, N0 [F]) for ``self.delays`` x
+        ``self.dopplers``."""
         c, xp = self.config, xp_of(r)
         z = pilot_snapshots(c, r)
         noise_var = guard_noise_variance(c, z)
@@ -127,10 +135,13 @@ class PaperEstimator:
         twist = xp.exp(-2j * np.pi * xp.asarray(self.dopplers) * c.pilot_k / c.MN)
         h = dd[..., xp.asarray(self.dopplers % c.N)] * twist.astype(dd.dtype)    # [F, W, P]
         floor = self.threshold * noise_var / c.pilot_amplitude ** 2
-        keep = xp.abs(h) ** 2 >= floor[:, None, None]
-        h = xp.where(keep, h, 0)
-        op = ChannelOperator.from_dd_taps(c, h, self.delays, self.dopplers)
-        return ChannelEstimate(op, noise_var, keep.sum(axis=(-1, -2)))
+        return xp.where(xp.abs(h) ** 2 >= floor[:, None, None], h, 0), noise_var
+
+    def __call__(self, r) -> ChannelEstimate:
+        """complex [F, MN] -> ChannelEstimate."""
+        h, noise_var = self.read_off(r)
+        op = ChannelOperator.from_dd_taps(self.config, h, self.delays, self.dopplers)
+        return ChannelEstimate(op, noise_var, (h != 0).sum(axis=(-1, -2)))
 
 
 class AccurateEstimator:

@@ -1,0 +1,1 @@
+"""Benchmarks and measurement scripts; run from the repository root as ``python -m bench.NAME``."""

@@ -1,0 +1,457 @@
+"""Frame acquisition on streams built by zakotfs.FrameBuilder (tiny and demo presets, one
+noiseless paper-preset case).
+
+Every case checks exact absolute frame starts and that a returned frame is the stream's
+CP + payload samples, not only counts.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import zakotfs
+from streaming.acquisition import (NO_PREAMBLE_MESSAGE, FrameAcquirer, acquire,
+                                   false_alarm_threshold, preamble_metric, split_aligned)
+
+
+def noise(rng, n, var):
+    w = np.sqrt(var / 2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    return w.astype(np.complex64)
+
+
+def transmit(config, n_frames, rng):
+    """(wire frames complex64 [F, S], stream [F S])."""
+    builder = zakotfs.FrameBuilder(config)
+    frames = builder.build(zakotfs.random_bits(config, n_frames, rng))
+    return frames, frames.reshape(-1)
+
+
+def push_pieces(acq, stream, rng, max_len):
+    """Push ``stream`` in random message sizes 1 .. max_len, then flush."""
+    out, i = [], 0
+    while i < stream.size:
+        k = int(rng.integers(1, max_len + 1))
+        out += acq.push(stream[i:i + k])
+        i += k
+    return out + acq.flush()
+
+
+def starts(found):
+    return [meta["start"] for _, meta in found]
+
+
+def check_frames_are_stream_slices(found, rx, config):
+    n = config.cp_len + config.MN
+    for frame, meta in found:
+        assert frame.dtype == np.complex64 and frame.shape == (n,)
+        assert np.all(np.isfinite(frame))
+        np.testing.assert_array_equal(frame, rx[meta["start"]:meta["start"] + n])
+
+
+# ---- AWGN, random offset, random message sizes ------------------------------------------------
+@pytest.mark.parametrize("name,seed", [("tiny", 1), ("tiny", 2), ("demo", 3)])
+def test_awgn_every_frame_exact(name, seed):
+    config = zakotfs.preset(name)
+    rng = np.random.default_rng(seed)
+    S, L, F, nv = config.samples_per_frame, config.preamble_len, 6, 0.1   # 10 dB
+    wire, tx = transmit(config, F, rng)
+    offset = int(rng.integers(1, S))
+    clean = np.concatenate([np.zeros(offset, np.complex64), tx])
+    rx = clean + noise(rng, clean.size, nv)
+    found = push_pieces(FrameAcquirer(config), rx, rng, max_len=3000)
+
+    assert starts(found) == [offset + f * S + L for f in range(F)]
+    assert [m["seq"] for _, m in found] == list(range(F))
+    assert all(m["lost_before"] == 0 for _, m in found)
+    check_frames_are_stream_slices(found, rx, config)
+    for f, (frame, meta) in enumerate(found):
+        # the transmitted CP + payload, up to the 10 dB noise (a 1-sample shift gives ~2)
+        assert np.mean(np.abs(frame - wire[f, L:]) ** 2) < 1.5 * nv
+        assert 0.8 < meta["metric"] <= 1.0
+
+
+def test_acquirer_stats_on_clean_run():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(5)
+    _, tx = transmit(config, 5, rng)
+    rx = np.concatenate([noise(rng, 777, 0.1), tx + noise(rng, tx.size, 0.1)])
+    acq = FrameAcquirer(config)
+    found = acq.push(rx) + acq.flush()
+    assert len(found) == 5
+    s = acq.stats
+    assert s["samples_in"] == rx.size
+    assert (s["frames_out"], s["frames_lost"], s["frames_bad"], s["resyncs"]) == (5, 0, 0, 0)
+    assert (s["acquisitions"], s["false_locks"]) == (1, 0)
+    assert (s["lock_checks"], s["timing_jumps"]) == (4, 0)
+
+
+# ---- multipath: align to the first path -----------------------------------------------------
+@pytest.mark.parametrize("taps", [
+    {0: 1.0, 3: 0.5j, 7: -0.3},          # first path strongest
+    {0: 0.6, 2: 1.0, 6: 0.35j},          # first path 4.4 dB weaker than the second
+])
+def test_multipath_start_on_first_path(taps):
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(11)
+    S, L, F, nv = config.samples_per_frame, config.preamble_len, 5, 0.1
+    h = np.zeros(max(taps) + 1, np.complex128)
+    for d, g in taps.items():
+        h[d] = g
+    h /= np.linalg.norm(h)
+    _, tx = transmit(config, F, rng)
+    offset = 1234
+    clean = np.convolve(np.concatenate([np.zeros(offset, np.complex64), tx]), h)
+    rx = (clean + noise(rng, clean.size, nv)).astype(np.complex64)
+    found = push_pieces(FrameAcquirer(config), rx, rng, max_len=5000)
+    assert starts(found) == [offset + f * S + L for f in range(F)]   # first path at delay 0
+    check_frames_are_stream_slices(found, rx, config)
+
+
+# ---- gaps, NaN, restart ---------------------------------------------------------------------
+def test_dropped_block_counts_lost_and_relocks():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(21)
+    S, L, F, nv = config.samples_per_frame, config.preamble_len, 8, 0.1
+    wire, tx = transmit(config, F, rng)
+    offset, gap, gap_at = 500, 700, 3 * S + L + 900       # inside frame 3's payload
+    clean = np.concatenate([np.zeros(offset, np.complex64), tx])
+    cut = offset + gap_at
+    rx = np.concatenate([clean[:cut], clean[cut + gap:]])
+    rx = rx + noise(rng, rx.size, nv)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=4000)
+
+    expected = ([offset + f * S + L for f in range(3)]
+                + [offset + f * S + L - gap for f in range(4, F)])
+    assert starts(found) == expected
+    assert [m["seq"] for _, m in found] == [0, 1, 2, 4, 5, 6, 7]
+    assert [m["lost_before"] for _, m in found] == [0, 0, 0, 1, 0, 0, 0]
+    s = acq.stats
+    assert (s["frames_lost"], s["resyncs"], s["frames_bad"], s["false_locks"]) == (1, 1, 0, 0)
+    check_frames_are_stream_slices(found, rx, config)
+    for frame, meta in found[3:]:
+        assert np.mean(np.abs(frame - wire[meta["seq"], L:]) ** 2) < 1.5 * nv
+
+
+def test_few_dropped_samples_stay_locked():
+    """A drop smaller than the tracking window: the damaged frame is dropped, no resync."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(22)
+    S, L, F = config.samples_per_frame, config.preamble_len, 6
+    _, tx = transmit(config, F, rng)
+    gap, cut = 5, 2 * S + L + 1000
+    rx = np.concatenate([tx[:cut], tx[cut + gap:]])
+    rx = rx + noise(rng, rx.size, 0.1)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=2500)
+    assert starts(found) == [L, S + L] + [f * S + L - gap for f in range(3, F)]
+    assert [m["seq"] for _, m in found] == [0, 1, 3, 4, 5]
+    s = acq.stats
+    assert (s["frames_lost"], s["timing_jumps"], s["resyncs"]) == (1, 1, 0)
+
+
+def test_one_sample_slip_between_frames_is_followed():
+    """A sample inserted before a preamble (clock drift): every frame kept, timing follows."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(24)
+    S, L, F = config.samples_per_frame, config.preamble_len, 6
+    _, tx = transmit(config, F, rng)
+    at = 3 * S                                   # just before frame 3's preamble
+    rx = np.concatenate([tx[:at], noise(rng, 1, 0.1), tx[at:]])
+    rx = rx + noise(rng, rx.size, 0.1)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=2500)
+    assert starts(found) == [f * S + L + (f >= 3) for f in range(F)]
+    assert acq.stats["frames_lost"] == 0 and acq.stats["timing_jumps"] == 0
+
+
+def test_flush_then_continue():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(25)
+    S, L = config.samples_per_frame, config.preamble_len
+    _, a = transmit(config, 2, rng)
+    _, b = transmit(config, 3, rng)
+    a = a + noise(rng, a.size, 0.1)
+    b = b + noise(rng, b.size, 0.1)
+    acq = FrameAcquirer(config)
+    first = acq.push(a) + acq.flush()
+    second = acq.push(b) + acq.flush()
+    assert starts(first) == [L, S + L]
+    assert starts(second) == [a.size + f * S + L for f in range(3)]
+    assert [m["seq"] for _, m in first + second] == [0, 1, 2, 3, 4]
+    assert acq.stats["frames_out"] == 5 and acq.stats["frames_lost"] == 0 and acq.flush() == []
+
+
+def test_large_gap_later_frames_exact():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(23)
+    S, L, F = config.samples_per_frame, config.preamble_len, 10
+    _, tx = transmit(config, F, rng)
+    cut, gap = 2 * S + L + 300, 5 * S // 2        # frame 2 damaged, 3 and 4 gone or damaged
+    rx = np.concatenate([tx[:cut], tx[cut + gap:]])
+    rx = rx + noise(rng, rx.size, 0.1)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=6000)
+    # intact after the gap: frames whose preamble starts at or after cut + gap in tx terms
+    first_after = math.ceil((cut + gap) / S)
+    assert starts(found) == [L, S + L] + [f * S + L - gap for f in range(first_after, F)]
+    seqs = [m["seq"] for _, m in found]
+    assert seqs[:2] == [0, 1] and np.all(np.diff(seqs) >= 1)
+    assert acq.stats["frames_lost"] >= 1 and acq.stats["resyncs"] == 1
+    assert found[2][1]["lost_before"] == seqs[2] - 2
+
+
+def test_nan_block_drops_one_frame():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(31)
+    S, L, F = config.samples_per_frame, config.preamble_len, 6
+    _, tx = transmit(config, F, rng)
+    rx = tx + noise(rng, tx.size, 0.1)
+    rx[2 * S + L + 400:2 * S + L + 450] = np.nan              # inside frame 2's payload
+    rx[2 * S + L + 460] = np.inf
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=3000)
+    assert starts(found) == [f * S + L for f in (0, 1, 3, 4, 5)]
+    assert [m["seq"] for _, m in found] == [0, 1, 3, 4, 5]
+    assert [m["lost_before"] for _, m in found] == [0, 0, 1, 0, 0]
+    s = acq.stats
+    assert (s["frames_bad"], s["frames_lost"], s["resyncs"]) == (1, 0, 0)
+    assert s["nonfinite_samples"] == 51
+    check_frames_are_stream_slices(found, rx, config)
+
+
+def test_nan_over_preamble_then_recovers():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(32)
+    S, L, F = config.samples_per_frame, config.preamble_len, 8
+    _, tx = transmit(config, F, rng)
+    rx = tx + noise(rng, tx.size, 0.1)
+    rx[4 * S - 10:4 * S + L + 10] = np.nan                    # frame 3's tail, frame 4's preamble
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=3000)
+    assert starts(found) == [f * S + L for f in (0, 1, 2, 5, 6, 7)]
+    assert [m["seq"] for _, m in found] == [0, 1, 2, 5, 6, 7]
+    assert found[3][1]["lost_before"] == 2
+    s = acq.stats
+    assert (s["frames_lost"], s["frames_bad"], s["resyncs"]) == (1, 1, 1)   # 4 lost, 3 bad
+    check_frames_are_stream_slices(found, rx, config)
+
+
+def test_sender_restart_relocks_without_garbage():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(41)
+    S, L = config.samples_per_frame, config.preamble_len
+    wire_a, a = transmit(config, 6, rng)
+    wire_b, b = transmit(config, 6, rng)
+    cut_a, cut_b = 3 * S + L + 555, S + 1500                  # mid-frame in both streams
+    rx = np.concatenate([a[:cut_a], b[cut_b:]])
+    rx = rx + noise(rng, rx.size, 0.1)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=2000)
+    shift = cut_a - cut_b
+    expected = [f * S + L for f in range(3)] + [f * S + L + shift for f in range(2, 6)]
+    assert starts(found) == expected
+    sent = [wire_a[f, L:] for f in range(3)] + [wire_b[f, L:] for f in range(2, 6)]
+    for (frame, _), ref in zip(found, sent):
+        assert np.mean(np.abs(frame - ref) ** 2) < 0.15
+    s = acq.stats
+    assert s["resyncs"] == 1 and s["frames_lost"] >= 1 and s["frames_out"] == 7
+    check_frames_are_stream_slices(found, rx, config)
+
+
+@pytest.mark.parametrize("after", ["zeros", "noise"])
+def test_burst_end_emits_last_frame(after):
+    """Two bursts separated by silence (or noise 10 dB down): every frame, no flush needed
+    for the first burst's last frame; a burst cut short by the sender loses its cut frame."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(26)
+    S, L = config.samples_per_frame, config.preamble_len
+    _, a = transmit(config, 3, rng)
+    _, b = transmit(config, 3, rng)
+    gap = 5000
+    cut = 2 * S + 1500                                       # the second burst stops mid-frame
+    rx = np.concatenate([a, np.zeros(gap, np.complex64), b[:cut], np.zeros(gap, np.complex64)])
+    if after == "noise":
+        rx = rx + noise(rng, rx.size, 0.1)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=3000)
+    b0 = a.size + gap
+    assert starts(found) == [f * S + L for f in range(3)] + [b0 + f * S + L for f in range(2)]
+    s = acq.stats
+    assert s["bursts_ended"] == 1 and s["resyncs"] == 1 and s["frames_lost"] >= 1
+    check_frames_are_stream_slices(found, rx, config)
+
+
+def test_noiseless_stream_after_silence_paper_preset():
+    """Paper grid, no noise: 1275-sample zero guards and a zero prefix (the energy floor and
+    first-path rule on |c|^2 keep the ZC partial-overlap sidelobes out); trailing zeros."""
+    config = zakotfs.preset("paper")
+    rng = np.random.default_rng(27)
+    S, L = config.samples_per_frame, config.preamble_len
+    _, tx = transmit(config, 2, rng)
+    offset = 12_345
+    rx = np.concatenate([np.zeros(offset, np.complex64), tx, np.zeros(3000, np.complex64)])
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=300_000)
+    assert starts(found) == [offset + L, offset + S + L]
+    assert acq.stats["false_locks"] == 0 and acq.stats["frames_lost"] == 0
+    check_frames_are_stream_slices(found, rx, config)
+
+
+# ---- false alarm --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tiny", "demo"])
+def test_pure_noise_gives_no_frames(name):
+    config = zakotfs.preset(name)
+    rng = np.random.default_rng(51)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, noise(rng, 400_000, 1.0), rng, max_len=20_000)
+    found += acq.push(np.zeros(50_000, np.complex64)) + acq.flush()   # silence: 0/0 is 0
+    assert found == []
+    s = acq.stats
+    assert s["frames_out"] == 0 and s["false_locks"] == s["acquisitions"] <= 1
+
+
+def test_false_locks_are_never_emitted():
+    """A threshold low enough to lock on noise several times: no lock is confirmed."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(54)
+    acq = FrameAcquirer(config, false_alarm=1e-5)
+    found = push_pieces(acq, noise(rng, 600_000, 1.0), rng, max_len=20_000)
+    s = acq.stats
+    assert found == [] and s["frames_out"] == 0
+    assert s["acquisitions"] >= 3 and s["false_locks"] == s["acquisitions"]
+    assert s["frames_lost"] == 0 and s["resyncs"] == 0
+
+
+def test_false_lock_before_a_frame_loses_nothing():
+    """Locked on noise just before the signal: the search resumes on the kept samples."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(55)
+    S, L = config.samples_per_frame, config.preamble_len
+    _, tx = transmit(config, 3, rng)
+    rx = np.concatenate([noise(rng, 1000, 0.1), tx + noise(rng, tx.size, 0.1)])
+    spike = np.zeros(rx.size, np.complex64)
+    spike[600:600 + L] = 3 * zakotfs.zadoff_chu(L)       # a strong fake preamble at 600
+    acq = FrameAcquirer(config)
+    found = acq.push(rx + spike) + acq.flush()
+    assert starts(found) == [1000 + f * S + L for f in range(3)]
+    assert acq.stats["false_locks"] == 1 and acq.stats["acquisitions"] == 2
+
+
+def test_metric_on_noise_follows_beta_law():
+    """The threshold rule: on white Gaussian noise P(rho > g) = (1 - g)^(L - 1)."""
+    config = zakotfs.preset("tiny")
+    L = config.preamble_len
+    rng = np.random.default_rng(52)
+    rho = preamble_metric(noise(rng, 300_000, 2.0), config)[L:-2 * L]
+    for p in (1e-1, 1e-2, 1e-3):
+        g = false_alarm_threshold(L, p)
+        assert math.isclose((1 - g) ** (L - 1), p, rel_tol=1e-9)
+        frac = np.mean(rho > g)
+        assert abs(frac - p) < 4 * math.sqrt(p / rho.size * 3) + 0.05 * p, (p, frac)
+
+
+def test_streaming_metric_matches_reference():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(53)
+    _, tx = transmit(config, 2, rng)
+    rx = np.concatenate([noise(rng, 300, 0.1), tx + noise(rng, tx.size, 0.1)])
+    ref = preamble_metric(rx, config)
+    acq = FrameAcquirer(config)
+    acq.push(rx)
+    got, _ = acq._range_metric(200, 2600)     # the direct correlator the tracker uses
+    np.testing.assert_allclose(got, ref[200:2600], rtol=1e-4, atol=1e-6)
+    assert int(np.argmax(ref)) in (300, 300 + config.samples_per_frame)
+
+
+# ---- message-size invariance ------------------------------------------------------------
+def test_one_sample_messages_identical_to_one_message():
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(61)
+    S, L = config.samples_per_frame, config.preamble_len
+    _, tx = transmit(config, 6, rng)
+    rx = np.concatenate([noise(rng, 321, 0.1), tx[:3 * S + 700], tx[3 * S + 1000:]])
+    rx[321:] += noise(rng, rx.size - 321, 0.1)
+    rx[S + 900:S + 910] = np.nan
+
+    runs = []
+    for sizes in ("one", "single", "random"):
+        acq = FrameAcquirer(config)
+        if sizes == "one":
+            found = acq.push(rx) + acq.flush()
+        elif sizes == "single":
+            found = [fm for x in rx for fm in acq.push(np.array([x], np.complex64))] + acq.flush()
+        else:
+            found = push_pieces(acq, rx, np.random.default_rng(7), max_len=777)
+        runs.append((found, acq.stats))
+    (ref, ref_stats) = runs[0]
+    assert len(ref) == 4 and ref_stats["frames_bad"] == 1 and ref_stats["frames_lost"] == 1
+    for found, stats in runs[1:]:
+        assert stats == ref_stats
+        assert [m for _, m in found] == [m for _, m in ref]
+        for (f1, _), (f2, _) in zip(found, ref):
+            np.testing.assert_array_equal(f1, f2)
+
+
+def test_cfo_estimate_and_timing():
+    config = zakotfs.preset("demo")
+    rng = np.random.default_rng(71)
+    S, L, F, cfo = config.samples_per_frame, config.preamble_len, 4, 20e3
+    _, tx = transmit(config, F, rng)
+    t = np.arange(tx.size)
+    rx = tx * np.exp(2j * np.pi * cfo * t / config.bandwidth) + noise(rng, tx.size, 0.01)
+    rx = rx.astype(np.complex64)
+    frames, metas = acquire(rx, config)
+    assert frames.shape == (F, config.cp_len + config.MN)
+    assert [m["start"] for m in metas] == [f * S + L for f in range(F)]
+    # 128-sample preamble at 20 dB: the estimate's standard deviation is ~ 400 Hz (the CRB)
+    assert all(abs(m["cfo_hz"] - cfo) < 1500 for m in metas)
+
+
+# ---- configuration, aligned replay, validation ------------------------------------------
+def test_no_preamble_is_a_clear_error():
+    config = zakotfs.preset("tiny", preamble_len=0)
+    with pytest.raises(ValueError, match="configure preamble_len > 0 or use file replay"):
+        FrameAcquirer(config)
+    assert "needs a preamble" in NO_PREAMBLE_MESSAGE
+
+
+@pytest.mark.parametrize("preamble_len", [0, 64])
+def test_split_aligned(preamble_len):
+    config = zakotfs.preset("tiny", preamble_len=preamble_len)
+    rng = np.random.default_rng(81)
+    wire, tx = transmit(config, 3, rng)
+    frames = split_aligned(np.concatenate([tx, tx[:17]]), config)   # tail ignored
+    assert frames.shape == (3, config.cp_len + config.MN) and frames.dtype == np.complex64
+    np.testing.assert_array_equal(frames, wire[:, preamble_len:])
+
+
+def test_memory_bound_two_frames():
+    for name in ("demo", "paper"):
+        config = zakotfs.preset(name)
+        acq = FrameAcquirer(config)
+        assert acq.capacity <= 2.2 * config.samples_per_frame
+    tiny = zakotfs.preset("tiny")
+    assert FrameAcquirer(tiny).capacity <= 2.3 * tiny.samples_per_frame
+
+
+def test_validation():
+    config = zakotfs.preset("tiny")
+    with pytest.raises(ValueError, match="threshold"):
+        FrameAcquirer(config, threshold=1.5)
+    with pytest.raises(ValueError, match="search"):
+        FrameAcquirer(config, search=-1)
+    with pytest.raises(ValueError, match="block"):
+        FrameAcquirer(config, block=1000)
+    with pytest.raises(TypeError, match="config"):
+        FrameAcquirer({"M": 64})
+    acq = FrameAcquirer(config)
+    with pytest.raises(ValueError, match="1-D"):
+        acq.push(np.zeros((2, 3), np.complex64))
+    with pytest.raises(TypeError, match="complex64"):
+        acq.push(np.zeros(3, np.int32))
+    assert acq.push(np.zeros(0, np.complex64)) == []
+    with pytest.raises(ValueError, match="false_alarm"):
+        false_alarm_threshold(64, 0.0)

@@ -1,0 +1,216 @@
+"""Latency-deadline benchmark: does a grid fit in real time on this machine?
+
+For one configuration and backend it prepares distinct received frames (Veh-A through the
+sample-level emulator), then times the receiver frame by frame (samples in host memory ->
+bits and LLRs in host memory): end-to-end and per-stage latency percentiles, misses of the
+deadline (one frame's air time, (preamble + CP + MN) / B), and the batched throughput.
+
+Baselines, run in the same process on the same frames:
+
+* ``scipy-sparse-cg``: the paper's explicit sparse DD channel matrix (CSR, from the
+  ``paper`` estimator's thresholded h_eff) solved by ``scipy.sparse.linalg.cg`` on the
+  LMMSE normal equations with its own convergence test; the straightforward CPU reference.
+* on a GPU, the same with ``cupyx.scipy.sparse`` (cuSPARSE), the paper-style GPU baseline.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .channel_operator import ChannelOperator
+from .config import FrameConfig
+from .estimation import PaperEstimator
+from .frame import FrameBuilder, random_bits
+from .receiver import Receiver
+
+__all__ = ["BenchFrames", "make_frames", "time_receiver", "time_sparse_baseline", "percentiles",
+           "dd_sparse_matrix", "run_metadata", "write_json"]
+
+
+def percentiles(samples_s) -> dict:
+    """Latency percentiles in microseconds: p50, p99, p999, max, mean."""
+    us = np.asarray(samples_s, dtype=float) * 1e6
+    if us.size == 0:
+        return {"p50": None, "p99": None, "p999": None, "max": None, "mean": None}
+    p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
+    return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(us.max()),
+            "mean": float(us.mean())}
+
+
+@dataclass
+class BenchFrames:
+    frames: np.ndarray        # complex64 [K, cp_len + MN]
+    bits: np.ndarray          # uint8 [K, bits_per_frame]
+    noise_var: float
+
+
+def make_frames(config: FrameConfig, n_distinct: int, *, snr_db: float = 20.0,
+                nu_max_hz: float = 815.0, seed: int = 0) -> BenchFrames:
+    """``n_distinct`` received frames: Veh-A (single Doppler per path) at ``nu_max_hz``."""
+    from channel_models.emulator import ChannelEmulator
+    from channel_models.paths import draw_paths
+    from channel_models.profiles import load_profile
+
+    rng = np.random.default_rng(seed)
+    bits = random_bits(config, n_distinct, rng)
+    tx = FrameBuilder(config).stream(bits)
+    em = ChannelEmulator(draw_paths(load_profile("veh-a"), nu_max_hz, rng), config.bandwidth,
+                         snr_db=snr_db, seed=seed)
+    rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(n_distinct, -1)
+    return BenchFrames(np.ascontiguousarray(rx[:, config.preamble_len:]), bits, 10 ** (-snr_db / 10))
+
+
+def time_receiver(receiver: Receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3,
+                  batch: int = 1, progress=None) -> dict:
+    """Process ``n_frames`` frames (cycling through the distinct ones) in batches of ``batch``.
+
+    Returns latency percentiles per batch (end to end and per stage, microseconds), the
+    deadline misses, throughput and the BER of the timed frames.
+    """
+    config = receiver.config
+    deadline_s = config.wire_time * batch
+    K = data.frames.shape[0]
+    for i in range(warmup):
+        receiver.process(data.frames[[(i + j) % K for j in range(batch)]])
+    total, stages, errors, bits = [], {}, 0, 0
+    n_batches = max(1, n_frames // batch)
+    started = time.perf_counter()
+    for i in range(n_batches):
+        idx = [(i * batch + j) % K for j in range(batch)]
+        t0 = time.perf_counter()
+        result = receiver.process(data.frames[idx])
+        total.append(time.perf_counter() - t0)
+        for name, seconds in result.stage_s.items():
+            stages.setdefault(name, []).append(seconds)
+        errors += int(np.count_nonzero(result.bits != data.bits[idx]))
+        bits += result.bits.size
+        if progress:
+            progress(i + 1, n_batches)
+    wall = time.perf_counter() - started
+    latency = percentiles(total)
+    return {
+        "frames": n_batches * batch, "batch": batch,
+        "latency_us": latency,
+        "stages": {name: percentiles(v) for name, v in stages.items()},
+        "deadline_us": deadline_s * 1e6,
+        "deadline_misses": int(np.count_nonzero(np.asarray(total) > deadline_s)),
+        "throughput_mbps": bits / wall / 1e6,
+        "bits": bits, "bit_errors": errors, "ber": errors / bits if bits else None,
+    }
+
+
+def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse):
+    """The paper's explicit DD channel matrix (CSR) for one frame's thresholded h_eff:
+
+        y[k, l] = sum_{d,m} h[d,m] e^{j2pi m (k-d)/MN} x_qp[k-d, l-m],
+        x_qp[k - d, l'] = e^{-j2pi l'/N ... } wrap: k - d < 0 -> x[k - d + M, l'] e^{-j2pi l'/N},
+
+    rows and columns indexed k N + l. ``sparse`` is ``scipy.sparse`` or ``cupyx.scipy.sparse``.
+    """
+    M, N, MN = config.M, config.N, config.MN
+    d_idx, m_idx = np.nonzero(h)
+    k = np.arange(M)[:, None]
+    l = np.arange(N)[None, :]
+    rows, cols, vals = [], [], []
+    for i, j in zip(d_idx, m_idx):
+        d, m = int(delays[i]), int(dopplers[j])
+        src_k = k - d
+        wrap = np.floor_divide(src_k, M)                       # -1 where k - d < 0
+        src_l = (l - m) % N
+        phase = np.exp(2j * np.pi * m * (k - d) / MN) * np.exp(2j * np.pi * wrap * src_l / N)
+        rows.append((k * N + l).ravel())
+        cols.append(((src_k % M) * N + src_l).ravel())
+        vals.append((h[i, j] * phase).ravel())
+    rows = np.concatenate(rows) if rows else np.zeros(0, int)
+    cols = np.concatenate(cols) if cols else np.zeros(0, int)
+    vals = np.concatenate(vals) if vals else np.zeros(0, complex)
+    return sparse.csr_matrix(sparse.coo_matrix((vals.astype(np.complex64), (rows, cols)), shape=(MN, MN)))
+
+
+def time_sparse_baseline(config: FrameConfig, data: BenchFrames, n_frames: int, *, gpu: bool = False,
+                         rtol: float = 1e-3, maxiter: int = 200) -> dict:
+    """The paper-style baseline on the same frames: DD read-off -> CSR matrix -> CG with a
+    convergence check on (H^H H + N0 I) x = H^H y. Timed from host samples to host symbols."""
+    if gpu:
+        import cupy as xp
+        import cupyx.scipy.sparse as sparse
+        import cupyx.scipy.sparse.linalg as splinalg
+    else:
+        import scipy.sparse as sparse
+        import scipy.sparse.linalg as splinalg
+        xp = np
+    from .zak_transform import zak
+
+    estimator = PaperEstimator(config)
+    pilot = np.zeros((config.M, config.N), np.complex64)
+    pilot[config.pilot_k, config.pilot_l] = config.pilot_amplitude
+    times, iterations = [], []
+    for i in range(n_frames):
+        frame = data.frames[i % data.frames.shape[0]]
+        t0 = time.perf_counter()
+        r = frame[None, config.cp_len:].astype(np.complex64)
+        y = zak(r, config.M, config.N)[0]
+        est_h = np.asarray(estimator.read_off(r)[0][0])
+        H = dd_sparse_matrix(config, est_h, estimator.delays, estimator.dopplers, sparse)
+        y_dev = xp.asarray((y - (H @ pilot.ravel()).reshape(config.M, config.N)).ravel())
+        gram = H.conj().T @ H + float(data.noise_var) * sparse.identity(config.MN, dtype=np.complex64, format="csr")
+        count = [0]
+        x, _ = splinalg.cg(gram, H.conj().T @ y_dev, rtol=rtol, maxiter=maxiter,
+                           callback=lambda _: count.__setitem__(0, count[0] + 1))
+        if gpu:
+            xp.asarray(x).get()
+        times.append(time.perf_counter() - t0)
+        iterations.append(count[0])
+    return {"latency_us": percentiles(times), "frames": n_frames,
+            "cg_iterations": {"mean": float(np.mean(iterations)), "max": int(np.max(iterations))}}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_metadata(argv=None, backend=None) -> dict:
+    """Date (UTC), git commit (+dirty flag), host, CPU count, library versions, device."""
+    import numba
+    import scipy
+
+    meta = {
+        "command": " ".join(argv) if argv else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__},
+    }
+    if backend is not None:
+        meta["backend"] = backend.name
+        meta["device"] = backend.device
+        if backend.name == "gpu":
+            import cupy
+
+            meta["versions"]["cupy"] = cupy.__version__
+            meta["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+            meta["cuda_driver"] = cupy.cuda.runtime.driverGetVersion()
+    return meta
+
+
+def write_json(path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")

@@ -1,0 +1,583 @@
+"""``zakotfs``: demo, tx, channel, rx, bench (see ``shared/spec/interfaces.md``).
+
+Every command prints one clear line and exits with status 2 on a bad argument or
+configuration; Ctrl-C stops cleanly and still writes the report and flushes files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+
+import numpy as np
+
+from dsp_kernels import BackendError, get_backend
+
+from .config import PRESETS, FrameConfig, design, parse_grid, preset
+from .frame import FrameBuilder, random_bits
+from .receiver import ESTIMATORS, Receiver
+
+__all__ = ["main"]
+
+log = logging.getLogger("zakotfs")
+
+
+class UsageError(Exception):
+    """A bad argument: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------
+# options
+def _frame_options(p: argparse.ArgumentParser, *, default_preset: str | None = "demo") -> None:
+    g = p.add_argument_group("frame configuration")
+    g.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
+                   help=f"named configuration (default {default_preset})")
+    g.add_argument("--grid", help="MxN, e.g. 16384x32 (guard, CP and preamble sized for Veh-A)")
+    g.add_argument("--bandwidth", type=float, help="Hz (default with --grid: M x 15 kHz)")
+    g.add_argument("--mod", choices=["qpsk", "16qam", "64qam", "256qam"])
+
+
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="auto = GPU when one works, else CPU (and say which)")
+
+
+def _receiver_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("receiver")
+    g.add_argument("--estimator", default="accurate", choices=[e for e in ESTIMATORS if e != "perfect"])
+    g.add_argument("--cg-iterations", type=int, default=12)
+    g.add_argument("--max-doppler-hz", type=float, default=1000.0)
+    g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
+
+
+def _channel_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("channel")
+    g.add_argument("--profile", default="veh-a", help="veh-a, veh-b, ped-a, ped-b, epa, eva, etu or a JSON file")
+    g.add_argument("--speed-kmh", type=float, default=220.0)
+    g.add_argument("--fc", type=float, default=4e9, help="carrier frequency in Hz")
+    g.add_argument("--doppler-hz", type=float, help="nu_max directly (overrides speed and fc)")
+    g.add_argument("--doppler-model", default="single", choices=["single", "jakes"])
+    g.add_argument("--gain-model", default="rayleigh", choices=["rayleigh", "fixed"])
+    g.add_argument("--snr", type=float, default=25.0, help="data Es/N0 in dB")
+    g.add_argument("--cfo-hz", type=float, default=0.0)
+    g.add_argument("--timing-offset", type=float, default=0.0, help="samples (fractional)")
+    g.add_argument("--seed", type=int, default=1)
+
+
+def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
+    """The frame configuration from --preset/--grid/--bandwidth/--mod (a file's own wins)."""
+    if stored is not None:
+        if args.grid or args.bandwidth or args.mod:
+            log.warning("the input carries its frame configuration; --grid/--bandwidth/--mod ignored")
+        return stored
+    mod = args.mod
+    if args.grid or args.bandwidth:
+        base = preset(args.preset) if args.preset else None
+        M, N = parse_grid(args.grid) if args.grid else (base.M, base.N)
+        return design(M, N, args.bandwidth, mod or (base.modulation if base else "16qam"))
+    config = preset(args.preset or "demo")
+    return config.replace(modulation=mod) if mod else config
+
+
+def make_receiver(args, config: FrameConfig) -> Receiver:
+    return Receiver(config, backend=args.backend, estimator=args.estimator,
+                    cg_iterations=args.cg_iterations, max_doppler_hz=args.max_doppler_hz)
+
+
+def make_channel(args, config: FrameConfig, xp=np):
+    from channel_models.emulator import ChannelEmulator
+    from channel_models.paths import draw_paths
+    from channel_models.profiles import doppler_from_speed, load_profile
+
+    nu_max = args.doppler_hz if args.doppler_hz is not None else doppler_from_speed(args.speed_kmh, args.fc)
+    if nu_max < 0:
+        raise UsageError(f"--doppler-hz must be >= 0, got {nu_max}")
+    paths = draw_paths(load_profile(args.profile), nu_max, np.random.default_rng(args.seed),
+                       doppler_model=args.doppler_model, gain_model=args.gain_model)
+    return ChannelEmulator(paths, config.bandwidth, snr_db=args.snr, seed=args.seed,
+                           cfo_hz=args.cfo_hz, timing_offset=args.timing_offset, xp=xp), nu_max
+
+
+# ---------------------------------------------------------------------------------------
+# the receiving loop shared by demo and rx
+class RxSession:
+    """Acquired frames -> receiver -> BER against truth (aligned on the first frame), report."""
+
+    def __init__(self, config: FrameConfig, receiver: Receiver, truth_bits=None, sink=None):
+        self.config, self.receiver, self.truth, self.sink = config, receiver, truth_bits, sink
+        self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
+        self.invalid = 0
+        self.truth_offset = None
+        self.stage_s: dict = {}
+        self.started = time.perf_counter()
+        self.busy_s = 0.0
+
+    def _align(self, seq: int, bits: np.ndarray) -> None:
+        """Truth row of the first decoded frame: the closest in Hamming distance."""
+        distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
+        self.truth_offset = int(np.argmin(distance)) - seq
+
+    def process(self, frames: list[tuple[np.ndarray, dict]]) -> None:
+        if not frames:
+            return
+        t0 = time.perf_counter()
+        result = self.receiver.process(np.stack([f for f, _ in frames]))
+        elapsed = time.perf_counter() - t0
+        self.busy_s += elapsed
+        for name, seconds in result.stage_s.items():
+            self.stage_s.setdefault(name, []).append(seconds / len(frames))
+        for i, (_, meta) in enumerate(frames):
+            self.latency.append(elapsed / len(frames))
+            self.frames += 1
+            self.lost += int(meta.get("lost_before", 0))
+            self.invalid += int(not result.valid[i])
+            if self.truth is not None and result.valid[i]:
+                if self.truth_offset is None:
+                    self._align(meta["seq"], result.bits[i])
+                row = meta["seq"] + self.truth_offset
+                if 0 <= row < self.truth.shape[0]:
+                    self.bits += result.bits.shape[1]
+                    self.errors += int(np.count_nonzero(result.bits[i] != self.truth[row]))
+        if self.sink is not None:
+            self.sink(result, [m for _, m in frames])
+
+    def report(self, extra: dict | None = None) -> dict:
+        from .benchmark import percentiles
+
+        deadline = self.config.wire_time
+        wall = time.perf_counter() - self.started
+        be = self.receiver.backend
+        out = {
+            "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
+            "bits": self.bits if self.truth is not None else self.frames * self.config.bits_per_frame,
+            "bit_errors": self.errors if self.truth is not None else None,
+            "ber": (self.errors / self.bits if self.bits else None) if self.truth is not None else None,
+            "latency_us": percentiles(self.latency),
+            "deadline_us": deadline * 1e6,
+            "deadline_misses": int(np.count_nonzero(np.asarray(self.latency) > deadline)),
+            "throughput_mbps": self.frames * self.config.bits_per_frame / max(wall, 1e-9) / 1e6,
+            "receiver_throughput_mbps": self.frames * self.config.bits_per_frame / max(self.busy_s, 1e-9) / 1e6,
+            "stages": {k: percentiles(v) for k, v in self.stage_s.items()},
+            "backend": be.name, "device": be.device, "estimator": self.receiver.estimator_name,
+            "config": self.config.to_dict(),
+        }
+        out.update(extra or {})
+        return out
+
+
+def print_summary(report: dict, file=sys.stdout) -> None:
+    c = report["config"]
+    lat = report["latency_us"]
+    ber = "n/a (no truth)" if report["ber"] is None else f"{report['ber']:.3e} ({report['bit_errors']} / {report['bits']} bits)"
+    lines = [
+        f"zakotfs: {c['name']} grid {c['M']}x{c['N']}, {c['bandwidth'] / 1e6:g} MHz, {c['modulation']}, "
+        f"estimator {report['estimator']}, backend {report['backend']} ({report['device']})",
+        f"  frames {report['frames']} decoded, {report['frames_lost']} lost, {report.get('frames_invalid', 0)} invalid",
+        f"  BER {ber}",
+        f"  latency per frame (us): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  "
+        f"max {lat['max']:.0f}  (deadline {report['deadline_us']:.0f}, missed {report['deadline_misses']})"
+        if lat["p50"] is not None else "  latency: no frames",
+        f"  throughput {report['throughput_mbps']:.2f} Mbps decoded over wall time "
+        f"(receiver alone {report['receiver_throughput_mbps']:.2f} Mbps; the link carries "
+        f"{report.get('link_mbps', float('nan')):.2f} Mbps)",
+    ]
+    if "channel" in report:
+        ch = report["channel"]
+        lines.insert(1, f"  channel {ch['profile']}, nu_max {ch['nu_max_hz']:.0f} Hz "
+                        f"({ch['doppler_bins']:.2f} Doppler bins), Es/N0 {ch['snr_db']:g} dB")
+    print("\n".join(lines), file=file)
+
+
+# ---------------------------------------------------------------------------------------
+# commands
+def cmd_demo(args) -> int:
+    """Transmitter -> Vehicular-A sample-level channel -> acquisition -> receiver, in one process."""
+    from streaming.acquisition import FrameAcquirer
+
+    config = resolve_config(args)
+    receiver = make_receiver(args, config)
+    emulator, nu_max = make_channel(args, config)
+    rng = np.random.default_rng(args.seed)
+    bits = random_bits(config, args.frames, rng)
+    stream = FrameBuilder(config).stream(bits)
+    lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
+    stream = np.concatenate([np.zeros(lead, np.complex64), stream])
+    acquirer = FrameAcquirer(config)
+    session = RxSession(config, receiver, truth_bits=bits)
+    chunk = 8191                                                  # gr-zeromq's typical message size
+    pending: list = []
+    try:
+        for start in range(0, stream.size + chunk, chunk):
+            rx = emulator.process(stream[start:start + chunk]) if start < stream.size else emulator.flush()
+            pending += acquirer.push(rx)
+            if start >= stream.size:
+                pending += acquirer.flush()
+            while len(pending) >= args.batch or (pending and start >= stream.size):
+                session.process(pending[:args.batch])
+                pending = pending[args.batch:]
+                if not args.json:
+                    _progress(session, args.frames)
+    except KeyboardInterrupt:
+        print("\ninterrupted: reporting what was decoded", file=sys.stderr)
+    if not args.json:
+        print(file=sys.stderr)
+    report = session.report({
+        "channel": {"profile": args.profile, "nu_max_hz": nu_max, "doppler_bins": nu_max * config.frame_time,
+                    "snr_db": args.snr, "doppler_model": args.doppler_model, "seed": args.seed},
+        "acquisition": acquirer.stats,
+        "link_mbps": config.throughput_wire_bps / 1e6,
+    })
+    report["frames_lost"] = args.frames - report["frames"]            # sent but not decoded
+    _emit(report, args)
+    return 0
+
+
+def _progress(session: RxSession, total: int | None) -> None:
+    """frames/s, lost, BER so far: one refreshed line on a terminal, every 50 frames otherwise."""
+    tty = sys.stderr.isatty()
+    if not tty and session.frames % 50:
+        return
+    elapsed = time.perf_counter() - session.started
+    ber = f"{session.errors / session.bits:.2e}" if session.bits else "-"
+    of = f"/{total}" if total else ""
+    print(f"{chr(13) if tty else ''}  {session.frames}{of} frames, {session.frames / max(elapsed, 1e-9):.1f} "
+          f"frames/s, lost {session.lost}, BER so far {ber}   ", end="" if tty else "\n",
+          file=sys.stderr, flush=True)
+
+
+def _emit(report: dict, args) -> None:
+    if getattr(args, "report", None):
+        from pathlib import Path
+
+        Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if getattr(args, "json", False):
+        print(json.dumps(report, indent=2, default=float))
+    else:
+        print_summary(report)
+
+
+def _is_endpoint(text: str) -> bool:
+    return text.startswith(("tcp://", "ipc://", "inproc://"))
+
+
+def _sample_sink(target: str, config: FrameConfig, args):
+    """(write(samples), close()) for an .h5 / .sigmf-meta file or a ZeroMQ endpoint."""
+    if _is_endpoint(target):
+        from streaming.zmq_io import IQSink
+
+        sink = IQSink(target, args.pattern, bind=True, pass_tags=args.pass_tags)
+        return sink.send, sink.close, sink
+    if target.endswith((".h5", ".hdf5")):
+        from streaming.files import IQWriter
+
+        writer = IQWriter(target, config)
+        return writer.write, writer.close, writer
+    if target.endswith((".sigmf-meta", ".sigmf-data")):
+        from streaming.files import SigMFWriter
+
+        writer = SigMFWriter(target, config)
+        return writer.write, writer.close, writer
+    raise UsageError(f"--out {target!r}: expected FILE.h5, FILE.sigmf-meta or a tcp:// / ipc:// endpoint")
+
+
+def cmd_tx(args) -> int:
+    """Random payload frames to a file or a ZeroMQ endpoint; payload bits to /truth."""
+    config = resolve_config(args)
+    bits = random_bits(config, args.frames, np.random.default_rng(args.seed))
+    stream = FrameBuilder(config).stream(bits)
+    write, close, obj = _sample_sink(args.out, config, args)
+    if hasattr(obj, "write_truth_bits"):
+        obj.write_truth_bits(bits)
+    elif args.truth:
+        from streaming.files import IQWriter
+
+        with IQWriter(args.truth, config) as truth:
+            truth.write_truth_bits(bits)
+    if _is_endpoint(args.out):
+        time.sleep(args.connect_wait)                          # let subscribers connect (PUB)
+    rng = np.random.default_rng(args.seed + 1)
+    period = args.message_size / config.bandwidth
+    t_next = time.perf_counter()
+    try:
+        start = 0
+        while start < stream.size:
+            n = int(rng.integers(1, 2 * args.message_size)) if args.random_sizes else args.message_size
+            write(stream[start:start + n])
+            start += n
+            if args.realtime:
+                t_next += n / config.bandwidth
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+            elif _is_endpoint(args.out) and args.rate_limit:
+                time.sleep(period * args.rate_limit)
+    except KeyboardInterrupt:
+        print("interrupted: closing the output", file=sys.stderr)
+    finally:
+        close()
+    print(f"zakotfs tx: {args.frames} frames ({stream.size} samples, {config.summary()}) -> {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def _open_input(target: str, config: FrameConfig | None, args):
+    from streaming.files import open_source
+
+    if _is_endpoint(target):
+        return open_source(target, config=config, pattern=args.pattern, timeout_ms=100)
+    return open_source(target, config=config, realtime=getattr(args, "realtime", False))
+
+
+def cmd_channel(args) -> int:
+    """The channel emulator as a stage: file or ZeroMQ in, file or ZeroMQ out."""
+    source = _open_input(args.input, None, args)
+    config = source.config if source.config is not None else resolve_config(args)
+    emulator, nu_max = make_channel(args, config)
+    write, close, obj = _sample_sink(args.out, config, args)
+    idle_since = time.monotonic()
+    try:
+        while True:
+            samples = source.read()
+            if samples is None:
+                if source.eof or time.monotonic() - idle_since > args.idle_timeout:
+                    break
+                continue
+            idle_since = time.monotonic()
+            out = emulator.process(samples)
+            if out.size:
+                write(out)
+        write(emulator.flush())
+    except KeyboardInterrupt:
+        print("interrupted: flushing the output", file=sys.stderr)
+    finally:
+        truth = getattr(source, "truth_bits", None)
+        if truth is not None and hasattr(obj, "write_truth_bits"):
+            obj.write_truth_bits(truth)
+        close()
+        source.close()
+    print(f"zakotfs channel: {args.profile}, nu_max {nu_max:.0f} Hz, Es/N0 {args.snr:g} dB -> {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def _result_sink(target: str | None, config: FrameConfig):
+    if target is None:
+        return None, lambda: None
+    if _is_endpoint(target):
+        from streaming.zmq_io import ResultPublisher
+
+        pub = ResultPublisher(target, "pub", payload="both")
+        return pub, pub.close
+    if target.endswith((".h5", ".hdf5")):
+        import h5py
+
+        f = h5py.File(target, "w")
+        f.attrs["zakotfs_config"] = config.to_json()
+        bits = f.create_dataset("bits", (0, config.bits_per_frame), maxshape=(None, config.bits_per_frame),
+                                dtype=np.uint8, chunks=(1, config.bits_per_frame))
+        llr = f.create_dataset("llr", (0, config.bits_per_frame), maxshape=(None, config.bits_per_frame),
+                               dtype=np.float32, chunks=(1, config.bits_per_frame))
+        seq = f.create_dataset("seq", (0,), maxshape=(None,), dtype=np.int64)
+
+        def write(result, metas):
+            n = bits.shape[0]
+            for dset, rows in ((bits, result.bits), (llr, result.llr), (seq, [m["seq"] for m in metas])):
+                dset.resize(n + len(rows), axis=0)
+                dset[n:] = rows
+        return write, f.close
+    raise UsageError(f"--out {target!r}: expected FILE.h5 or a tcp:// / ipc:// endpoint")
+
+
+def cmd_rx(args) -> int:
+    """The receiver on a file or a ZeroMQ stream."""
+    from streaming.acquisition import FrameAcquirer
+
+    source = _open_input(args.input, None, args)
+    config = resolve_config(args, source.config)
+    truth = None
+    if args.truth:
+        from streaming.files import IQReader
+
+        reader = IQReader(args.truth)
+        truth = reader.truth_bits
+        reader.close()
+        if truth is None:
+            raise UsageError(f"--truth {args.truth}: the file has no /truth/bits")
+    elif getattr(source, "truth_bits", None) is not None:
+        truth = source.truth_bits
+    receiver = make_receiver(args, config)
+    sink, close_sink = _result_sink(args.out, config)
+    acquirer = FrameAcquirer(config)
+    session = RxSession(config, receiver, truth_bits=truth, sink=sink)
+    idle_since = time.monotonic()
+    pending: list = []
+    stopped = False
+
+    def stop(*_):
+        nonlocal stopped
+        stopped = True
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopped and (args.frames is None or session.frames < args.frames):
+            samples = source.read()
+            if samples is None:
+                if source.eof:
+                    pending += acquirer.flush()
+                    break
+                if time.monotonic() - idle_since > args.idle_timeout:
+                    log.warning("no samples for %.1f s: stopping", args.idle_timeout)
+                    pending += acquirer.flush()
+                    break
+                continue
+            idle_since = time.monotonic()
+            pending += acquirer.push(samples)
+            while len(pending) >= args.batch:
+                session.process(pending[:args.batch])
+                pending = pending[args.batch:]
+                if not args.json:
+                    _progress(session, args.frames)
+        if pending and (args.frames is None or session.frames < args.frames):
+            session.process(pending[:None if args.frames is None else args.frames - session.frames])
+    except KeyboardInterrupt:
+        print("\ninterrupted: writing the report", file=sys.stderr)
+    finally:
+        close_sink()
+        source.close()
+    if not args.json:
+        print(file=sys.stderr)
+    report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
+                             "link_mbps": config.throughput_wire_bps / 1e6})
+    _emit(report, args)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """The latency-deadline benchmark on one configuration (see ``bench/latency.py`` for sweeps)."""
+    from .benchmark import make_frames, time_receiver, time_sparse_baseline
+
+    config = resolve_config(args)
+    receiver = make_receiver(args, config)
+    data = make_frames(config, min(args.frames, 8), snr_db=args.snr, nu_max_hz=args.doppler_hz)
+    done = [0]
+
+    def progress(i, n):
+        if not args.quiet and (i == n or i - done[0] >= max(1, n // 20)):
+            done[0] = i
+            print(f"\r  {i}/{n} batches", end="", file=sys.stderr, flush=True)
+    result = time_receiver(receiver, data, args.frames, batch=args.batch, progress=progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
+                  estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
+                  frames_lost=0, channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
+    if args.baseline:
+        result["baselines"] = {"scipy-sparse-cg": time_sparse_baseline(config, data, args.baseline)}
+        if receiver.backend.name == "gpu":
+            result["baselines"]["cusparse-cg"] = time_sparse_baseline(config, data, args.baseline, gpu=True)
+        ours = result["latency_us"]["p50"]
+        result["speedup_p50"] = {k: v["latency_us"]["p50"] / ours for k, v in result["baselines"].items()}
+    from .benchmark import run_metadata, write_json
+
+    result.update(run_metadata(sys.argv, receiver.backend))
+    if args.json:
+        write_json(args.json, result)
+    lat = result["latency_us"]
+    print(f"zakotfs bench: {config.summary()}\n  backend {result['backend']} ({result['device']}), "
+          f"batch {args.batch}: latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f}, p99.9 {lat['p999']:.0f}, "
+          f"max {lat['max']:.0f}; deadline {result['deadline_us']:.0f} us, missed {result['deadline_misses']}"
+          f"/{result['frames'] // args.batch}; {result['throughput_mbps']:.2f} Mbps; BER {result['ber']:.2e}")
+    for name, b in result.get("baselines", {}).items():
+        print(f"  baseline {name}: p50 {b['latency_us']['p50']:.0f} us "
+              f"({result['speedup_p50'][name]:.1f}x ours), CG iterations {b['cg_iterations']['mean']:.1f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="tx -> Vehicular-A channel -> rx in one process, on the embedded default")
+    _frame_options(p)
+    _backend_option(p)
+    _receiver_options(p)
+    _channel_options(p)
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
+    p.add_argument("--report", help="also write the JSON report to this file")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("tx", help="generate frames to a file or a ZeroMQ endpoint")
+    _frame_options(p)
+    p.add_argument("--out", required=True, help="FILE.h5, FILE.sigmf-meta or tcp://HOST:PORT")
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truth", help="with a non-HDF5 --out: write /truth/bits to this FILE.h5")
+    p.add_argument("--pattern", default="pub", choices=["pub", "push"])
+    p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers (stream offset)")
+    p.add_argument("--message-size", type=int, default=8191)
+    p.add_argument("--random-sizes", action="store_true", help="message sizes uniform in [1, 2 x message-size)")
+    p.add_argument("--realtime", action="store_true", help="pace at the sample rate")
+    p.add_argument("--rate-limit", type=float, default=0.0,
+                   help="ZeroMQ: sleep this fraction of each message's air time (0: as fast as possible)")
+    p.add_argument("--connect-wait", type=float, default=0.5, help="seconds to wait for ZeroMQ peers")
+    p.set_defaults(func=cmd_tx)
+
+    p = sub.add_parser("channel", help="the channel emulator as a stage")
+    _frame_options(p, default_preset=None)
+    _channel_options(p)
+    p.add_argument("--in", dest="input", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--pattern", default="pub", choices=["pub", "push", "sub", "pull"],
+                   help="ZeroMQ pattern of the output (pub/push); input uses sub unless pull is given")
+    p.add_argument("--pass-tags", action="store_true")
+    p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without input before stopping")
+    p.set_defaults(func=cmd_channel)
+
+    p = sub.add_parser("rx", help="the receiver on a file or a ZeroMQ stream")
+    _frame_options(p, default_preset=None)
+    _backend_option(p)
+    _receiver_options(p)
+    p.add_argument("--in", dest="input", required=True)
+    p.add_argument("--truth", help="FILE.h5 with /truth/bits, for BER")
+    p.add_argument("--report", help="JSON report file")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--out", help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")
+    p.add_argument("--pattern", default="sub", choices=["sub", "pull"])
+    p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
+    p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without samples before stopping")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rx)
+
+    p = sub.add_parser("bench", help="latency-deadline benchmark")
+    _frame_options(p, default_preset="demo")
+    _backend_option(p)
+    _receiver_options(p)
+    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--snr", type=float, default=20.0)
+    p.add_argument("--doppler-hz", type=float, default=815.0)
+    p.add_argument("--baseline", type=int, default=0, metavar="FRAMES",
+                   help="also time the sparse-matrix CG baselines on this many frames")
+    p.add_argument("--json", help="write the JSON result here")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="zakotfs: %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, TypeError, BackendError, OSError) as exc:
+        if args.verbose:
+            raise
+        print(f"zakotfs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
