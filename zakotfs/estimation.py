@@ -174,6 +174,7 @@ class AccurateEstimator:
         self.taus = np.arange(-t_neg, t_pos + 1).astype(float)
         self.n_atoms = min(n_atoms, self.taus.size)
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
+        self.edge = 2.0
 
     def _atoms(self, delays, xp):
         """complex [..., W, J]: periodic-sinc atoms at ``delays`` [..., J] on the tap window."""
@@ -185,7 +186,9 @@ class AccurateEstimator:
 
         Joint OMP: pick the tap of largest residual energy, refine its delay on the fine
         grid by the matched-filter score sum_p |a^H R_p|^2 / |a|^2, refit all atoms by least
-        squares. An atom whose score is within the noise (chi-square with 2P degrees of
+        squares. Delays stay ``edge`` samples inside the window: an atom centred at its edge
+        is half unobserved, so a small residual there buys it a large, unconstrained
+        amplitude (measured: a spurious path of 0.05 power, operator NMSE -13 dB). An atom whose score is within the noise (chi-square with 2P degrees of
         freedom, maximised over the window: t = P + 4 sqrt(P) + 2 ln W times the coefficient
         variance) switches that frame's fit off for the rest of the loop: inactive atoms are
         held at zero by a large ridge, so noise never enters as pairs of close atoms with
@@ -201,9 +204,10 @@ class AccurateEstimator:
         taus = xp.asarray(self.taus)
         offsets = xp.asarray(self.offsets)
         floor = (P + 4 * np.sqrt(P) + 2 * np.log(W)) * coeff_var                          # [F]
+        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         for _ in range(self.n_atoms):
             peak = xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)                 # [F]
-            candidates = taus[peak][:, None] + offsets[None, :]                         # [F, K]
+            candidates = xp.clip(taus[peak][:, None] + offsets[None, :], lo, hi)        # [F, K]
             cand_atoms = self._atoms(candidates, xp)                                    # [F, W, K]
             score = (xp.abs(xp.einsum("fwk,fwp->fkp", cand_atoms.conj(), residual)) ** 2).sum(-1)
             score = score / (xp.abs(cand_atoms) ** 2).sum(1)

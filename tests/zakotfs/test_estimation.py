@@ -1,0 +1,43 @@
+import numpy as np
+
+from zakotfs import FrameConfig, preset
+from zakotfs.estimation import AccurateEstimator, PaperEstimator, guard_noise_variance, pilot_snapshots
+
+
+def test_paper_readoff_reproduces_golden_heff(vectors):
+    """PaperEstimator.read_off on the golden pilot-only frame = heff_pilot_only (spec formula)."""
+    v = vectors["frame_ongrid"]
+    c = FrameConfig(M=int(v["M"]), N=int(v["N"]), bandwidth=1e6, modulation="qpsk", cp_len=int(v["cp"]),
+                    guard_neg=int(v["g_neg"]), guard_pos=int(v["g_pos"]), max_delay=0,
+                    pilot_k=int(v["kp"]), pilot_l=int(v["lp"]), pilot_amplitude=float(v["pilot"].real))
+    est = PaperEstimator(c, max_doppler_hz=1e9, threshold=0.0)          # all N Dopplers, no threshold
+    h, _ = est.read_off(v["rx_pilot_only"][None, c.cp_len:])
+    for i, d in enumerate(v["heff_delays"]):
+        for j, m in enumerate(v["heff_dopplers"]):
+            if d in est.delays:
+                got = h[0, list(est.delays).index(d), list(est.dopplers).index(m)]
+                assert abs(got - v["heff_pilot_only"][i, j]) < 1e-12, (d, m)
+
+
+def test_noise_variance_estimates_on_pure_noise(rng):
+    c = preset("demo")
+    n0 = 0.05
+    r = np.sqrt(n0 / 2) * (rng.standard_normal((4, c.MN)) + 1j * rng.standard_normal((4, c.MN)))
+    guard = guard_noise_variance(c, pilot_snapshots(c, r))
+    accurate = AccurateEstimator(c)(r).noise_var
+    for estimate in (guard, accurate):
+        assert np.all(np.abs(np.asarray(estimate) / n0 - 1) < 0.15), estimate
+
+
+def test_delay_atoms_stay_inside_the_window(rng):
+    """Regression: residual energy at the window edge must not buy a half-observed atom."""
+    c = preset("demo")
+    est = AccurateEstimator(c)
+    W, P = est.taus.size, est.P
+    coeffs = 1e-3 * (rng.standard_normal((2, W, P)) + 1j * rng.standard_normal((2, W, P)))
+    coeffs[:, -1, :] += 0.2                                             # energy on the last tap
+    coeffs[:, 12, 0] += 1.0                                             # a path at delay 0
+    amplitudes, delays, active = est.fit_delays(coeffs, np.full(2, 1e-6))
+    kept = delays[active]
+    assert np.all(kept >= est.taus[0] + est.edge) and np.all(kept <= est.taus[-1] - est.edge)
+    assert np.any(np.abs(kept) < 1e-9)                                  # the real path is found
