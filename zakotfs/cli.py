@@ -198,8 +198,8 @@ def cmd_demo(args) -> int:
     from streaming.acquisition import FrameAcquirer
 
     config = resolve_config(args)
-    receiver = make_receiver(args, config)
     emulator, nu_max = make_channel(args, config)
+    receiver = make_receiver(args, config)
     rng = np.random.default_rng(args.seed)
     bits = random_bits(config, args.frames, rng)
     stream = FrameBuilder(config).stream(bits)
@@ -263,12 +263,12 @@ def _is_endpoint(text: str) -> bool:
     return text.startswith(("tcp://", "ipc://", "inproc://"))
 
 
-def _sample_sink(target: str, config: FrameConfig, args):
-    """(write(samples), close()) for an .h5 / .sigmf-meta file or a ZeroMQ endpoint."""
+def _sample_sink(target: str, config: FrameConfig, pattern: str = "pub", pass_tags: bool = False):
+    """(write(samples), close(), object) for an .h5 / .sigmf-meta file or a ZeroMQ endpoint."""
     if _is_endpoint(target):
         from streaming.zmq_io import IQSink
 
-        sink = IQSink(target, args.pattern, bind=True, pass_tags=args.pass_tags)
+        sink = IQSink(target, pattern, bind=True, pass_tags=pass_tags)
         return sink.send, sink.close, sink
     if target.endswith((".h5", ".hdf5")):
         from streaming.files import IQWriter
@@ -288,7 +288,7 @@ def cmd_tx(args) -> int:
     config = resolve_config(args)
     bits = random_bits(config, args.frames, np.random.default_rng(args.seed))
     stream = FrameBuilder(config).stream(bits)
-    write, close, obj = _sample_sink(args.out, config, args)
+    write, close, obj = _sample_sink(args.out, config, args.pattern, args.pass_tags)
     if hasattr(obj, "write_truth_bits"):
         obj.write_truth_bits(bits)
     elif args.truth:
@@ -321,21 +321,22 @@ def cmd_tx(args) -> int:
     return 0
 
 
-def _open_input(target: str, config: FrameConfig | None, args):
+def _open_input(target: str, config: FrameConfig | None, args, pattern: str = "sub"):
     from streaming.files import open_source
 
     if _is_endpoint(target):
-        return open_source(target, config=config, pattern=args.pattern, timeout_ms=100)
+        return open_source(target, config=config, pattern=pattern, timeout_ms=100)
     return open_source(target, config=config, realtime=getattr(args, "realtime", False))
 
 
 def cmd_channel(args) -> int:
     """The channel emulator as a stage: file or ZeroMQ in, file or ZeroMQ out."""
-    source = _open_input(args.input, None, args)
+    source = _open_input(args.input, None, args, args.in_pattern)
     config = source.config if source.config is not None else resolve_config(args)
     emulator, nu_max = make_channel(args, config)
-    write, close, obj = _sample_sink(args.out, config, args)
+    write, close, obj = _sample_sink(args.out, config, args.out_pattern, args.pass_tags)
     idle_since = time.monotonic()
+    n_in = 0
     try:
         while True:
             samples = source.read()
@@ -344,6 +345,7 @@ def cmd_channel(args) -> int:
                     break
                 continue
             idle_since = time.monotonic()
+            n_in += samples.size
             out = emulator.process(samples)
             if out.size:
                 write(out)
@@ -354,6 +356,10 @@ def cmd_channel(args) -> int:
         truth = getattr(source, "truth_bits", None)
         if truth is not None and hasattr(obj, "write_truth_bits"):
             obj.write_truth_bits(truth)
+        if hasattr(obj, "write_channel_truth"):         # perfect CSI per frame (stream from frame 0)
+            spf = config.samples_per_frame
+            obj.write_channel_truth([emulator.frame_paths(f * spf + config.preamble_len + config.cp_len).to_dict()
+                                     for f in range(n_in // spf)])
         close()
         source.close()
     print(f"zakotfs channel: {args.profile}, nu_max {nu_max:.0f} Hz, Es/N0 {args.snr:g} dB -> {args.out}",
@@ -393,7 +399,7 @@ def cmd_rx(args) -> int:
     """The receiver on a file or a ZeroMQ stream."""
     from streaming.acquisition import FrameAcquirer
 
-    source = _open_input(args.input, None, args)
+    source = _open_input(args.input, None, args, args.pattern)
     config = resolve_config(args, source.config)
     truth = None
     if args.truth:
@@ -410,6 +416,11 @@ def cmd_rx(args) -> int:
     sink, close_sink = _result_sink(args.out, config)
     acquirer = FrameAcquirer(config)
     session = RxSession(config, receiver, truth_bits=truth, sink=sink)
+    record = None
+    if args.record:
+        from streaming.files import IQWriter
+
+        record = IQWriter(args.record, config)
     idle_since = time.monotonic()
     pending: list = []
     stopped = False
@@ -431,6 +442,8 @@ def cmd_rx(args) -> int:
                     break
                 continue
             idle_since = time.monotonic()
+            if record is not None:
+                record.write(samples)
             pending += acquirer.push(samples)
             while len(pending) >= args.batch:
                 session.process(pending[:args.batch])
@@ -444,6 +457,8 @@ def cmd_rx(args) -> int:
     finally:
         close_sink()
         source.close()
+        if record is not None:
+            record.close()
     if not args.json:
         print(file=sys.stderr)
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
@@ -530,9 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     _channel_options(p)
     p.add_argument("--in", dest="input", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--pattern", default="pub", choices=["pub", "push", "sub", "pull"],
-                   help="ZeroMQ pattern of the output (pub/push); input uses sub unless pull is given")
-    p.add_argument("--pass-tags", action="store_true")
+    p.add_argument("--in-pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
+    p.add_argument("--out-pattern", default="pub", choices=["pub", "push"], help="ZeroMQ output pattern")
+    p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers on the output")
     p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without input before stopping")
     p.set_defaults(func=cmd_channel)
 
@@ -545,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="JSON report file")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--out", help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")
-    p.add_argument("--pattern", default="sub", choices=["sub", "pull"])
+    p.add_argument("--pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
+    p.add_argument("--record", help="also record the incoming samples to FILE.h5 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
     p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without samples before stopping")
     p.add_argument("--json", action="store_true")

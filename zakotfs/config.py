@@ -265,6 +265,10 @@ def design(M: int, N: int, bandwidth: float | None = None, modulation: str = "16
     max_delay = math.ceil(delay_spread_s * bandwidth)
     margin = max(16, max_delay // 30) if margin is None else margin
     guard = max_delay + margin
+    if 2 * guard + 1 >= M:
+        raise ValueError(f"grid M={M} is too small for a {delay_spread_s * 1e6:g} us delay spread at "
+                         f"{bandwidth / 1e6:g} MHz: the guard needs {2 * guard + 1} of the M delay bins "
+                         f"(lower --bandwidth or raise M)")
     params = dict(M=M, N=N, bandwidth=float(bandwidth), modulation=modulation,
                   cp_len=-(-guard // 16) * 16, guard_neg=guard, guard_pos=guard,
                   max_delay=max_delay, preamble_len=256 if M * N >= 1 << 18 else 128, name=name)
