@@ -36,7 +36,7 @@ from dsp_kernels import fft, xp_of
 from .channel_operator import ChannelOperator, fractional_delay_response
 from .config import FrameConfig
 
-__all__ = ["ChannelEstimate", "pilot_snapshots", "PaperEstimator", "AccurateEstimator",
+__all__ = ["ChannelEstimate", "pilot_snapshots", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
            "periodic_sinc", "dpss_basis"]
 
 
@@ -56,13 +56,22 @@ def _snapshot_index(config: FrameConfig) -> np.ndarray:
     return config.pilot_k + taus[:, None] + config.M * np.arange(config.N)[None, :]
 
 
+class SnapshotReader:
+    """Precomputed gather of the pilot snapshots z[tau, n] (module doc) for one backend."""
+
+    def __init__(self, config: FrameConfig, xp=np, dtype=np.complex128):
+        self.index = xp.asarray(_snapshot_index(config))
+        derotate = np.exp(-2j * np.pi * np.arange(config.N) * config.pilot_l / config.N)
+        self.scale = xp.asarray(derotate * np.sqrt(config.N) / config.pilot_amplitude, dtype=dtype)
+
+    def __call__(self, r):
+        """complex [F, MN] received frame (CP removed) -> complex [F, W, N]."""
+        return r[..., self.index] * self.scale
+
+
 def pilot_snapshots(config: FrameConfig, r):
     """complex [F, MN] received frame (CP removed) -> complex [F, W, N] snapshots z[tau, n]."""
-    xp = xp_of(r)
-    idx = xp.asarray(_snapshot_index(config))
-    derotate = xp.exp(-2j * np.pi * xp.arange(config.N) * config.pilot_l / config.N)
-    scale = np.sqrt(config.N) / config.pilot_amplitude
-    return r[..., idx] * (derotate * scale).astype(r.dtype)
+    return SnapshotReader(config, xp_of(r), r.dtype)(r)
 
 
 def guard_noise_variance(config: FrameConfig, z):
@@ -116,24 +125,27 @@ class PaperEstimator:
         Cells with |h_eff|^2 < threshold * N0 / a_p^2 are set to zero.
     """
 
-    def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, threshold: float = 9.0):
+    def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, threshold: float = 9.0,
+                 *, xp=np, dtype=np.complex128):
         self.config = config
         self.threshold = threshold
+        self.snapshots = SnapshotReader(config, xp, dtype)
         m_max = min(int(np.ceil(max_doppler_hz * config.frame_time)) + 1, config.N // 2)
         self.dopplers = np.arange(-m_max, m_max + 1) if 2 * m_max + 1 <= config.N \
             else np.arange(-(config.N // 2), config.N - config.N // 2)
         t_neg, t_pos = config.tap_window
         self.delays = np.arange(-t_neg, t_pos + 1)
+        self._bins = xp.asarray(self.dopplers % config.N)
+        self._twist = xp.asarray(np.exp(-2j * np.pi * self.dopplers * config.pilot_k / config.MN), dtype=dtype)
 
     def read_off(self, r):
         """complex [F, MN] -> (h_eff [F, D, P] thresholded, N0 [F]) for ``self.delays`` x
         ``self.dopplers``."""
         c, xp = self.config, xp_of(r)
-        z = pilot_snapshots(c, r)
+        z = self.snapshots(r)
         noise_var = guard_noise_variance(c, z)
         dd = fft(z, axis=-1) / c.N                                        # [F, W, N], bin m mod N
-        twist = xp.exp(-2j * np.pi * xp.asarray(self.dopplers) * c.pilot_k / c.MN)
-        h = dd[..., xp.asarray(self.dopplers % c.N)] * twist.astype(dd.dtype)    # [F, W, P]
+        h = dd[..., self._bins] * self._twist                              # [F, W, P]
         floor = self.threshold * noise_var / c.pilot_amplitude ** 2
         return xp.where(xp.abs(h) ** 2 >= floor[:, None, None], h, 0), noise_var
 
@@ -160,8 +172,10 @@ class AccurateEstimator:
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, n_atoms: int = 16,
-                 delay_resolution: int = 32):
+                 delay_resolution: int = 32, *, xp=np, dtype=np.complex128):
         self.config = c = config
+        self.xp = xp
+        self.snapshots = SnapshotReader(c, xp, dtype)
         nw = max_doppler_hz * c.frame_time
         self.P = min(int(np.ceil(2 * nw)) + 3, c.N - 1)
         self.basis = dpss_basis(c.MN, nw, self.P)                               # [P, L]
@@ -175,10 +189,16 @@ class AccurateEstimator:
         self.n_atoms = min(n_atoms, self.taus.size)
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
         self.edge = 2.0
+        # the same constants on the backend, once
+        self._pinv = xp.asarray(self.pinv, dtype=dtype)
+        self._sampled = xp.asarray(sampled, dtype=dtype)
+        self._basis = xp.asarray(self.basis, dtype=dtype)
+        self._taus = xp.asarray(self.taus)
+        self._offsets = xp.asarray(self.offsets)
 
     def _atoms(self, delays, xp):
         """complex [..., W, J]: periodic-sinc atoms at ``delays`` [..., J] on the tap window."""
-        return periodic_sinc(xp.asarray(self.taus)[:, None] - delays[..., None, :], self.config.MN, xp)
+        return periodic_sinc(self._taus[:, None] - delays[..., None, :], self.config.MN, xp)
 
     def fit_delays(self, coeffs, coeff_var):
         """complex [F, W, P] tap coefficients, their noise variance [F]
@@ -201,8 +221,7 @@ class AccurateEstimator:
         active = xp.ones((F, 0), dtype=bool)
         residual = coeffs
         amplitudes = None
-        taus = xp.asarray(self.taus)
-        offsets = xp.asarray(self.offsets)
+        taus, offsets = self._taus, self._offsets
         floor = (P + 4 * np.sqrt(P) + 2 * np.log(W)) * coeff_var                          # [F]
         lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         for _ in range(self.n_atoms):
@@ -232,14 +251,13 @@ class AccurateEstimator:
     def __call__(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate."""
         c, xp = self.config, xp_of(r)
-        z = pilot_snapshots(c, r)                                                      # [F, W, N]
-        coeffs = xp.einsum("wpn,fwn->fwp", xp.asarray(self.pinv).astype(z.dtype), z)  # [F, W, P]
+        z = self.snapshots(r)                                                          # [F, W, N]
+        coeffs = xp.einsum("wpn,fwn->fwp", self._pinv, z)                              # [F, W, P]
         # snapshot noise from the DPSS fit residual (W (N - P) degrees of freedom)
-        fitted = xp.einsum("wnp,fwp->fwn", xp.asarray(self.sampled).astype(z.dtype), coeffs)
+        fitted = xp.einsum("wnp,fwp->fwn", self._sampled, coeffs)
         W, N = z.shape[-2:]
         snap_var = (xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))  # [F]
         amplitudes, delays, active = self.fit_delays(coeffs, snap_var * self.coeff_gain)
-        basis = xp.asarray(self.basis).astype(z.dtype)
-        op = ChannelOperator.from_delay_doppler_atoms(c.MN, basis, amplitudes, delays)
+        op = ChannelOperator.from_delay_doppler_atoms(c.MN, self._basis, amplitudes, delays)
         noise_var = snap_var * c.pilot_amplitude ** 2 / c.N
         return ChannelEstimate(op, noise_var, active.sum(-1))

@@ -17,7 +17,7 @@ from .channel_operator import ChannelOperator
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
-from .frame import extract_data, pilot_grid
+from .frame import pilot_grid
 from .modulation import constellation
 from .zak_transform import inverse_zak, zak
 
@@ -78,10 +78,11 @@ class Receiver:
         self.segments = default_segments(config.MN, sum(config.tap_window) + 1,
                                          max_doppler_hz * config.frame_time)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
+        self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
-            self.estimator = PaperEstimator(config, max_doppler_hz)
+            self.estimator = PaperEstimator(config, max_doppler_hz, xp=xp, dtype=self.dtype)
         elif estimator == "accurate":
-            self.estimator = AccurateEstimator(config, max_doppler_hz)
+            self.estimator = AccurateEstimator(config, max_doppler_hz, xp=xp, dtype=self.dtype)
         else:
             self.estimator = None
 
@@ -132,7 +133,7 @@ class Receiver:
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
             sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments)
             mu = xp.clip(lmmse_bias(operator, n0), 1e-6, 1 - 1e-6)
-            x = extract_data(c, zak(sol.s, c.M, c.N)) / mu[:, None]
+            x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual
 
         x, mu, residual = self._timed(stages, "equalize", equalize, r)
