@@ -76,9 +76,13 @@ def main(argv=None) -> int:
     ap.add_argument("--min-frames", type=int, default=24)
     ap.add_argument("--min-errors", type=int, default=300)
     ap.add_argument("--max-frames", type=int, default=40)
-    ap.add_argument("--cg-iterations", type=int, default=12)
+    ap.add_argument("--cg-iterations", type=int, default=None, help="default: the receiver's, by modulation")
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from --out")
     ap.add_argument("--out", default="bench/results/ber_curves.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        plot(json.loads(open(args.out).read()), args.out.replace(".json", ".png"))
+        return 0
     default_snr = {"qpsk": (4, 22, 2), "16qam": (10, 30, 2), "64qam": (16, 36, 2), "256qam": (22, 42, 2)}
     report = run_metadata(sys.argv)
     report.update(curves=[], preset=args.preset)
@@ -126,14 +130,14 @@ def plot(report, path):
 
     mods = list(dict.fromkeys(c["modulation"] for c in report["curves"]))
     fig, axes = plt.subplots(1, len(mods), figsize=(5.5 * len(mods), 4.5), squeeze=False)
-    styles = {"perfect": "k-", "accurate": "C0-", "paper": "C3-"}
+    colours = {"perfect": "k", "accurate": "C0", "paper": "C3"}
     for ax, mod in zip(axes[0], mods):
-        for curve in (c for c in report["curves"] if c["modulation"] == mod):
-            dash = "" if curve is next(c for c in report["curves"] if c["modulation"] == mod) else "--"
+        curves = [c for c in report["curves"] if c["modulation"] == mod]
+        for k, curve in enumerate(curves):
             snr = [p["snr_db"] for p in curve["points"]]
             for name in ESTIMATORS:
-                ber = [max(p["ber"][name], 1e-7) for p in curve["points"]]
-                ax.semilogy(snr, ber, styles[name] + dash, marker="o", ms=3,
+                ber = [p["ber"][name] if p["ber"][name] > 0 else np.nan for p in curve["points"]]
+                ax.semilogy(snr, ber, color=colours[name], linestyle="-" if k == 0 else "--", marker="o", ms=3,
                             label=f"{name}, {curve['doppler_bins']:g} bins")
         theory = next(c for c in report["curves"] if c["modulation"] == mod)["awgn"]
         ax.semilogy([float(s) for s in theory], list(theory.values()), "g:", label="AWGN theory")

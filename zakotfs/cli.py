@@ -48,7 +48,7 @@ def _backend_option(p: argparse.ArgumentParser) -> None:
 def _receiver_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("receiver")
     g.add_argument("--estimator", default="accurate", choices=[e for e in ESTIMATORS if e != "perfect"])
-    g.add_argument("--cg-iterations", type=int, default=12)
+    g.add_argument("--cg-iterations", type=int, help="fixed CG iterations (default by modulation: 8/12/24/32)")
     g.add_argument("--max-doppler-hz", type=float, default=1000.0)
     g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
 

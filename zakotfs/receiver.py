@@ -21,9 +21,14 @@ from .frame import pilot_grid
 from .modulation import constellation
 from .zak_transform import inverse_zak, zak
 
-__all__ = ["Receiver", "RxResult", "ESTIMATORS"]
+__all__ = ["Receiver", "RxResult", "ESTIMATORS", "CG_ITERATIONS"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
+
+CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
+"""Default CG iterations: higher orders work at higher SNR, where CG converges more slowly
+(measured, Veh-A at 1.74 Doppler bins, perfect CSI: 64QAM at 32 dB has BER 7.0e-3 after 12
+iterations, 5.2e-3 after 24, 4.4e-3 converged)."""
 
 
 @dataclass
@@ -51,18 +56,20 @@ class Receiver:
         ``perfect`` takes the true operator and noise variance passed to ``process``.
     max_doppler_hz : float
         Largest Doppler the estimator is designed for.
-    cg_iterations : int
-        Fixed CG iteration count. Measured on Veh-A at 1.74 Doppler bins (demo grid, perfect
+    cg_iterations : int or None
+        Fixed CG iteration count (None: ``CG_ITERATIONS`` for the modulation). Measured on Veh-A at 1.74 Doppler bins (demo grid, perfect
         CSI, data MSE above the converged LMMSE): 4 -> +0.57 dB, 8 -> +0.12 dB, 16 -> +0.02 dB
         at 20 dB SNR; 8 -> +0.89 dB, 16 -> +0.10 dB at 25 dB.
     dtype : complex64 (real-time default) or complex128
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
-                 max_doppler_hz: float = 1000.0, cg_iterations: int = 12,
+                 max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
                  dtype=np.complex64, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if cg_iterations is None:
+            cg_iterations = CG_ITERATIONS[config.modulation]
         if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
             raise ValueError(f"cg_iterations must be a non-negative integer, got {cg_iterations!r}")
         if config.tap_window[0] < 1:
