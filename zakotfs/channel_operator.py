@@ -36,7 +36,7 @@ from .config import FrameConfig
 __all__ = ["ChannelOperator", "fractional_delay_response", "doppler_exponentials"]
 
 
-def fractional_delay_response(delays, L: int, xp=np):
+def fractional_delay_response(delays, L: int, xp=np, dtype=np.complex128):
     """complex [..., L]: exp(-j 2 pi f d / L) for DFT index f in fftfreq order, and
     cos(pi d) at the Nyquist bin f = L/2 of an even L.
 
@@ -44,9 +44,10 @@ def fractional_delay_response(delays, L: int, xp=np):
     interpolation of real signals splits the Nyquist bin evenly between +-L/2); d of shape
     [...]. For integer d it is an exact circular shift.
     """
-    d = xp.asarray(delays)[..., None]
-    f = xp.fft.fftfreq(L, d=1.0 / L)
-    ramp = xp.exp(-2j * np.pi * d * f / L)
+    real = np.dtype(dtype).type(0).real.dtype
+    d = xp.asarray(delays, dtype=real)[..., None]
+    f = xp.fft.fftfreq(L, d=1.0 / L).astype(real)
+    ramp = xp.exp((-2j * np.pi / L) * (d * f)).astype(dtype)
     if L % 2 == 0:
         ramp[..., L // 2] = xp.cos(np.pi * d[..., 0])
     return ramp
@@ -110,7 +111,8 @@ class ChannelOperator:
         return xp.einsum("fps,fpk->fsk", basis_t, self.taps_fft[..., ::step])
 
     def astype(self, dtype) -> "ChannelOperator":
-        return ChannelOperator(self.basis.astype(dtype), self.taps_fft.astype(dtype))
+        """The operator in ``dtype`` (no copy where it already is)."""
+        return ChannelOperator(self.basis.astype(dtype, copy=False), self.taps_fft.astype(dtype, copy=False))
 
     # ---- constructors ---------------------------------------------------------------
     @classmethod
@@ -143,7 +145,7 @@ class ChannelOperator:
         C_p(f) = sum_j a_{jp} exp(-j2pi f delta_j / L).
         """
         xp = xp_of(amplitudes)
-        ramps = fractional_delay_response(delays, L, xp).astype(amplitudes.dtype)   # [F, J, L]
+        ramps = fractional_delay_response(delays, L, xp, amplitudes.dtype)          # [F, J, L]
         taps_fft = xp.einsum("...jp,...jf->...pf", amplitudes, ramps)
         return cls(basis, taps_fft)
 

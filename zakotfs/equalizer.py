@@ -48,7 +48,7 @@ def default_segments(L: int, taps: int, doppler_bins: float) -> int:
     circular edges) and by (2 pi nu_max 2h / B)^2 (Doppler inside it); h is the power of two
     nearest sqrt(taps L / nu_max T) / 2, which balances the two (at least 2 windows)."""
     h = 2 ** int(np.round(np.log2(max(np.sqrt(taps * L / max(doppler_bins, 0.1)) / 2, 1))))
-    while L % h or L // h < 2:
+    while h > 1 and (L % (2 * h) or L // h < 2):
         h //= 2
     return L // h
 
@@ -77,13 +77,13 @@ def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int):
     """
     xp = xp_of(op.taps_fft)
     F, L = op.taps_fft.shape[0], op.L
-    if L % segments or (L // segments) < 1:
-        raise ValueError(f"segments={segments} must divide the frame length L={L}")
     h = L // segments
+    if L % segments or L % (2 * h):
+        raise ValueError(f"segments={segments}: both L/S and 2L/S must divide the frame length L={L}")
     centres = xp.arange(segments) * h + h
-    response = op.local_response(centres % L, 2 * h) if 2 * h <= L else None
-    if response is None:
+    if 2 * h > L:
         raise ValueError(f"segments={segments} is too few: windows of 2L/S exceed L={L}")
+    response = op.local_response(centres % L, 2 * h)
     n0 = xp.asarray(noise_var)[:, None, None]
     inverse = (1.0 / (xp.abs(response) ** 2 + n0)).astype(op.taps_fft.real.dtype)   # [F, S, 2h]
     window = xp.sin(np.pi * (xp.arange(2 * h) + 0.5) / (2 * h)).astype(op.taps_fft.real.dtype)

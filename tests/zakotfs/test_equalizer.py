@@ -76,3 +76,11 @@ def test_guard_prior_loss_against_masked_dense_lmmse(small_frame):
     print(f"guard fraction {1 - c.n_data / c.MN:.2f}: unit-prior loss {loss_db:.2f} dB")
     assert 0 <= loss_db < 0.5
     assert np.all((mu > 0) & (mu < 1))
+
+
+@pytest.mark.parametrize("L,taps,bins", [(1600, 30, 1.0), (16384, 64, 1.74), (524288, 638, 1.74), (6144, 20, 0.5)])
+def test_default_segments_tile_the_frame(L, taps, bins):
+    """Regression: windows of 2h must tile the frame (MN = 1600 once gave 25 windows of 2h = 128)."""
+    S = default_segments(L, taps, bins)
+    h = L // S
+    assert L % S == 0 and L % (2 * h) == 0 and S >= 2

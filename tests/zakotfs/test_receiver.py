@@ -92,7 +92,9 @@ def test_bad_input_is_a_clear_error_and_nan_frames_are_flagged():
     with pytest.raises(ValueError, match="estimator must be one of"):
         Receiver(c, backend="cpu", estimator="magic")
     frames = FrameBuilder(c).build(random_bits(c, 2, np.random.default_rng(0)))[:, c.preamble_len:].copy()
-    frames[1, 5] = np.nan
+    frames[0, 5] = np.inf                    # in the CP: discarded, the frame stays valid
+    frames[1, c.cp_len + 5] = np.nan         # in the payload: the frame is erased
     result = rx.process(frames)
     assert result.valid.tolist() == [True, False]
+    assert np.all(result.llr[1] == 0)
     assert np.all(np.isfinite(result.llr))
