@@ -288,6 +288,10 @@ def cmd_tx(args) -> int:
     config = resolve_config(args)
     bits = random_bits(config, args.frames, np.random.default_rng(args.seed))
     stream = FrameBuilder(config).stream(bits)
+    if args.lead_samples:                   # the receiver then starts at an arbitrary sample
+        lead_rng = np.random.default_rng(args.seed + 2)
+        lead = 0.03 * (lead_rng.standard_normal(args.lead_samples) + 1j * lead_rng.standard_normal(args.lead_samples))
+        stream = np.concatenate([lead.astype(np.complex64), stream])
     write, close, obj = _sample_sink(args.out, config, args.pattern, args.pass_tags)
     if hasattr(obj, "write_truth_bits"):
         obj.write_truth_bits(bits)
@@ -538,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=float, default=0.0,
                    help="ZeroMQ: sleep this fraction of each message's air time (0: as fast as possible)")
     p.add_argument("--connect-wait", type=float, default=0.5, help="seconds to wait for ZeroMQ peers")
+    p.add_argument("--lead-samples", type=int, default=0, help="low-level noise samples before the first frame")
     p.set_defaults(func=cmd_tx)
 
     p = sub.add_parser("channel", help="the channel emulator as a stage")
