@@ -106,8 +106,9 @@ def make_channel(args, config: FrameConfig, xp=np):
 class RxSession:
     """Acquired frames -> receiver -> BER against truth (aligned on the first frame), report."""
 
-    def __init__(self, config: FrameConfig, receiver: Receiver, truth_bits=None, sink=None):
+    def __init__(self, config: FrameConfig, receiver: Receiver, truth_bits=None, sink=None, truth_path=None):
         self.config, self.receiver, self.truth, self.sink = config, receiver, truth_bits, sink
+        self.truth_path = truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
         self.truth_offset = None
@@ -120,9 +121,28 @@ class RxSession:
         distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
         self.truth_offset = int(np.argmin(distance)) - seq
 
+    def _load_truth(self) -> None:
+        """Read /truth/bits from ``truth_path`` once it exists (a transmitter started after the
+        receiver writes it only then)."""
+        from pathlib import Path
+
+        from streaming.files import IQReader
+
+        if self.truth is not None or self.truth_path is None or not Path(self.truth_path).exists():
+            return
+        try:
+            reader = IQReader(self.truth_path)
+        except OSError:                           # still being written
+            return
+        self.truth = reader.truth_bits
+        reader.close()
+        if self.truth is None:
+            raise UsageError(f"--truth {self.truth_path}: the file has no /truth/bits")
+
     def process(self, frames: list[tuple[np.ndarray, dict]]) -> None:
         if not frames:
             return
+        self._load_truth()
         t0 = time.perf_counter()
         result = self.receiver.process(np.stack([f for f, _ in frames]))
         elapsed = time.perf_counter() - t0
@@ -152,6 +172,7 @@ class RxSession:
         be = self.receiver.backend
         out = {
             "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
+            "truth": self.truth is not None,
             "bits": self.bits if self.truth is not None else self.frames * self.config.bits_per_frame,
             "bit_errors": self.errors if self.truth is not None else None,
             "ber": (self.errors / self.bits if self.bits else None) if self.truth is not None else None,
@@ -405,21 +426,11 @@ def cmd_rx(args) -> int:
 
     source = _open_input(args.input, None, args, args.pattern)
     config = resolve_config(args, source.config)
-    truth = None
-    if args.truth:
-        from streaming.files import IQReader
-
-        reader = IQReader(args.truth)
-        truth = reader.truth_bits
-        reader.close()
-        if truth is None:
-            raise UsageError(f"--truth {args.truth}: the file has no /truth/bits")
-    elif getattr(source, "truth_bits", None) is not None:
-        truth = source.truth_bits
+    truth = None if args.truth else getattr(source, "truth_bits", None)
     receiver = make_receiver(args, config)
     sink, close_sink = _result_sink(args.out, config)
     acquirer = FrameAcquirer(config)
-    session = RxSession(config, receiver, truth_bits=truth, sink=sink)
+    session = RxSession(config, receiver, truth_bits=truth, sink=sink, truth_path=args.truth)
     record = None
     if args.record:
         from streaming.files import IQWriter
@@ -561,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_option(p)
     _receiver_options(p)
     p.add_argument("--in", dest="input", required=True)
-    p.add_argument("--truth", help="FILE.h5 with /truth/bits, for BER")
+    p.add_argument("--truth", help="FILE.h5 with /truth/bits, for BER (read once it exists)")
     p.add_argument("--report", help="JSON report file")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--out", help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")

@@ -33,6 +33,7 @@ def test_demo_json_report(capsys):
     (["demo", "--profile", "nowhere"], "nowhere"),
     (["demo", "--doppler-hz", "-5"], "--doppler-hz must be >= 0"),
     (["rx", "--in", "missing.h5"], "missing.h5"),
+    (["rx", "--in", "missing.h5", "--truth", "t.h5"], "missing.h5"),
     (["tx", "--out", "file.txt"], "expected FILE.h5"),
 ])
 def test_bad_arguments_get_one_clear_line(capsys, argv, message):
