@@ -104,22 +104,19 @@ def make_channel(args, config: FrameConfig, xp=np):
 # ---------------------------------------------------------------------------------------
 # the receiving loop shared by demo and rx
 class RxSession:
-    """Acquired frames -> receiver -> BER against truth (aligned on the first frame), report."""
+    """The receiver's output side: BER against truth (aligned on the first frame), results to
+    a sink, the report. ``consume(result, metas)`` takes one batch; every meta carries ``seq``
+    and ``latency_us`` (per frame, ingest to bits)."""
 
-    def __init__(self, config: FrameConfig, receiver: Receiver, truth_bits=None, sink=None, truth_path=None):
-        self.config, self.receiver, self.truth, self.sink = config, receiver, truth_bits, sink
-        self.truth_path = truth_path
+    def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
+                 truth_path=None):
+        self.config, self.backend, self.estimator = config, backend, estimator
+        self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
         self.truth_offset = None
         self.stage_s: dict = {}
         self.started = time.perf_counter()
-        self.busy_s = 0.0
-
-    def _align(self, seq: int, bits: np.ndarray) -> None:
-        """Truth row of the first decoded frame: the closest in Hamming distance."""
-        distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
-        self.truth_offset = int(np.argmin(distance)) - seq
 
     def _load_truth(self) -> None:
         """Read /truth/bits from ``truth_path`` once it exists (a transmitter started after the
@@ -139,22 +136,24 @@ class RxSession:
         if self.truth is None:
             raise UsageError(f"--truth {self.truth_path}: the file has no /truth/bits")
 
-    def process(self, frames: list[tuple[np.ndarray, dict]]) -> None:
-        if not frames:
-            return
+    def _align(self, seq: int, bits: np.ndarray) -> None:
+        """Truth row of the first decoded frame: the closest in Hamming distance."""
+        distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
+        self.truth_offset = int(np.argmin(distance)) - seq
+
+    def consume(self, result, metas: list[dict]) -> None:
+        """result: ``.bits`` uint8 [F, B], optional ``.valid`` bool [F] and ``.stage_s``."""
         self._load_truth()
-        t0 = time.perf_counter()
-        result = self.receiver.process(np.stack([f for f, _ in frames]))
-        elapsed = time.perf_counter() - t0
-        self.busy_s += elapsed
-        for name, seconds in result.stage_s.items():
-            self.stage_s.setdefault(name, []).append(seconds / len(frames))
-        for i, (_, meta) in enumerate(frames):
-            self.latency.append(elapsed / len(frames))
+        valid = getattr(result, "valid", None)
+        for name, seconds in (getattr(result, "stage_s", None) or {}).items():
+            self.stage_s.setdefault(name, []).append(seconds / len(metas))
+        for i, meta in enumerate(metas):
+            self.latency.append(meta["latency_us"] * 1e-6)
             self.frames += 1
             self.lost += int(meta.get("lost_before", 0))
-            self.invalid += int(not result.valid[i])
-            if self.truth is not None and result.valid[i]:
+            ok = True if valid is None else bool(valid[i])
+            self.invalid += int(not ok)
+            if self.truth is not None and ok:
                 if self.truth_offset is None:
                     self._align(meta["seq"], result.bits[i])
                 row = meta["seq"] + self.truth_offset
@@ -162,14 +161,22 @@ class RxSession:
                     self.bits += result.bits.shape[1]
                     self.errors += int(np.count_nonzero(result.bits[i] != self.truth[row]))
         if self.sink is not None:
-            self.sink(result, [m for _, m in frames])
+            self.sink(result, metas)
+
+    def run_receiver(self, receiver: Receiver, frames: list[tuple[np.ndarray, dict]]) -> None:
+        """Synchronous path (the demo): process one batch, time it, consume it."""
+        if not frames:
+            return
+        t0 = time.perf_counter()
+        result = receiver.process(np.stack([f for f, _ in frames]))
+        per_frame_us = (time.perf_counter() - t0) / len(frames) * 1e6
+        self.consume(result, [dict(m, latency_us=per_frame_us) for _, m in frames])
 
     def report(self, extra: dict | None = None) -> dict:
         from .benchmark import percentiles
 
         deadline = self.config.wire_time
         wall = time.perf_counter() - self.started
-        be = self.receiver.backend
         out = {
             "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
             "truth": self.truth is not None,
@@ -180,9 +187,8 @@ class RxSession:
             "deadline_us": deadline * 1e6,
             "deadline_misses": int(np.count_nonzero(np.asarray(self.latency) > deadline)),
             "throughput_mbps": self.frames * self.config.bits_per_frame / max(wall, 1e-9) / 1e6,
-            "receiver_throughput_mbps": self.frames * self.config.bits_per_frame / max(self.busy_s, 1e-9) / 1e6,
             "stages": {k: percentiles(v) for k, v in self.stage_s.items()},
-            "backend": be.name, "device": be.device, "estimator": self.receiver.estimator_name,
+            "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
         out.update(extra or {})
@@ -202,8 +208,7 @@ def print_summary(report: dict, file=sys.stdout) -> None:
         f"max {lat['max']:.0f}  (deadline {report['deadline_us']:.0f}, missed {report['deadline_misses']})"
         if lat["p50"] is not None else "  latency: no frames",
         f"  throughput {report['throughput_mbps']:.2f} Mbps decoded over wall time "
-        f"(receiver alone {report['receiver_throughput_mbps']:.2f} Mbps; the link carries "
-        f"{report.get('link_mbps', float('nan')):.2f} Mbps)",
+        f"(the link carries {report.get('link_mbps', float('nan')):.2f} Mbps)",
     ]
     if "channel" in report:
         ch = report["channel"]
@@ -227,7 +232,7 @@ def cmd_demo(args) -> int:
     lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
     stream = np.concatenate([np.zeros(lead, np.complex64), stream])
     acquirer = FrameAcquirer(config)
-    session = RxSession(config, receiver, truth_bits=bits)
+    session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits)
     chunk = 8191                                                  # gr-zeromq's typical message size
     pending: list = []
     try:
@@ -237,7 +242,7 @@ def cmd_demo(args) -> int:
             if start >= stream.size:
                 pending += acquirer.flush()
             while len(pending) >= args.batch or (pending and start >= stream.size):
-                session.process(pending[:args.batch])
+                session.run_receiver(receiver, pending[:args.batch])
                 pending = pending[args.batch:]
                 if not args.json:
                     _progress(session, args.frames)
@@ -421,65 +426,153 @@ def _result_sink(target: str | None, config: FrameConfig):
 
 
 def cmd_rx(args) -> int:
-    """The receiver on a file or a ZeroMQ stream."""
+    """The receiver on a file or a ZeroMQ stream: ingest + acquisition, compute and output on
+    their own threads (``streaming.runner``), or compute in ``--workers`` processes."""
     from streaming.acquisition import FrameAcquirer
+    from streaming.runner import PipelineRunner
 
     source = _open_input(args.input, None, args, args.pattern)
     config = resolve_config(args, source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
-    receiver = make_receiver(args, config)
+    receiver = None if args.workers else make_receiver(args, config)
+    backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     sink, close_sink = _result_sink(args.out, config)
     acquirer = FrameAcquirer(config)
-    session = RxSession(config, receiver, truth_bits=truth, sink=sink, truth_path=args.truth)
-    record = None
+    session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth)
     if args.record:
         from streaming.files import IQWriter
 
         record = IQWriter(args.record, config)
-    idle_since = time.monotonic()
-    pending: list = []
-    stopped = False
-
-    def stop(*_):
-        nonlocal stopped
-        stopped = True
-    signal.signal(signal.SIGTERM, stop)
+        source = _Recorded(source, record)
+    extra: dict = {}
     try:
-        while not stopped and (args.frames is None or session.frames < args.frames):
-            samples = source.read()
-            if samples is None:
-                if source.eof:
-                    pending += acquirer.flush()
-                    break
-                if time.monotonic() - idle_since > args.idle_timeout:
-                    log.warning("no samples for %.1f s: stopping", args.idle_timeout)
-                    pending += acquirer.flush()
-                    break
-                continue
-            idle_since = time.monotonic()
-            if record is not None:
-                record.write(samples)
-            pending += acquirer.push(samples)
-            while len(pending) >= args.batch:
-                session.process(pending[:args.batch])
-                pending = pending[args.batch:]
-                if not args.json:
-                    _progress(session, args.frames)
-        if pending and (args.frames is None or session.frames < args.frames):
-            session.process(pending[:None if args.frames is None else args.frames - session.frames])
-    except KeyboardInterrupt:
-        print("\ninterrupted: writing the report", file=sys.stderr)
+        if args.workers:
+            extra["scaleout"] = _run_workers(args, config, source, acquirer, session)
+        else:
+            runner = PipelineRunner(
+                source, acquirer.push, receiver.process, session.consume, acquire_flush=acquirer.flush,
+                queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
+                max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
+                progress=None if args.json else lambda p: _progress(session, args.frames))
+            extra["runner"] = runner.run().to_dict()
+            session.lost = max(session.lost, extra["runner"]["frames_lost"]) + extra["runner"]["frames_dropped"]
     finally:
         close_sink()
         source.close()
-        if record is not None:
-            record.close()
     if not args.json:
         print(file=sys.stderr)
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
-                             "link_mbps": config.throughput_wire_bps / 1e6})
+                             "link_mbps": config.throughput_wire_bps / 1e6, **extra})
     _emit(report, args)
     return 0
+
+
+class _Recorded:
+    """A sample source that also writes what it reads to an HDF5 recording."""
+
+    def __init__(self, source, writer):
+        self.source, self.writer = source, writer
+        self.config = source.config
+
+    @property
+    def eof(self) -> bool:
+        return self.source.eof
+
+    def read(self):
+        samples = self.source.read()
+        if samples is not None:
+            self.writer.write(samples)
+        return samples
+
+    def stats(self) -> dict:
+        return self.source.stats()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.source.close()
+
+
+class _WorkerResult:
+    """One collected frame as the session's batch interface (``bits`` [1, B])."""
+
+    def __init__(self, frame_result):
+        self.bits = frame_result.bits[None, :]
+        self.llr = None if frame_result.llr is None else frame_result.llr[None, :]
+
+
+def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession) -> dict:
+    """Fan acquired frames out to ``--workers`` receiver processes over ZeroMQ and collect the
+    results in frame order. Endpoints: ipc in a private temporary folder by default, or
+    ``--fanout``/``--collect`` (tcp) for workers on other machines, started there with
+    ``python -m streaming.scaleout worker --in FANOUT --out COLLECT --process zakotfs.receiver:make_process --config F``."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from streaming.scaleout import FrameCollector, FrameFanout
+
+    folder = Path(tempfile.mkdtemp(prefix="zakotfs-"))
+    fan_ep = args.fanout or f"ipc://{folder}/frames"
+    col_ep = args.collect or f"ipc://{folder}/results"
+    (folder / "config.json").write_text(config.to_json())
+    fanout, collector = FrameFanout(fan_ep), FrameCollector(col_ep, timeout_ms=0, max_wait_s=5.0)
+    workers = [subprocess.Popen([sys.executable, "-m", "streaming.scaleout", "worker", "--in", fan_ep,
+                                 "--out", col_ep, "--process", "zakotfs.receiver:make_process",
+                                 "--config", str(folder / "config.json"), "--payload", "bits",
+                                 "--batch", str(args.batch)], stdout=subprocess.DEVNULL)
+               for _ in range(0 if (args.fanout or args.collect) else args.workers)]
+    if not fanout.wait_for_workers(args.workers, timeout_s=60):
+        raise UsageError(f"--workers {args.workers}: only {fanout.connected_workers} connected within 60 s")
+    sent_at: dict[int, float] = {}
+
+    def collect(results) -> None:
+        for res in results:
+            t_sent = sent_at.pop(res.seq, time.perf_counter())
+            session.consume(_WorkerResult(res), [{"seq": res.seq, "latency_us": (time.perf_counter() - t_sent) * 1e6}])
+
+    def send(frames) -> None:
+        for frame, meta in frames:
+            sent_at[meta["seq"]] = time.perf_counter()
+            collector.next_seq = meta["seq"] if collector.next_seq is None else collector.next_seq
+            fanout.send(meta["seq"], frame, {"lost_before": meta.get("lost_before", 0)})
+            session.lost += int(meta.get("lost_before", 0))
+
+    idle_since = time.monotonic()
+    first = True
+    try:
+        while args.frames is None or fanout.sent < args.frames:
+            samples = source.read()
+            if samples is None:
+                if source.eof or time.monotonic() - idle_since > args.idle_timeout:
+                    break
+            else:
+                idle_since = time.monotonic()
+                frames = acquirer.push(samples)
+                if first and frames:
+                    collector.next_seq, first = frames[0][1]["seq"], False
+                send(frames)
+            while (res := collector.recv()) is not None:
+                collect([res])
+        send(acquirer.flush())
+        deadline = time.monotonic() + args.idle_timeout + 10
+        while sent_at and time.monotonic() < deadline:
+            res = collector.recv()
+            if res is None:
+                time.sleep(0.01)
+            else:
+                collect([res])
+        collect(collector.flush())
+    except KeyboardInterrupt:
+        print("\ninterrupted: writing the report", file=sys.stderr)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=30)
+        fanout.close()
+        collector.close()
+    return {"workers": args.workers, "frames_sent": fanout.sent, "frames_not_sent": fanout.dropped,
+            "collector": collector.stats.to_dict()}
 
 
 def cmd_bench(args) -> int:
@@ -580,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", help="also record the incoming samples to FILE.h5 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
     p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without samples before stopping")
+    p.add_argument("--queue", type=int, default=64, help="frames queued between ingest and compute")
+    p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
+                   help="when compute falls behind (drops are counted in the report)")
+    p.add_argument("--workers", type=int, default=0, help="receiver processes fed over ZeroMQ (scale-out)")
+    p.add_argument("--fanout", help="with --workers: frame endpoint for workers on other machines")
+    p.add_argument("--collect", help="with --workers: result endpoint for workers on other machines")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_rx)
 

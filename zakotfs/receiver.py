@@ -21,7 +21,7 @@ from .frame import pilot_grid
 from .modulation import constellation
 from .zak_transform import inverse_zak, zak
 
-__all__ = ["Receiver", "RxResult", "ESTIMATORS", "CG_ITERATIONS"]
+__all__ = ["Receiver", "RxResult", "ESTIMATORS", "CG_ITERATIONS", "make_process"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
 
@@ -162,3 +162,9 @@ class Receiver:
             valid=be.asnumpy(valid),
             stage_s=stages,
         )
+
+
+def make_process(config: FrameConfig):
+    """Factory for scale-out workers (``python -m streaming.scaleout worker --process
+    zakotfs.receiver:make_process``): the default receiver's ``process``."""
+    return Receiver(config, backend="auto", quiet=True).process

@@ -161,3 +161,16 @@ def test_receiver_survives_faults(tmp_path):
     rows = [int(np.argmin(np.count_nonzero(bits != g, axis=1))) for g in got]
     assert {0, 1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 14} <= set(rows)      # decoding carries on past every fault
     assert np.count_nonzero(bits[rows] != got) / got.size < 1e-3
+
+
+@pytest.mark.timeout(240)
+def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
+    tx, ch = str(tmp_path / "tx.h5"), str(tmp_path / "ch.h5")
+    assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "8", "--seed", "5"]) == 0
+    assert main(["channel", "--in", tx, "--out", ch, "--snr", "30", "--seed", "6"]) == 0
+    one, two = str(tmp_path / "one.h5"), str(tmp_path / "two.h5")
+    assert main(["rx", "--in", ch, "--out", one, "--json", "--report", str(tmp_path / "r1.json")]) == 0
+    assert main(["rx", "--in", ch, "--workers", "2", "--json", "--report", str(tmp_path / "r2.json")]) == 0
+    r1, r2 = (json.loads((tmp_path / f"r{i}.json").read_text()) for i in (1, 2))
+    assert r2["frames"] == r1["frames"] == 8 and r2["scaleout"]["collector"]["missing"] == 0
+    assert r2["bit_errors"] == r1["bit_errors"]
