@@ -17,21 +17,17 @@ Usage: ``python bench/acquisition_bench.py [--quick] [--out PATH]``.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 import zakotfs
 from streaming.acquisition import FrameAcquirer, false_alarm_threshold, preamble_metric
+from zakotfs.benchmark import run_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 VEH_A_NS = np.array([0, 310, 710, 1090, 1730, 2510], dtype=float)
@@ -41,14 +37,6 @@ VEH_A_DB = np.array([0, -1, -9, -10, -15, -20], dtype=float)
 def _noise(rng, n, var):
     w = np.sqrt(var / 2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
     return w.astype(np.complex64)
-
-
-def _git(*args) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _push_all(acq, x, msg):
@@ -212,12 +200,7 @@ def main(argv=None) -> int:
     q = args.quick
     report = {
         "benchmark": "acquisition",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "streaming/acquisition.py")),
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                    "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                    "scipy": scipy.__version__},
+        **run_metadata(sys.argv),
         "throughput": {
             "demo": throughput("demo", 12 if q else 60, 1 if q else 3, rng),
             "paper": throughput("paper", 4 if q else 10, 1 if q else 3, rng),

@@ -17,12 +17,10 @@ Usage: ``python -m bench.zmq_ingest [--duration S] [--repeat K] [--out PATH]``.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,18 +30,11 @@ import numpy as np
 import zmq
 
 from streaming.zmq_io import IQSink, IQSource
+from zakotfs.benchmark import run_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SPS = 245.76e6
 SIZES = (8191, 65536)
-
-
-def _git(*args) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _cpu_model() -> str:
@@ -171,12 +162,8 @@ def main(argv=None) -> int:
 
     report = {
         "benchmark": "zmq_ingest",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "streaming/zmq_io.py")),
-        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
-                    "python": sys.version.split()[0], "numpy": np.__version__,
-                    "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()},
+        **run_metadata(sys.argv),
+        "cpu": _cpu_model(), "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(),
         "target_samples_per_s": TARGET_SPS,
         "duration_s": args.duration,
         "repeat": args.repeat,

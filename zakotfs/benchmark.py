@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel_operator import ChannelOperator
 from .config import FrameConfig
 from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits

@@ -33,7 +33,7 @@ from scipy.signal.windows import dpss
 
 from dsp_kernels import fft, xp_of
 
-from .channel_operator import ChannelOperator, fractional_delay_response
+from .channel_operator import ChannelOperator
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "SnapshotReader", "PaperEstimator", "AccurateEstimator",

@@ -370,7 +370,7 @@ def test_streaming_metric_matches_reference():
 def test_one_sample_messages_identical_to_one_message():
     config = zakotfs.preset("tiny")
     rng = np.random.default_rng(61)
-    S, L = config.samples_per_frame, config.preamble_len
+    S = config.samples_per_frame
     _, tx = transmit(config, 6, rng)
     rx = np.concatenate([noise(rng, 321, 0.1), tx[:3 * S + 700], tx[3 * S + 1000:]])
     rx[321:] += noise(rng, rx.size - 321, 0.1)

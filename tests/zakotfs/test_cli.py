@@ -168,7 +168,7 @@ def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
     tx, ch = str(tmp_path / "tx.h5"), str(tmp_path / "ch.h5")
     assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "8", "--seed", "5"]) == 0
     assert main(["channel", "--in", tx, "--out", ch, "--snr", "30", "--seed", "6"]) == 0
-    one, two = str(tmp_path / "one.h5"), str(tmp_path / "two.h5")
+    one = str(tmp_path / "one.h5")
     assert main(["rx", "--in", ch, "--out", one, "--json", "--report", str(tmp_path / "r1.json")]) == 0
     assert main(["rx", "--in", ch, "--workers", "2", "--json", "--report", str(tmp_path / "r2.json")]) == 0
     r1, r2 = (json.loads((tmp_path / f"r{i}.json").read_text()) for i in (1, 2))
