@@ -202,7 +202,8 @@ def print_summary(report: dict, file=sys.stdout) -> None:
         f"zakotfs: {c['name']} grid {c['M']}x{c['N']}, {c['bandwidth'] / 1e6:g} MHz, {c['modulation']}, "
         f"estimator {report['estimator']}, backend {report['backend']} ({report['device']})",
         f"  frames {report['frames']} decoded, {report['frames_lost']} lost, {report.get('frames_invalid', 0)} invalid",
-        f"  BER {ber}",
+        f"  BER {ber}" + (f"; perfect-CSI LMMSE bound on the same frames {report['perfect_csi_ber']:.3e}"
+                          if report.get("perfect_csi_ber") is not None else ""),
         f"  latency per frame (us): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  "
         f"max {lat['max']:.0f}  (deadline {report['deadline_us']:.0f}, missed {report['deadline_misses']})"
         if lat["p50"] is not None else "  latency: no frames",
@@ -234,9 +235,11 @@ def cmd_demo(args) -> int:
     session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits)
     chunk = 8191                                                  # gr-zeromq's typical message size
     pending: list = []
+    received = []
     try:
         for start in range(0, stream.size + chunk, chunk):
             rx = emulator.process(stream[start:start + chunk]) if start < stream.size else emulator.flush()
+            received.append(rx)
             pending += acquirer.push(rx)
             if start >= stream.size:
                 pending += acquirer.flush()
@@ -249,7 +252,9 @@ def cmd_demo(args) -> int:
         print("\ninterrupted: reporting what was decoded", file=sys.stderr)
     if not args.json:
         print(file=sys.stderr)
+    bound = _perfect_csi_ber(config, receiver, emulator, np.concatenate(received), int(lead), bits, args.snr)
     report = session.report({
+        "perfect_csi_ber": bound,
         "channel": {"profile": args.profile, "nu_max_hz": nu_max, "doppler_bins": nu_max * config.frame_time,
                     "snr_db": args.snr, "doppler_model": args.doppler_model, "seed": args.seed},
         "acquisition": acquirer.stats,
@@ -258,6 +263,28 @@ def cmd_demo(args) -> int:
     report["frames_lost"] = args.frames - report["frames"]            # sent but not decoded
     _emit(report, args)
     return 0
+
+
+def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_db: float) -> float:
+    """BER of the LMMSE receiver given the emulator's exact channel and noise variance, on the
+    same received frames (aligned by the known transmit timing): the bound the estimated-CSI
+    receiver is measured against."""
+    from .channel_operator import ChannelOperator
+    from channel_models.paths import FramePaths
+
+    perfect = Receiver(config, backend=receiver.backend, estimator="perfect",
+                       cg_iterations=receiver.cg_iterations)
+    spf, skip = config.samples_per_frame, config.preamble_len
+    errors = 0
+    for f in range(bits.shape[0]):
+        start = lead + f * spf + skip
+        t0 = start + config.cp_len
+        fp = FramePaths.stack([emulator.frame_paths(t0)])
+        op = ChannelOperator.from_paths(config.MN, fp.delay, fp.amp, fp.doppler)
+        result = perfect.process(received[None, start:start + config.cp_len + config.MN], operator=op,
+                                 noise_var=10 ** (-snr_db / 10))
+        errors += int(np.count_nonzero(result.bits[0] != bits[f]))
+    return errors / bits.size
 
 
 def _progress(session: RxSession, total: int | None) -> None:

@@ -24,6 +24,7 @@ def test_demo_json_report(capsys):
     assert report["frames"] == 3 and report["frames_lost"] == 0
     assert report["bits"] == 3 * report["config"]["N"] * (report["config"]["M"] - 127) * 4
     assert report["ber"] < 0.05
+    assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]   # near the bound
 
 
 @pytest.mark.parametrize("argv,message", [
