@@ -114,6 +114,8 @@ def main(argv=None) -> int:
             gap = {k: (at_1e3[k] - at_1e3["perfect"]) if None not in (at_1e3[k], at_1e3["perfect"]) else None
                    for k in ("accurate", "paper")}
             report["curves"].append({"modulation": modulation, "doppler_bins": bins, "nu_max_hz": nu_max,
+                                     "cg_iterations": receivers["accurate"].cg_iterations,
+                                     "max_doppler_hz": 1.15 * nu_max,
                                      "points": points, "snr_at_ber_1e-3": at_1e3, "gap_db_at_1e-3": gap,
                                      "awgn": {f"{s:g}": float(awgn_ber(modulation, s)) for s in snrs}})
             print(f"   SNR at BER 1e-3: {at_1e3}; gap to perfect CSI: {gap}", flush=True)
