@@ -106,13 +106,15 @@ def time_receiver(receiver: Receiver, data: BenchFrames, n_frames: int, *, warmu
     }
 
 
-def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse):
+def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse, xp=np):
     """The paper's explicit DD channel matrix (CSR) for one frame's thresholded h_eff:
 
         y[k, l] = sum_{d,m} h[d,m] e^{j2pi m (k-d)/MN} x_qp[k-d, l-m],
-        x_qp[k - d, l'] = e^{-j2pi l'/N ... } wrap: k - d < 0 -> x[k - d + M, l'] e^{-j2pi l'/N},
+        x_qp[k + nM, l] = e^{j2pi n l/N} x[k, l]   (n = -1 where k - d < 0, +1 past M - 1),
 
-    rows and columns indexed k N + l. ``sparse`` is ``scipy.sparse`` or ``cupyx.scipy.sparse``.
+    rows and columns indexed k N + l; h: complex [D, P] on the host. ``sparse`` is
+    ``scipy.sparse`` (xp = numpy) or ``cupyx.scipy.sparse`` (xp = cupy: the matrix is built on
+    the host and its COO arrays moved to the device).
     """
     M, N, MN = config.M, config.N, config.MN
     d_idx, m_idx = np.nonzero(h)
@@ -131,7 +133,9 @@ def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse):
     rows = np.concatenate(rows) if rows else np.zeros(0, int)
     cols = np.concatenate(cols) if cols else np.zeros(0, int)
     vals = np.concatenate(vals) if vals else np.zeros(0, complex)
-    return sparse.csr_matrix(sparse.coo_matrix((vals.astype(np.complex64), (rows, cols)), shape=(MN, MN)))
+    coo = sparse.coo_matrix((xp.asarray(vals, dtype=np.complex64), (xp.asarray(rows), xp.asarray(cols))),
+                            shape=(MN, MN))
+    return sparse.csr_matrix(coo)
 
 
 def time_sparse_baseline(config: FrameConfig, data: BenchFrames, n_frames: int, *, gpu: bool = False,
@@ -148,6 +152,9 @@ def time_sparse_baseline(config: FrameConfig, data: BenchFrames, n_frames: int, 
         xp = np
     from .zak_transform import zak
 
+    import inspect
+
+    tol_name = "rtol" if "rtol" in inspect.signature(splinalg.cg).parameters else "tol"   # CuPy < 14: tol
     estimator = PaperEstimator(config)
     pilot = np.zeros((config.M, config.N), np.complex64)
     pilot[config.pilot_k, config.pilot_l] = config.pilot_amplitude
@@ -158,11 +165,11 @@ def time_sparse_baseline(config: FrameConfig, data: BenchFrames, n_frames: int, 
         r = frame[None, config.cp_len:].astype(np.complex64)
         y = zak(r, config.M, config.N)[0]
         est_h = np.asarray(estimator.read_off(r)[0][0])
-        H = dd_sparse_matrix(config, est_h, estimator.delays, estimator.dopplers, sparse)
-        y_dev = xp.asarray((y - (H @ pilot.ravel()).reshape(config.M, config.N)).ravel())
+        H = dd_sparse_matrix(config, est_h, estimator.delays, estimator.dopplers, sparse, xp)
+        y_dev = xp.asarray(y.ravel()) - H @ xp.asarray(pilot.ravel())
         gram = H.conj().T @ H + float(data.noise_var) * sparse.identity(config.MN, dtype=np.complex64, format="csr")
         count = [0]
-        x, _ = splinalg.cg(gram, H.conj().T @ y_dev, rtol=rtol, maxiter=maxiter,
+        x, _ = splinalg.cg(gram, H.conj().T @ y_dev, maxiter=maxiter, **{tol_name: rtol},
                            callback=lambda _: count.__setitem__(0, count[0] + 1))
         if gpu:
             xp.asarray(x).get()
