@@ -19,6 +19,15 @@ def _kernel(file: str, name: str, device_id: int) -> cp.RawKernel:
     return cp.RawKernel(source, name, options=("-std=c++17",))
 
 
+@lru_cache(maxsize=None)
+def _levels(modulation: str, device_id: int):
+    """(levels float32 [L], level_bits uint8 [L, h]) of a constellation, on the device once."""
+    from zakotfs.modulation import constellation
+
+    c = constellation(modulation)
+    return cp.asarray(c.levels, dtype=cp.float32), cp.asarray(np.ascontiguousarray(c.level_bits))
+
+
 class GpuBackend:
     name = "gpu"
 
@@ -46,8 +55,7 @@ class GpuBackend:
         flat = cp.ascontiguousarray(z.reshape(-1), dtype=cp.complex64)
         inv_var = cp.ascontiguousarray(
             cp.broadcast_to(1.0 / cp.asarray(noise_var, dtype=cp.float32), z.shape).reshape(-1))
-        levels = cp.asarray(constellation.levels, dtype=cp.float32)
-        level_bits = cp.asarray(np.ascontiguousarray(constellation.level_bits))
+        levels, level_bits = _levels(constellation.name, cp.cuda.Device().id)
         h = constellation.q // 2
         out = cp.empty((flat.size, constellation.q), dtype=cp.float32)
         threads = 256
