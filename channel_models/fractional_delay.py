@@ -33,6 +33,7 @@ import numpy as np
 from scipy.special import polygamma
 
 from dsp_kernels import xp_of
+from zakotfs.channel_operator import fractional_delay_response
 
 __all__ = ["band_edge_response", "delay_kernel", "circular_delay_response", "fractional_delay_taps",
            "fractional_delay_nmse"]
@@ -69,12 +70,8 @@ def circular_delay_response(n: int, delay, rolloff: float = 0.0, *, xp=np):
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    d = xp.asarray(delay, dtype=xp.float64)[..., None]
-    f = xp.asarray(np.fft.fftfreq(n))
-    response = band_edge_response(f, rolloff) * xp.exp(-2j * math.pi * f * d)
-    if n % 2 == 0:
-        response[..., n // 2] = band_edge_response(f[n // 2], rolloff) * xp.cos(math.pi * d[..., 0])
-    return response
+    ramp = fractional_delay_response(delay, int(n), xp)            # the ideal band limit
+    return ramp if rolloff == 0 else band_edge_response(xp.asarray(np.fft.fftfreq(n)), rolloff) * ramp
 
 
 def delay_kernel(x, rolloff: float = 0.0) -> np.ndarray:

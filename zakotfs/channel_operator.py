@@ -148,18 +148,3 @@ class ChannelOperator:
         ramps = fractional_delay_response(delays, L, xp, amplitudes.dtype)          # [F, J, L]
         taps_fft = xp.einsum("...jp,...jf->...pf", amplitudes, ramps)
         return cls(basis, taps_fft)
-
-    @classmethod
-    def from_paths(cls, L: int, delay, amp, doppler, dtype=np.complex128) -> "ChannelOperator":
-        """Exact channel of a path set over one frame (perfect CSI):
-
-            r[q] = sum_i h_i[q] s_bl(q - delay[i]),  h_i[q] = sum_s amp[i,s] e^{j2pi doppler[i,s] q},
-
-        delay float [F, I] samples, amp complex [F, I, S], doppler float [F, I, S] cycles
-        per sample (``channel_models.FramePaths`` stacked over frames). One basis function
-        per path, its gain h_i[q]: P = I.
-        """
-        xp = xp_of(amp)
-        basis = (amp[..., None] * doppler_exponentials(doppler, L, xp)).sum(axis=-2).astype(dtype)
-        taps_fft = fractional_delay_response(delay, L, xp).astype(dtype)          # [F, I, L]
-        return cls(basis, taps_fft)

@@ -269,7 +269,6 @@ def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_
     """BER of the LMMSE receiver given the emulator's exact channel and noise variance, on the
     same received frames (aligned by the known transmit timing): the bound the estimated-CSI
     receiver is measured against."""
-    from .channel_operator import ChannelOperator
     from channel_models.paths import FramePaths
 
     perfect = Receiver(config, backend=receiver.backend, estimator="perfect",
@@ -280,7 +279,7 @@ def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_
         start = lead + f * spf + skip
         t0 = start + config.cp_len
         fp = FramePaths.stack([emulator.frame_paths(t0)])
-        op = ChannelOperator.from_paths(config.MN, fp.delay, fp.amp, fp.doppler)
+        op = fp.operator(config.MN)
         result = perfect.process(received[None, start:start + config.cp_len + config.MN], operator=op,
                                  noise_var=10 ** (-snr_db / 10))
         errors += int(np.count_nonzero(result.bits[0] != bits[f]))

@@ -185,3 +185,17 @@ def test_draw_paths_rejects_bad_parameters(kwargs, error, message):
 def test_path_set_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PathSet(**kwargs)
+
+
+def test_frame_operator_is_the_circular_channel_with_rolloff():
+    """FramePaths.operator (the receiver's perfect CSI) = apply_frame_circular, roll-off included."""
+    from channel_models.paths import FramePaths, apply_frame_circular
+
+    rng = np.random.default_rng(4)
+    L = 256
+    for rolloff in (0.0, 0.25):
+        fp = FramePaths(delay=np.array([0.0, 3.4, 7.71]),
+                        amp=rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2)),
+                        doppler=rng.uniform(-2, 2, (3, 2)) / L, rolloff=rolloff)
+        s = rng.standard_normal(L) + 1j * rng.standard_normal(L)
+        np.testing.assert_allclose(fp.operator(L).apply(s[None])[0], apply_frame_circular(fp, s), atol=1e-10)

@@ -63,7 +63,7 @@ def test_perfect_csi_operator_matches_the_emulator():
     rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(2, -1)
     fp = FramePaths.stack([em.frame_paths(f * c.samples_per_frame + c.preamble_len + c.cp_len)
                            for f in range(2)])
-    op = ChannelOperator.from_paths(c.MN, fp.delay, fp.amp, fp.doppler)
+    op = fp.operator(c.MN)
     r = rx[:, c.preamble_len + c.cp_len:]
     s = inverse_zak(FrameBuilder(c).grid(bits))
     error = np.sum(np.abs(op.apply(s) - r) ** 2) / np.sum(np.abs(r) ** 2)

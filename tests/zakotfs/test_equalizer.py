@@ -7,7 +7,6 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, FrameConfig, constellation, extract_data, inverse_zak, random_bits, zak
-from zakotfs.channel_operator import ChannelOperator
 from zakotfs.equalizer import cg_lmmse, default_segments, dense_lmmse
 
 SMALL = FrameConfig(M=128, N=16, bandwidth=1.92e6, cp_len=16, guard_neg=17, guard_pos=17,
@@ -26,7 +25,7 @@ def small_frame():
     em = ChannelEmulator(paths, c.bandwidth, noise_var=n0, seed=1)
     rx = np.concatenate([em.process(tx), em.flush()])[:tx.size]
     fp = FramePaths.stack([em.frame_paths(c.preamble_len + c.cp_len)])
-    op = ChannelOperator.from_paths(c.MN, fp.delay, fp.amp, fp.doppler)
+    op = fp.operator(c.MN)
     r = rx[None, c.preamble_len + c.cp_len:] - op.apply(inverse_zak(builder.pilot)[None])
     H = np.stack([op.apply(e[None])[0] for e in np.eye(c.MN)], axis=1)
     return c, op, H, r, n0, builder.grid(bits)
