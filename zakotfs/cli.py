@@ -113,6 +113,7 @@ class RxSession:
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
+        self.truth_rows: set[int] = set()
         self.truth_offset = None
         self.stage_s: dict = {}
         self.started = time.perf_counter()
@@ -157,6 +158,7 @@ class RxSession:
                     self._align(meta["seq"], result.bits[i])
                 row = meta["seq"] + self.truth_offset
                 if 0 <= row < self.truth.shape[0]:
+                    self.truth_rows.add(row)
                     self.bits += result.bits.shape[1]
                     self.errors += int(np.count_nonzero(result.bits[i] != self.truth[row]))
         if self.sink is not None:
@@ -179,6 +181,8 @@ class RxSession:
         out = {
             "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
             "truth": self.truth is not None,
+            # transmitted frames never decoded, lost ones before the first acquisition included
+            "frames_missing_vs_truth": (self.truth.shape[0] - len(self.truth_rows)) if self.truth is not None else None,
             "bits": self.bits if self.truth is not None else self.frames * self.config.bits_per_frame,
             "bit_errors": self.errors if self.truth is not None else None,
             "ber": (self.errors / self.bits if self.bits else None) if self.truth is not None else None,
@@ -201,7 +205,9 @@ def print_summary(report: dict, file=sys.stdout) -> None:
     lines = [
         f"zakotfs: {c['name']} grid {c['M']}x{c['N']}, {c['bandwidth'] / 1e6:g} MHz, {c['modulation']}, "
         f"estimator {report['estimator']}, backend {report['backend']} ({report['device']})",
-        f"  frames {report['frames']} decoded, {report['frames_lost']} lost, {report.get('frames_invalid', 0)} invalid",
+        f"  frames {report['frames']} decoded, {report['frames_lost']} lost, {report.get('frames_invalid', 0)} invalid"
+        + (f", {report['frames_missing_vs_truth']} of the transmitted frames not decoded"
+           if report.get("frames_missing_vs_truth") else ""),
         f"  BER {ber}" + (f"; perfect-CSI LMMSE bound on the same frames {report['perfect_csi_ber']:.3e}"
                           if report.get("perfect_csi_ber") is not None else ""),
         f"  latency per frame (us): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  "

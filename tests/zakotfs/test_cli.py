@@ -62,6 +62,7 @@ def test_file_chain_and_replay(tmp_path, capsys):
     assert main(["rx", "--in", ch, "--report", str(tmp_path / "r.json"), "--out", live, "--record", rec, "--json"]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames"] == 6 and report["bit_errors"] is not None and report["ber"] < 0.05
+    assert report["frames_missing_vs_truth"] == 0
     assert main(["rx", "--in", rec, "--out", replay, "--json"]) == 0
     with h5py.File(live) as a, h5py.File(replay) as b:
         np.testing.assert_array_equal(a["bits"][:], b["bits"][:])
@@ -98,6 +99,7 @@ def test_zeromq_link_three_processes(tmp_path):
     assert rx.wait(timeout=120) == 0, rx.stderr.read().decode()
     out = json.loads(report.read_text())
     assert out["frames"] == frames and out["frames_lost"] == 0 and out["acquisition"]["frames_bad"] == 0
+    assert out["frames_missing_vs_truth"] is None             # truth was not given to rx here
     with h5py.File(truth) as t, h5py.File(decoded) as d:
         sent, got, seq = t["truth/bits"][:], d["bits"][:], d["seq"][:]
     rows = [int(np.argmin(np.count_nonzero(sent != g, axis=1))) for g in got]
