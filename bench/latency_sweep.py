@@ -46,6 +46,7 @@ import numpy as np
 from zakotfs import design, parse_grid
 from zakotfs.benchmark import (BenchFrames, make_frames, percentiles, run_metadata,
                                time_receiver, time_sparse_baseline, write_json)
+from zakotfs.realtime import RealtimeReceiver
 from zakotfs.receiver import Receiver
 
 ALL_M = (1024, 2048, 4096, 8192, 16384)
@@ -81,9 +82,10 @@ class _Recorder:
     """Stands in for the Receiver inside ``time_receiver``, keeping each call's latency
     (the raw samples behind the percentiles, for the CDF). Two extra perf_counter calls."""
 
-    def __init__(self, receiver: Receiver):
+    def __init__(self, receiver: RealtimeReceiver):
         self.receiver = receiver
         self.config = receiver.config
+        self.pinned_frames = receiver.pinned_frames
         self.samples: list[float] = []
 
     def process(self, frames):
@@ -144,7 +146,7 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
                  deadline_us=deadline_s * 1e6, link_mbps=config.throughput_wire_bps / 1e6,
                  loadavg_before=list(os.getloadavg()))
     started = time.perf_counter()
-    receiver = data = None
+    receiver = realtime = data = None
     try:
         extra = {} if args.cg_iterations is None else {"cg_iterations": args.cg_iterations}
         receiver = Receiver(config, backend=backend, estimator=estimator,
@@ -170,7 +172,9 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
             return point
         log(f"    first batch {first * 1e3:.0f} ms (deadline {deadline_s * 1e3:.3f} ms); "
             f"projected {projected:.0f} s for {frames} frames")
-        recorder = _Recorder(receiver)
+        realtime = RealtimeReceiver(receiver, args.batch)
+        point["realtime"] = realtime.describe()
+        recorder = _Recorder(realtime)
         step = max(1, (frames // args.batch) // 10)
 
         def progress(i, n):
@@ -214,7 +218,7 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
     finally:
         point["point_wall_s"] = time.perf_counter() - started
         point["loadavg_after"] = list(os.getloadavg())
-        del data
+        del data, realtime
         _free_device_memory(receiver)
     return point
 

@@ -66,5 +66,48 @@ class GpuBackend:
              np.int32(h), out))
         return out.reshape(z.shape + (constellation.q,))
 
+    # ---- fused kernels of the accurate estimator (sparse_fit.cu); the CPU runs the
+    # array code they replace (zakotfs.estimation), which is also their test reference
+    MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 24, 256
+
+    def sparse_delay_fit(self, coeffs, floor, tau0: float, offsets, n_atoms: int, lo: float, hi: float,
+                         L: int):
+        """``AccurateEstimator.fit_delays`` in one launch (a thread block per frame).
+
+        coeffs: complex [F, W, P] (taps tau0 ... tau0 + W - 1); floor: float [F]; offsets:
+        float [K]. Returns (amplitudes complex128 [F, J, P], delays float64 [F, J], active
+        bool [F, J]), J = n_atoms; None where the sizes exceed the kernel's limits.
+        """
+        F, W, P = coeffs.shape
+        K = offsets.size
+        if n_atoms > self.MAX_ATOMS or P > self.MAX_BASIS or K > self.MAX_CANDIDATES:
+            return None
+        coeffs = cp.ascontiguousarray(coeffs, dtype=cp.complex64)
+        amplitudes = cp.empty((F, n_atoms, P), dtype=cp.complex128)
+        delays = cp.empty((F, n_atoms), dtype=cp.float64)
+        active = cp.empty((F, n_atoms), dtype=cp.bool_)
+        residual = cp.empty((F, W, P), dtype=cp.complex128)
+        atoms = cp.empty((F, n_atoms, W), dtype=cp.float64)
+        _kernel("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id)(
+            (F,), (256,),
+            (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), cp.ascontiguousarray(offsets, dtype=cp.float64),
+             np.int32(W), np.int32(P), np.int32(K), np.int32(n_atoms), np.int32(L), np.float64(tau0),
+             np.float64(lo), np.float64(hi), residual, atoms, amplitudes, delays, active))
+        return amplitudes, delays, active
+
+    def atom_taps_fft(self, amplitudes, delays, L: int):
+        """``ChannelOperator.from_delay_doppler_atoms``' taps: complex [F, J, P] amplitudes,
+        float [F, J] delays -> complex64 [F, P, L] C_p(f); None beyond the kernel's limits."""
+        F, J, P = amplitudes.shape
+        if P > self.MAX_BASIS:
+            return None
+        out = cp.empty((F, P, L), dtype=cp.complex64)
+        threads = 256
+        _kernel("sparse_fit.cu", "atom_taps_fft", cp.cuda.Device().id)(
+            ((F * L + threads - 1) // threads,), (threads,),
+            (cp.ascontiguousarray(amplitudes, dtype=cp.complex128), cp.ascontiguousarray(delays, dtype=cp.float64),
+             np.int32(J), np.int32(P), np.int32(L), np.int32(F), out))
+        return out
+
     def synchronize(self) -> None:
         cp.cuda.get_current_stream().synchronize()

@@ -9,10 +9,11 @@ extern "C" __global__ void maxlog_llr(const complex<float>* z, const float* inv_
     int i = blockDim.x * blockIdx.x + threadIdx.x;
     if (i >= n) return;
     const float axis_value[2] = {z[i].real(), z[i].imag()};
+    const float inf = __int_as_float(0x7f800000);   // NVRTC defines no INFINITY
     for (int axis = 0; axis < 2; ++axis) {
         const float x = axis_value[axis];
         for (int j = 0; j < h; ++j) {
-            float d0 = INFINITY, d1 = INFINITY;
+            float d0 = inf, d1 = inf;
             for (int m = 0; m < n_levels; ++m) {
                 const float d = (x - levels[m]) * (x - levels[m]);
                 if (level_bits[m * h + j]) d1 = fminf(d1, d); else d0 = fminf(d0, d);

@@ -19,11 +19,12 @@
 * Workers run as separate processes::
 
       python -m streaming.scaleout worker --in tcp://127.0.0.1:6000 --out tcp://127.0.0.1:6001 \\
-          --process zakotfs.some_module:make_process --config frame.json
+          --process zakotfs.some_module:make_process --config frame.json [--options JSON]
 
-  where ``make_process(config) -> process`` and ``process(frames complex64 [F, L])`` returns
-  an object with ``.bits`` uint8 [F, B] and ``.llr`` float32 [F, B]. SIGTERM or Ctrl-C stops
-  a worker after its current batch; it prints its statistics as JSON on exit.
+  where ``make_process(config, **options) -> process`` (``options``: the keywords of the
+  ``--options`` JSON object, none by default) and ``process(frames complex64 [F, L])``
+  returns an object with ``.bits`` uint8 [F, B] and ``.llr`` float32 [F, B]. SIGTERM or
+  Ctrl-C stops a worker after its current batch; it prints its statistics as JSON on exit.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .security import CurveConfig
-from .zmq_io import FrameResult, ResultPublisher, _ZmqBase, decode_result
+from .zmq_io import FrameResult, ResultPublisher, ZmqSocketBase, decode_result
 
 __all__ = ["encode_frame", "decode_frame", "FrameFanout", "FrameCollector", "CollectorStats",
            "WorkerStats", "run_worker", "main"]
@@ -83,7 +84,7 @@ def decode_frame(parts: list) -> tuple[int, np.ndarray, dict]:
     return seq, np.frombuffer(payload, dtype="<c8"), meta
 
 
-class FrameFanout(_ZmqBase):
+class FrameFanout(ZmqSocketBase):
     """Hand acquired frames to the workers (PUSH; binds by default).
 
     ``send`` waits up to ``send_timeout_ms`` for a worker with room, else counts the frame
@@ -158,7 +159,7 @@ class CollectorStats:
         return asdict(self)
 
 
-class FrameCollector(_ZmqBase):
+class FrameCollector(ZmqSocketBase):
     """Gather worker results (PULL; binds by default) and return them in ``seq`` order.
 
     Parameters
@@ -383,6 +384,17 @@ def _load_factory(spec: str) -> Callable:
     return factory
 
 
+def _json_object(text: str) -> dict:
+    """argparse type: the JSON text of an object -> dict; ArgumentTypeError otherwise."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m streaming.scaleout worker --in EP --out EP --process M:F``."""
     parser = argparse.ArgumentParser(prog="python -m streaming.scaleout",
@@ -392,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--in", dest="in_endpoint", required=True, help="fan-out endpoint")
     worker.add_argument("--out", dest="out_endpoint", required=True, help="collector endpoint")
     worker.add_argument("--process", required=True,
-                        help="package.module:factory; factory(config) returns process(frames)")
+                        help="package.module:factory; factory(config, **options) returns process(frames)")
+    worker.add_argument("--options", type=_json_object, default={},
+                        help="JSON object of keyword options for the factory, "
+                             "e.g. '{\"estimator\": \"paper\"}' (default none)")
     group = worker.add_mutually_exclusive_group()
     group.add_argument("--config", help="frame configuration JSON file (FrameConfig.to_json)")
     group.add_argument("--preset", help="named frame configuration (zakotfs.config.PRESETS)")
@@ -412,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             config = FrameConfig.from_json(fh.read())
     elif args.preset:
         config = preset(args.preset)
-    process = _load_factory(args.process)(config)
+    process = _load_factory(args.process)(config, **args.options)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

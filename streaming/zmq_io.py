@@ -9,8 +9,8 @@ Wire format (``shared/spec/interfaces.md``)
   on every machine GNU Radio runs on today; a big-endian header is recognised by its magic
   and decoded too): ``uint16 magic 0x5FF0, uint8 version 1, uint64 offset`` (absolute index
   of the message's first sample), ``uint64 ntags``, then per tag ``uint64 offset`` and the
-  PMT-serialised key, value and srcid (:func:`pmt_serialize`, GNU Radio's
-  ``pmt_serialize.cc``: big-endian, one type byte per object).
+  PMT-serialised key, value and srcid (:mod:`streaming.pmt`, byte-identical to GNU Radio's
+  ``pmt_serialize.cc``).
 * Results: one multipart message a frame, a UTF-8 JSON header (``seq``, ``payload``, ``n``,
   ``timing``, ``metrics``) then one frame per payload: ``np.packbits`` of the bits (MSB first)
   and/or the LLRs as float32 little-endian.
@@ -71,14 +71,16 @@ from typing import Any, Iterable
 import numpy as np
 import zmq
 
+from .pmt import PmtError, PmtPair, PmtReader, pmt_deserialize, pmt_serialize
 from .security import CurveConfig
 
 __all__ = [
     "DEFAULT_IQ_ENDPOINT", "DEFAULT_RESULT_ENDPOINT",
     "IQSource", "IQSink", "IQChunk", "SourceStats", "SinkStats",
     "ResultPublisher", "ResultSubscriber", "FrameResult", "encode_result", "decode_result",
-    "Tag", "PmtPair", "PmtError", "pmt_serialize", "pmt_deserialize",
-    "encode_tag_header", "decode_tag_header", "check_endpoint",
+    "Tag", "encode_tag_header", "decode_tag_header", "check_endpoint", "ZmqSocketBase",
+    # re-exported from .pmt, where the codec lives (tag keys and values are PMTs)
+    "PmtPair", "PmtError", "pmt_serialize", "pmt_deserialize",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,208 +93,6 @@ _HEADER_LE = struct.Struct("<HBQQ")
 _HEADER_BE = struct.Struct(">HBQQ")
 _MAGIC_LE = struct.pack("<H", TAG_HEADER_MAGIC)
 _MAGIC_BE = struct.pack(">H", TAG_HEADER_MAGIC)
-_MAX_PMT_DEPTH = 64
-
-# ---------------------------------------------------------------------------------------------
-# PMT serialisation (GNU Radio gnuradio-runtime/lib/pmt/pmt_serialize.cc, pmt_serial_tags.h)
-# ---------------------------------------------------------------------------------------------
-_PST_TRUE, _PST_FALSE, _PST_SYMBOL, _PST_INT32, _PST_DOUBLE, _PST_COMPLEX = 0, 1, 2, 3, 4, 5
-_PST_NULL, _PST_PAIR, _PST_VECTOR, _PST_DICT, _PST_UNIFORM_VECTOR = 6, 7, 8, 9, 10
-_PST_UINT64, _PST_TUPLE, _PST_INT64 = 11, 12, 13
-# uniform-vector subtypes -> big-endian numpy dtype of one item
-_UVI_DTYPES = {0: ">u1", 1: ">i1", 2: ">u2", 3: ">i2", 4: ">u4", 5: ">i4", 6: ">u8", 7: ">i8",
-               8: ">f4", 9: ">f8", 10: ">c8", 11: ">c16"}
-_DTYPE_UVI = {np.dtype(v).newbyteorder("="): k for k, v in _UVI_DTYPES.items()}
-
-
-class PmtError(ValueError):
-    """Malformed or unsupported PMT serialisation."""
-
-
-@dataclass(frozen=True)
-class PmtPair:
-    """A PMT pair (cons cell). Proper lists are chains of pairs ending in None (PMT_NIL)."""
-
-    car: Any
-    cdr: Any
-
-
-def pmt_serialize(obj: Any) -> bytes:
-    """Python value -> GNU Radio PMT serialisation (bytes).
-
-    Mapping: True/False; None -> PMT_NIL; str -> symbol (GNU Radio's strings are symbols);
-    int -> int32, or int64 outside int32, or uint64 at or above 2**63 (``np.uint64`` always
-    uint64); float -> double; complex -> complex double; tuple -> tuple; list -> vector;
-    dict -> dict; :class:`PmtPair` -> pair; 1-D ndarray of u8..u64, i8..i64, f32, f64, c64,
-    c128 -> uniform vector.
-    """
-    out = bytearray()
-    _serialize_into(obj, out, 0)
-    return bytes(out)
-
-
-def _serialize_into(obj: Any, out: bytearray, depth: int) -> None:
-    if depth > _MAX_PMT_DEPTH:
-        raise PmtError(f"PMT nesting deeper than {_MAX_PMT_DEPTH}")
-    if obj is True or obj is False or isinstance(obj, np.bool_):
-        out.append(_PST_TRUE if obj else _PST_FALSE)
-    elif obj is None:
-        out.append(_PST_NULL)
-    elif isinstance(obj, str):
-        raw = obj.encode("utf-8")
-        if len(raw) > 0xFFFF:
-            raise PmtError(f"symbol of {len(raw)} bytes is longer than PMT's 65535")
-        out += struct.pack(">BH", _PST_SYMBOL, len(raw)) + raw
-    elif isinstance(obj, np.uint64):
-        out += struct.pack(">BQ", _PST_UINT64, int(obj))
-    elif isinstance(obj, (int, np.integer)):
-        value = int(obj)
-        if -2**31 <= value < 2**31:
-            out += struct.pack(">Bi", _PST_INT32, value)
-        elif -2**63 <= value < 2**63:
-            out += struct.pack(">Bq", _PST_INT64, value)
-        elif value < 2**64:
-            out += struct.pack(">BQ", _PST_UINT64, value)
-        else:
-            raise PmtError(f"integer {value} does not fit in 64 bits")
-    elif isinstance(obj, (float, np.floating)):
-        out += struct.pack(">Bd", _PST_DOUBLE, float(obj))
-    elif isinstance(obj, (complex, np.complexfloating)):
-        out += struct.pack(">Bdd", _PST_COMPLEX, obj.real, obj.imag)
-    elif isinstance(obj, PmtPair):
-        out.append(_PST_PAIR)
-        _serialize_into(obj.car, out, depth + 1)
-        _serialize_into(obj.cdr, out, depth + 1)
-    elif isinstance(obj, tuple):
-        out += struct.pack(">BI", _PST_TUPLE, len(obj))
-        for item in obj:
-            _serialize_into(item, out, depth + 1)
-    elif isinstance(obj, list):
-        out += struct.pack(">BI", _PST_VECTOR, len(obj))
-        for item in obj:
-            _serialize_into(item, out, depth + 1)
-    elif isinstance(obj, dict):
-        if not obj:
-            out.append(_PST_NULL)
-        for key, value in obj.items():
-            out.append(_PST_DICT)
-            out.append(_PST_PAIR)
-            _serialize_into(key, out, depth + 1)
-            _serialize_into(value, out, depth + 1)
-        if obj:
-            out.append(_PST_NULL)
-    elif isinstance(obj, np.ndarray) and obj.ndim == 1 and obj.dtype.newbyteorder("=") in _DTYPE_UVI:
-        uvi = _DTYPE_UVI[obj.dtype.newbyteorder("=")]
-        # one pad byte, as pmt_serialize.cc writes
-        out += struct.pack(">BBIBB", _PST_UNIFORM_VECTOR, uvi, obj.size, 1, 0)
-        out += np.ascontiguousarray(obj, dtype=_UVI_DTYPES[uvi]).tobytes()
-    else:
-        raise PmtError(f"cannot serialise {type(obj).__name__} as a PMT")
-
-
-class _PmtReader:
-    """Cursor over a buffer of serialised PMTs; every read checks the remaining length."""
-
-    def __init__(self, buf, pos: int = 0):
-        self.buf = buf
-        self.pos = pos
-
-    def take(self, n: int) -> memoryview:
-        if n < 0 or self.pos + n > len(self.buf):
-            raise PmtError(f"truncated: needed {n} bytes at byte {self.pos}, "
-                           f"{len(self.buf) - self.pos} left")
-        view = self.buf[self.pos:self.pos + n]
-        self.pos += n
-        return view
-
-    def unpack(self, fmt: struct.Struct) -> tuple:
-        return fmt.unpack(self.take(fmt.size))
-
-    def read(self, depth: int = 0) -> Any:
-        if depth > _MAX_PMT_DEPTH:
-            raise PmtError(f"PMT nesting deeper than {_MAX_PMT_DEPTH}")
-        (tag,) = self.take(1)
-        if tag == _PST_TRUE:
-            return True
-        if tag == _PST_FALSE:
-            return False
-        if tag == _PST_NULL:
-            return None
-        if tag == _PST_SYMBOL:
-            (n,) = self.unpack(_U16)
-            return bytes(self.take(n)).decode("utf-8", errors="replace")
-        if tag == _PST_INT32:
-            return self.unpack(_I32)[0]
-        if tag == _PST_INT64:
-            return self.unpack(_I64)[0]
-        if tag == _PST_UINT64:
-            return np.uint64(self.unpack(_U64)[0])
-        if tag == _PST_DOUBLE:
-            return self.unpack(_F64)[0]
-        if tag == _PST_COMPLEX:
-            re, im = self.unpack(_C128)
-            return complex(re, im)
-        if tag in (_PST_TUPLE, _PST_VECTOR):
-            (n,) = self.unpack(_U32)
-            if n > len(self.buf) - self.pos:     # every item takes at least one byte
-                raise PmtError(f"truncated: {n} items announced, {len(self.buf) - self.pos} bytes left")
-            items = [self.read(depth + 1) for _ in range(n)]
-            return tuple(items) if tag == _PST_TUPLE else items
-        if tag == _PST_PAIR:
-            # a chain of pairs is read iteratively (long lists), as pmt's parse_pair does
-            cars = [self.read(depth + 1)]
-            while self.pos < len(self.buf) and self.buf[self.pos] == _PST_PAIR:
-                self.pos += 1
-                cars.append(self.read(depth + 1))
-            value = self.read(depth + 1)
-            for car in reversed(cars):
-                value = PmtPair(car, value)
-            return value
-        if tag == _PST_DICT:
-            result = {}
-            while True:
-                item = self.read(depth + 1)
-                if not isinstance(item, PmtPair):
-                    raise PmtError("dict entry is not a (key . value) pair")
-                key = item.car
-                try:
-                    hash(key)
-                except TypeError:
-                    key = repr(key)
-                result[key] = item.cdr
-                (nxt,) = self.take(1)
-                if nxt == _PST_NULL:
-                    return result
-                if nxt != _PST_DICT:
-                    raise PmtError(f"dict chain continues with type byte {nxt}")
-        if tag == _PST_UNIFORM_VECTOR:
-            uvi, n, npad = self.unpack(_UV_HEADER)
-            dtype = _UVI_DTYPES.get(uvi & 0x7F)
-            if dtype is None:
-                raise PmtError(f"unknown uniform-vector type {uvi}")
-            self.take(npad)
-            raw = self.take(n * np.dtype(dtype).itemsize)
-            return np.frombuffer(raw, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
-        raise PmtError(f"unknown PMT type byte {tag}")
-
-
-_U16, _U32, _I32 = struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">i")
-_U64, _I64, _F64 = struct.Struct(">Q"), struct.Struct(">q"), struct.Struct(">d")
-_C128, _UV_HEADER = struct.Struct(">dd"), struct.Struct(">BIB")
-
-
-def pmt_deserialize(data: bytes) -> Any:
-    """bytes of one serialised PMT -> Python value (inverse of :func:`pmt_serialize`).
-
-    Uniform vectors come back as native-endian ndarrays, pairs as :class:`PmtPair`, dicts as
-    dict, symbols as str, uint64 as ``np.uint64`` (so that it serialises back as uint64).
-    Raises :class:`PmtError` on malformed or trailing input.
-    """
-    reader = _PmtReader(memoryview(data))
-    value = reader.read()
-    if reader.pos != len(reader.buf):
-        raise PmtError(f"{len(reader.buf) - reader.pos} trailing bytes after the PMT")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +115,7 @@ def encode_tag_header(offset: int, tags: Iterable[Tag] = ()) -> bytes:
     for tag in tags:
         out += struct.pack("<Q", int(tag.offset))
         for part in (tag.key, tag.value, tag.srcid):
-            _serialize_into(part, out, 0)
+            out += pmt_serialize(part)
     return bytes(out)
 
 
@@ -347,7 +147,7 @@ def decode_tag_header(buf) -> tuple[int, tuple[Tag, ...], int, str]:
     _, version, offset, ntags = header.unpack_from(view)
     if version != TAG_HEADER_VERSION:
         raise PmtError(f"pass_tags header version {version}, expected {TAG_HEADER_VERSION}")
-    reader = _PmtReader(view, header.size)
+    reader = PmtReader(view, header.size)
     if ntags * (u64.size + 3) > len(view) - reader.pos:
         raise PmtError(f"truncated: {ntags} tags announced in {len(view) - reader.pos} bytes")
     tags = []
@@ -397,8 +197,32 @@ def check_endpoint(endpoint: str, *, bind: bool, allow_remote: bool = False) -> 
     return endpoint
 
 
-class _ZmqBase:
-    """Owns a context (unless given), one socket and an optional CURVE authenticator."""
+class ZmqSocketBase:
+    """Base class of the ZeroMQ endpoints here: one socket, opened and closed safely.
+
+    Parameters
+    ----------
+    socket_type : int
+        ``zmq.PUSH``, ``zmq.PULL``, ``zmq.PUB``, ``zmq.SUB``, ...
+    endpoint : str
+        Checked by :func:`check_endpoint` (binding off loopback needs ``allow_remote``).
+    bind : bool
+        Bind (True) or connect (False).
+    allow_remote : bool
+    curve : CurveConfig or None
+        Applied to the socket; a CURVE server also starts its context's ZAP handler.
+    linger_ms : int
+        ``ZMQ_LINGER``, >= 0: how long :meth:`close` may wait to deliver queued messages.
+    context : zmq.Context or None
+        Shared context; None creates one that :meth:`close` terminates.
+    options : dict
+        ``{zmq socket option: value}`` set before binding or connecting.
+
+    Whatever fails on the way closes what was already opened: a port in use raises OSError,
+    any other bind or connect failure ValueError. Subclasses send and receive on
+    ``self._socket`` (from one thread at a time) and extend :meth:`close` for resources of
+    their own. An instance is a context manager that closes on exit.
+    """
 
     def __init__(self, socket_type: int, endpoint: str, *, bind: bool, allow_remote: bool,
                  curve: CurveConfig | None, linger_ms: int, context: zmq.Context | None,
@@ -451,6 +275,7 @@ class _ZmqBase:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._socket is None
 
     def __enter__(self):
@@ -528,7 +353,7 @@ class IQChunk:
     tags: tuple[Tag, ...] = ()
 
 
-class IQSource(_ZmqBase):
+class IQSource(ZmqSocketBase):
     """Receive complex64 samples from a gr-zeromq (or :class:`IQSink`) sender.
 
     Parameters
@@ -726,7 +551,7 @@ def _send_options(pattern: str, hwm: int | None, send_timeout_ms: int, nodrop: b
     return options
 
 
-class IQSink(_ZmqBase):
+class IQSink(ZmqSocketBase):
     """Send complex64 samples the way gr-zeromq's pub_sink / push_sink do.
 
     Parameters
@@ -878,7 +703,7 @@ def decode_result(parts: list) -> FrameResult:
     return FrameResult(seq, header, values.get("bits"), values.get("llr"))
 
 
-class ResultPublisher(_ZmqBase):
+class ResultPublisher(ZmqSocketBase):
     """Publish decoded frames: one multipart message a frame (see :func:`encode_result`).
 
     Parameters
@@ -937,7 +762,7 @@ class ResultPublisher(_ZmqBase):
                          timing=timing, metrics=meta.get("metrics"))
 
 
-class ResultSubscriber(_ZmqBase):
+class ResultSubscriber(ZmqSocketBase):
     """Receive :class:`ResultPublisher` messages; ``recv()`` -> FrameResult or None on timeout.
 
     Malformed messages are counted in ``bad_messages`` and skipped.

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp_kernels import fft, ifft, xp_of
+from dsp_kernels.fused import basis_project, taps_reduce
 
 from .config import FrameConfig
 
@@ -69,10 +70,14 @@ class ChannelOperator:
         b_p[q]; leading axes broadcast against those of ``taps_fft``.
     taps_fft : complex [F, P, L]
         C_p(f) = FFT(c_p).
+    gram : complex [..., P, P] or None
+        G_pp' = mean_q conj(b_p[q]) b_p'[q], when the basis is a known constant (an
+        estimator's DPSS or Doppler exponentials); None: computed from ``basis`` when needed.
     """
 
     basis: object
     taps_fft: object
+    gram: object = None
 
     def __post_init__(self) -> None:
         if self.basis.shape[-2:] != self.taps_fft.shape[-2:]:
@@ -93,12 +98,31 @@ class ChannelOperator:
         v = fft(self.basis.conj() * r[..., None, :], axis=-1)
         return ifft((self.taps_fft.conj() * v).sum(axis=-2), axis=-1)
 
-    def power_spectrum(self):
-        """float [F, L]: P(f), the frame-averaged power transfer function (see module doc)."""
-        xp = xp_of(self.taps_fft)
-        gram = xp.einsum("...pq,...rq->...pr", self.basis.conj(), self.basis) / self.L
-        weighted = xp.einsum("...pr,...rf->...pf", gram, self.taps_fft)
-        return (self.taps_fft.conj() * weighted).sum(axis=-2).real
+    def basis_gram(self):
+        """complex [..., P, P]: G_pp' (``gram``, or computed from the basis)."""
+        if self.gram is not None:
+            return self.gram
+        xp = xp_of(self.basis)
+        return xp.einsum("...pq,...rq->...pr", self.basis.conj(), self.basis) / self.L
+
+    def normal(self, s, noise_var):
+        """complex [F, L], float [F] N0 -> (H^H H + N0 I) s, as
+
+            IFFT( sum_p conj(C_p) . FFT(conj(b_p) . y) + N0 FFT(s) ),  y = H s,
+
+        with the basis steps and the tap sum fused (``dsp_kernels.fused``): 2 + 2P FFTs and
+        three passes over [F, P, L]."""
+        spectrum = fft(s, axis=-1)
+        u = ifft(self.taps_fft * spectrum[..., None, :], axis=-1)
+        v = fft(basis_project(u, self.basis), axis=-1)
+        return ifft(taps_reduce(self.taps_fft, v, spectrum, noise_var), axis=-1)
+
+    def power_spectrum(self, stride: int = 1):
+        """float [F, ceil(L / stride)]: P(f), the frame-averaged power transfer function (see
+        module doc), at every ``stride``-th DFT bin."""
+        taps = self.taps_fft[..., ::stride]
+        weighted = (self.basis_gram()[..., :, :, None] * taps[..., None, :, :]).sum(axis=-2)
+        return (taps.conj() * weighted).sum(axis=-2).real
 
     def local_response(self, times, n_bins: int):
         """complex [F, S, n_bins]: G(q, f) = sum_p b_p[q] C_p(f) at instants q = ``times`` [S]
@@ -108,11 +132,12 @@ class ChannelOperator:
         step = self.L // n_bins
         basis_t = self.basis[..., xp.asarray(times)]                               # [.., P, S]
         basis_t = xp.broadcast_to(basis_t, self.taps_fft.shape[:-1] + basis_t.shape[-1:])
-        return xp.einsum("fps,fpk->fsk", basis_t, self.taps_fft[..., ::step])
+        return (basis_t[..., :, :, None] * self.taps_fft[..., None, ::step]).sum(axis=-3)
 
     def astype(self, dtype) -> "ChannelOperator":
         """The operator in ``dtype`` (no copy where it already is)."""
-        return ChannelOperator(self.basis.astype(dtype, copy=False), self.taps_fft.astype(dtype, copy=False))
+        gram = None if self.gram is None else self.gram.astype(dtype, copy=False)
+        return ChannelOperator(self.basis.astype(dtype, copy=False), self.taps_fft.astype(dtype, copy=False), gram)
 
     # ---- constructors ---------------------------------------------------------------
     @classmethod
@@ -135,16 +160,17 @@ class ChannelOperator:
         phase = xp.exp(-2j * np.pi * dopplers[None, :] * delays[:, None] / L)   # [D, P]
         taps[..., delays % L] = xp.swapaxes(h * phase, -1, -2)
         basis = doppler_exponentials(dopplers / L, L, xp).astype(h.dtype)
-        return cls(basis, fft(taps, axis=-1))
+        # integer Doppler bins over a whole period: an orthonormal basis, G = I
+        return cls(basis, fft(taps, axis=-1), xp.eye(dopplers.size, dtype=h.dtype))
 
     @classmethod
-    def from_delay_doppler_atoms(cls, L: int, basis, amplitudes, delays) -> "ChannelOperator":
+    def from_delay_doppler_atoms(cls, L: int, basis, amplitudes, delays, gram=None) -> "ChannelOperator":
         """c_p = sum_j amplitudes[..., j, p] * periodic-sinc delay by delays[..., j].
 
-        amplitudes: complex [F, J, P]; delays: float [F, J] (samples); basis: [.., P, L].
-        C_p(f) = sum_j a_{jp} exp(-j2pi f delta_j / L).
+        amplitudes: complex [F, J, P]; delays: float [F, J] (samples); basis: [.., P, L];
+        gram: the basis' G, if known. C_p(f) = sum_j a_{jp} exp(-j2pi f delta_j / L).
         """
         xp = xp_of(amplitudes)
         ramps = fractional_delay_response(delays, L, xp, amplitudes.dtype)          # [F, J, L]
         taps_fft = xp.einsum("...jp,...jf->...pf", amplitudes, ramps)
-        return cls(basis, taps_fft)
+        return cls(basis, taps_fft, gram)

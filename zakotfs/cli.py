@@ -19,7 +19,7 @@ from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
 from .receiver import ESTIMATORS, Receiver
 
-__all__ = ["main"]
+__all__ = ["main", "make_worker_process"]
 
 log = logging.getLogger("zakotfs")
 
@@ -81,9 +81,17 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
     return config.replace(modulation=mod) if mod else config
 
 
+def receiver_options(args) -> dict:
+    """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
+    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``): JSON-serialisable, so that
+    scale-out workers get them too (:func:`make_worker_process`)."""
+    return {"backend": args.backend, "estimator": args.estimator,
+            "cg_iterations": args.cg_iterations, "max_doppler_hz": args.max_doppler_hz}
+
+
 def make_receiver(args, config: FrameConfig) -> Receiver:
-    return Receiver(config, backend=args.backend, estimator=args.estimator,
-                    cg_iterations=args.cg_iterations, max_doppler_hz=args.max_doppler_hz)
+    """The receiver for ``config`` with the command line's receiver options."""
+    return Receiver(config, **receiver_options(args))
 
 
 def make_channel(args, config: FrameConfig, xp=np):
@@ -531,11 +539,35 @@ class _WorkerResult:
         self.llr = None if frame_result.llr is None else frame_result.llr[None, :]
 
 
+def make_worker_process(config: FrameConfig, **options):
+    """Scale-out worker factory (``python -m streaming.scaleout worker --process
+    zakotfs.cli:make_worker_process --options JSON``): the ``process`` of
+    ``Receiver(config, **options)``, built without printing the backend it took.
+    ``options`` are :func:`receiver_options`; none gives the default receiver."""
+    return Receiver(config, quiet=True, **options).process
+
+
+def _wait_for_workers(fanout, workers: list, n: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``n`` workers are connected to ``fanout``. UsageError when time runs out or
+    one of the local worker processes (``subprocess.Popen``) exits first, as one with a bad
+    receiver option does."""
+    deadline = time.monotonic() + timeout_s
+    while not fanout.wait_for_workers(n, timeout_s=min(1.0, max(0.0, deadline - time.monotonic()))):
+        exited = [w.returncode for w in workers if w.poll() is not None]
+        if exited:
+            raise UsageError(f"--workers {n}: a worker process exited with status {exited[0]} "
+                             f"before connecting (its error is above)")
+        if time.monotonic() >= deadline:
+            raise UsageError(f"--workers {n}: only {fanout.connected_workers} connected within {timeout_s:g} s")
+
+
 def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession) -> dict:
     """Fan acquired frames out to ``--workers`` receiver processes over ZeroMQ and collect the
-    results in frame order. Endpoints: ipc in a private temporary folder by default, or
-    ``--fanout``/``--collect`` (tcp) for workers on other machines, started there with
-    ``python -m streaming.scaleout worker --in FANOUT --out COLLECT --process zakotfs.receiver:make_process --config F``."""
+    results in frame order; the workers build their receivers with this command's receiver
+    options. Endpoints: ipc in a private temporary folder by default, or ``--fanout``/``--collect``
+    (tcp) for workers on other machines, started there with ``python -m streaming.scaleout worker
+    --in FANOUT --out COLLECT --process zakotfs.cli:make_worker_process --config F --options JSON``
+    (JSON: :func:`receiver_options`)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -548,12 +580,11 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
     (folder / "config.json").write_text(config.to_json())
     fanout, collector = FrameFanout(fan_ep), FrameCollector(col_ep, timeout_ms=0, max_wait_s=5.0)
     workers = [subprocess.Popen([sys.executable, "-m", "streaming.scaleout", "worker", "--in", fan_ep,
-                                 "--out", col_ep, "--process", "zakotfs.receiver:make_process",
+                                 "--out", col_ep, "--process", "zakotfs.cli:make_worker_process",
+                                 "--options", json.dumps(receiver_options(args)),
                                  "--config", str(folder / "config.json"), "--payload", "bits",
                                  "--batch", str(args.batch)], stdout=subprocess.DEVNULL)
                for _ in range(0 if (args.fanout or args.collect) else args.workers)]
-    if not fanout.wait_for_workers(args.workers, timeout_s=60):
-        raise UsageError(f"--workers {args.workers}: only {fanout.connected_workers} connected within 60 s")
     sent_at: dict[int, float] = {}
 
     def collect(results) -> None:
@@ -571,6 +602,7 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
     idle_since = time.monotonic()
     first = True
     try:
+        _wait_for_workers(fanout, workers, args.workers)
         while args.frames is None or fanout.sent < args.frames:
             samples = source.read()
             if samples is None:
@@ -607,8 +639,15 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
 
 
 def cmd_bench(args) -> int:
-    """The latency-deadline benchmark on one configuration (see ``bench/latency.py`` for sweeps)."""
-    from .benchmark import make_frames, time_receiver, time_sparse_baseline
+    """The latency-deadline benchmark on one configuration (``bench/latency_sweep.py`` for sweeps).
+
+    The headline is the real-time path (``RealtimeReceiver``: on the GPU one CUDA graph per
+    batch). On the GPU the same run also times, side by side, the same chain launched op by
+    op (no graph) and the staged receiver (each stage synchronised, which gives the stage
+    breakdown), on up to 200 batches each.
+    """
+    from .benchmark import make_frames, run_metadata, time_receiver, time_sparse_baseline, write_json
+    from .realtime import RealtimeReceiver
 
     config = resolve_config(args)
     receiver = make_receiver(args, config)
@@ -619,28 +658,41 @@ def cmd_bench(args) -> int:
         if not args.quiet and (i == n or i - done[0] >= max(1, n // 20)):
             done[0] = i
             print(f"\r  {i}/{n} batches", end="", file=sys.stderr, flush=True)
-    result = time_receiver(receiver, data, args.frames, batch=args.batch, progress=progress)
+    realtime = RealtimeReceiver(receiver, args.batch)
+    result = time_receiver(realtime, data, args.frames, batch=args.batch, progress=progress)
     if not args.quiet:
         print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
-                  frames_lost=0, channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
+                  realtime=realtime.describe(), frames_lost=0,
+                  channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
+    if receiver.backend.name == "gpu":
+        side = min(args.frames, 200 * args.batch)
+        result["compare"] = {
+            "no_graph": time_receiver(RealtimeReceiver(receiver, args.batch, graph=False), data, side,
+                                      batch=args.batch),
+            "staged": time_receiver(receiver, data, side, batch=args.batch),
+        }
     if args.baseline:
         result["baselines"] = {"scipy-sparse-cg": time_sparse_baseline(config, data, args.baseline)}
         if receiver.backend.name == "gpu":
             result["baselines"]["cusparse-cg"] = time_sparse_baseline(config, data, args.baseline, gpu=True)
         ours = result["latency_us"]["p50"]
         result["speedup_p50"] = {k: v["latency_us"]["p50"] / ours for k, v in result["baselines"].items()}
-    from .benchmark import run_metadata, write_json
-
     result.update(run_metadata(sys.argv, receiver.backend))
     if args.json:
         write_json(args.json, result)
     lat = result["latency_us"]
     print(f"zakotfs bench: {config.summary()}\n  backend {result['backend']} ({result['device']}), "
-          f"batch {args.batch}: latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f}, p99.9 {lat['p999']:.0f}, "
-          f"max {lat['max']:.0f}; deadline {result['deadline_us']:.0f} us, missed {result['deadline_misses']}"
-          f"/{result['frames'] // args.batch}; {result['throughput_mbps']:.2f} Mbps; BER {result['ber']:.2e}")
+          f"batch {args.batch}, CUDA graph {realtime.graph is not None}: latency p50 {lat['p50']:.0f} us, "
+          f"p99 {lat['p99']:.0f}, p99.9 {lat['p999']:.0f}, max {lat['max']:.0f}; deadline "
+          f"{result['deadline_us']:.0f} us, missed {result['deadline_misses']}/{result['frames'] // args.batch}; "
+          f"{result['throughput_mbps']:.2f} Mbps; BER {result['ber']:.2e}")
+    if realtime.capture_error:
+        print(f"  CUDA graph capture failed, ran op by op: {realtime.capture_error}")
+    for name, other in result.get("compare", {}).items():
+        print(f"  {name}: p50 {other['latency_us']['p50']:.0f} us, p99.9 {other['latency_us']['p999']:.0f} us "
+              f"({other['latency_us']['p50'] / lat['p50']:.2f}x ours)")
     for name, b in result.get("baselines", {}).items():
         print(f"  baseline {name}: p50 {b['latency_us']['p50']:.0f} us "
               f"({result['speedup_p50'][name]:.1f}x ours), CG iterations {b['cg_iterations']['mean']:.1f}")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp_kernels import fft, ifft, xp_of
+from dsp_kernels.fused import cg_step, real_dot, xpby
 
 from .channel_operator import ChannelOperator
 
@@ -57,11 +58,6 @@ def default_segments(L: int, taps: int, doppler_bins: float) -> int:
 class CGResult:
     s: object               # complex [F, L] estimate of the data part of the time signal
     residual: object        # float [F]: ||b - A s|| / ||b|| after the last iteration
-
-
-def _dot(a, b):
-    """Per-frame <a, b> = sum conj(a) b, real part (Hermitian positive systems)."""
-    return (a.conj() * b).real.sum(axis=-1)
 
 
 def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int):
@@ -108,37 +104,38 @@ def cg_lmmse(op: ChannelOperator, r, noise_var, iterations: int = 4,
     segments : int       preconditioner windows, see ``local_fourier_preconditioner``
     """
     xp = xp_of(r)
-    n0 = xp.asarray(noise_var, dtype=r.real.dtype)[:, None]
+    n0 = xp.asarray(noise_var, dtype=r.real.dtype)
     tiny = xp.finfo(r.real.dtype).tiny
-
-    def normal(v):
-        return op.adjoint(op.apply(v)) + n0 * v
-
-    precond = local_fourier_preconditioner(op, xp.asarray(noise_var), segments)
+    precond = local_fourier_preconditioner(op, n0, segments)
 
     b = op.adjoint(r)
     x = precond(b)
-    res = b - normal(x)
+    res = b - op.normal(x, n0)
     z = precond(res)
     p = z
-    rz = _dot(res, z)
+    rz = real_dot(res, z)
     for _ in range(iterations):
-        Ap = normal(p)
-        alpha = rz / xp.maximum(_dot(p, Ap), tiny)
-        x = x + alpha[:, None] * p
-        res = res - alpha[:, None] * Ap
+        Ap = op.normal(p, n0)
+        alpha = rz / xp.maximum(real_dot(p, Ap), tiny)
+        x, res = cg_step(x, res, p, Ap, alpha)
         z = precond(res)
-        rz_next = _dot(res, z)
-        p = z + (rz_next / xp.maximum(rz, tiny))[:, None] * p
+        rz_next = real_dot(res, z)
+        p = xpby(z, p, rz_next / xp.maximum(rz, tiny))
         rz = rz_next
-    rel = xp.sqrt(_dot(res, res) / xp.maximum(_dot(b, b), tiny))
+    rel = xp.sqrt(real_dot(res, res) / xp.maximum(real_dot(b, b), tiny))
     return CGResult(x, rel)
 
 
+BIAS_BINS = 8192
+"""lmmse_bias averages over at most this many DFT bins (every L // BIAS_BINS-th): P(f)
+varies on a scale of L / (delay spread) bins, hundreds at every grid we run."""
+
+
 def lmmse_bias(op: ChannelOperator, noise_var):
-    """float [F]: mu = mean_f P(f) / (P(f) + N0), see module doc."""
+    """float [F]: mu = mean_f P(f) / (P(f) + N0), see module doc, over every
+    max(1, L // BIAS_BINS)-th bin."""
     xp = xp_of(noise_var)
-    spectrum = op.power_spectrum()
+    spectrum = op.power_spectrum(stride=max(1, op.L // BIAS_BINS))
     n0 = xp.asarray(noise_var)[:, None]
     return (spectrum / (spectrum + n0)).mean(axis=-1)
 

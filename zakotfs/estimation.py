@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal.windows import dpss
 
-from dsp_kernels import fft, xp_of
+from dsp_kernels import Backend, fft, get_backend, xp_of
 
 from .channel_operator import ChannelOperator
 from .config import FrameConfig
@@ -126,7 +126,8 @@ class PaperEstimator:
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, threshold: float = 9.0,
-                 *, xp=np, dtype=np.complex128):
+                 *, backend: Backend | None = None, dtype=np.complex128):
+        xp = (backend or get_backend("cpu")).xp
         self.config = config
         self.threshold = threshold
         self.snapshots = SnapshotReader(config, xp, dtype)
@@ -135,6 +136,7 @@ class PaperEstimator:
             else np.arange(-(config.N // 2), config.N - config.N // 2)
         t_neg, t_pos = config.tap_window
         self.delays = np.arange(-t_neg, t_pos + 1)
+        self._delays, self._dopplers = xp.asarray(self.delays), xp.asarray(self.dopplers)
         self._bins = xp.asarray(self.dopplers % config.N)
         self._twist = xp.asarray(np.exp(-2j * np.pi * self.dopplers * config.pilot_k / config.MN), dtype=dtype)
 
@@ -152,7 +154,7 @@ class PaperEstimator:
     def __call__(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate."""
         h, noise_var = self.read_off(r)
-        op = ChannelOperator.from_dd_taps(self.config, h, self.delays, self.dopplers)
+        op = ChannelOperator.from_dd_taps(self.config, h, self._delays, self._dopplers)
         return ChannelEstimate(op, noise_var, (h != 0).sum(axis=(-1, -2)))
 
 
@@ -172,9 +174,10 @@ class AccurateEstimator:
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, n_atoms: int = 16,
-                 delay_resolution: int = 32, *, xp=np, dtype=np.complex128):
+                 delay_resolution: int = 32, *, backend: Backend | None = None, dtype=np.complex128):
+        self.backend = backend or get_backend("cpu")
         self.config = c = config
-        self.xp = xp
+        self.xp = xp = self.backend.xp
         self.snapshots = SnapshotReader(c, xp, dtype)
         nw = max_doppler_hz * c.frame_time
         self.P = min(int(np.ceil(2 * nw)) + 3, c.N - 1)
@@ -189,10 +192,13 @@ class AccurateEstimator:
         self.n_atoms = min(n_atoms, self.taus.size)
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
         self.edge = 2.0
+        W = self.taus.size
+        self.floor_factor = self.P + 4 * np.sqrt(self.P) + 2 * np.log(W)     # see fit_delays
         # the same constants on the backend, once
         self._pinv = xp.asarray(self.pinv, dtype=dtype)
         self._sampled = xp.asarray(sampled, dtype=dtype)
         self._basis = xp.asarray(self.basis, dtype=dtype)
+        self._gram = xp.asarray(self.basis.conj() @ self.basis.T / c.MN, dtype=dtype)
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
 
@@ -222,7 +228,7 @@ class AccurateEstimator:
         residual = coeffs
         amplitudes = None
         taus, offsets = self._taus, self._offsets
-        floor = (P + 4 * np.sqrt(P) + 2 * np.log(W)) * coeff_var                          # [F]
+        floor = self.floor_factor * coeff_var                                           # [F]
         lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         for _ in range(self.n_atoms):
             peak = xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)                 # [F]
@@ -249,15 +255,30 @@ class AccurateEstimator:
         return amplitudes, coeffs - xp.einsum("fwj,fjp->fwp", atoms, amplitudes)
 
     def __call__(self, r) -> ChannelEstimate:
-        """complex [F, MN] -> ChannelEstimate."""
-        c, xp = self.config, xp_of(r)
+        """complex [F, MN] -> ChannelEstimate.
+
+        Where the backend has the fused kernels (``sparse_delay_fit``, ``atom_taps_fft``:
+        the GPU), the delay fit and the taps run as one launch each; otherwise as the array
+        code of ``fit_delays`` and ``ChannelOperator.from_delay_doppler_atoms``.
+        """
+        c, be = self.config, self.backend
         z = self.snapshots(r)                                                          # [F, W, N]
-        coeffs = xp.einsum("wpn,fwn->fwp", self._pinv, z)                              # [F, W, P]
+        coeffs = (self._pinv[None] * z[:, :, None, :]).sum(axis=-1)                    # [F, W, P]
         # snapshot noise from the DPSS fit residual (W (N - P) degrees of freedom)
-        fitted = xp.einsum("wnp,fwp->fwn", self._sampled, coeffs)
+        fitted = (self._sampled[None] * coeffs[:, :, None, :]).sum(axis=-1)            # [F, W, N]
         W, N = z.shape[-2:]
-        snap_var = (xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))  # [F]
-        amplitudes, delays, active = self.fit_delays(coeffs, snap_var * self.coeff_gain)
-        op = ChannelOperator.from_delay_doppler_atoms(c.MN, self._basis, amplitudes, delays)
+        snap_var = (be.xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))    # [F]
+        coeff_var = snap_var * self.coeff_gain
+        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
+        fused_fit = getattr(be, "sparse_delay_fit", None)
+        fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self._offsets,
+                                      self.n_atoms, lo, hi, c.MN)
+        amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
+        fused_taps = getattr(be, "atom_taps_fft", None)
+        taps_fft = fused_taps and fused_taps(amplitudes, delays, c.MN)
+        if taps_fft is None:
+            op = ChannelOperator.from_delay_doppler_atoms(c.MN, self._basis, amplitudes, delays, self._gram)
+        else:
+            op = ChannelOperator(self._basis, taps_fft, self._gram)
         noise_var = snap_var * c.pilot_amplitude ** 2 / c.N
         return ChannelEstimate(op, noise_var, active.sum(-1))

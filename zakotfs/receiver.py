@@ -21,7 +21,7 @@ from .frame import pilot_grid
 from .modulation import constellation
 from .zak_transform import inverse_zak, zak
 
-__all__ = ["Receiver", "RxResult", "ESTIMATORS", "CG_ITERATIONS", "make_process"]
+__all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
 
@@ -43,6 +43,34 @@ class RxResult:
     cg_residual: np.ndarray   # float [F], relative residual of the last CG iteration
     valid: np.ndarray         # bool [F], False where the input had NaN/Inf samples
     stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
+
+
+@dataclass
+class DeviceResult:
+    """``Receiver.run``'s output, arrays on the backend (shapes as in RxResult; mu: the
+    LMMSE bias [F], SINR = mu / (1 - mu))."""
+
+    llr: object
+    bits: object
+    symbols: object
+    noise_var: object
+    mu: object
+    cg_residual: object
+    valid: object
+
+    def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
+                stages: dict) -> RxResult:
+        """RxResult with the already-copied ``llr`` and ``bits`` and the small arrays copied now."""
+        mu = backend.asnumpy(self.mu)
+        return RxResult(
+            bits=bits, llr=llr,
+            symbols=backend.asnumpy(self.symbols).astype(np.complex64) if keep_symbols else None,
+            noise_var=backend.asnumpy(self.noise_var).astype(float),
+            sinr_db=10 * np.log10(mu / (1 - mu)),
+            cg_residual=backend.asnumpy(self.cg_residual).astype(float),
+            valid=backend.asnumpy(self.valid),
+            stage_s=stages,
+        )
 
 
 class Receiver:
@@ -90,9 +118,9 @@ class Receiver:
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
-            self.estimator = PaperEstimator(config, max_doppler_hz, xp=xp, dtype=self.dtype)
+            self.estimator = PaperEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype)
         elif estimator == "accurate":
-            self.estimator = AccurateEstimator(config, max_doppler_hz, xp=xp, dtype=self.dtype)
+            self.estimator = AccurateEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype)
         else:
             self.estimator = None
 
@@ -107,26 +135,26 @@ class Receiver:
         """complex [F, MN] (CP removed, on the backend) -> channel estimate."""
         return self.estimator(r)
 
-    def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
-                noise_var=None) -> RxResult:
-        """complex64 [F, cp_len + MN] (or [cp_len + MN]) -> RxResult.
+    def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
+            stages: dict | None = None) -> DeviceResult:
+        """complex [F, MN] received frames, CP removed, on the backend -> DeviceResult.
 
-        ``operator`` and ``noise_var`` give perfect CSI (required for ``estimator="perfect"``,
-        optional overrides otherwise).
+        Device work only: no host transfer and no synchronisation unless ``stages`` is
+        given (then each stage is synchronised and its seconds added there), so the whole
+        chain can be captured in a CUDA graph (``zakotfs.realtime``).
         """
         c, be, xp = self.config, self.backend, self.backend.xp
-        frames = np.atleast_2d(np.asarray(frames))
-        if frames.ndim != 2 or frames.shape[-1] != c.cp_len + c.MN:
-            raise ValueError(f"frames: expected shape [F, {c.cp_len + c.MN}] (cp_len + MN), "
-                             f"got {frames.shape}")
+
+        def stage(name, fn, *args):
+            return fn(*args) if stages is None else self._timed(stages, name, fn, *args)
+
         if self.estimator is None and operator is None:
             raise ValueError("estimator 'perfect' needs the true channel: pass operator=")
-        stages: dict = {}
-        r = self._timed(stages, "transfer_in", lambda a: xp.asarray(a[:, c.cp_len:], dtype=self.dtype), frames)
+        r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(r).all(axis=-1)              # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
         if operator is None:
-            est = self._timed(stages, "estimate", self.estimate, r)
+            est = stage("estimate", self.estimate, r)
             operator, n0 = est.operator.astype(self.dtype), est.noise_var
         else:
             operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),
@@ -146,25 +174,29 @@ class Receiver:
             x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual
 
-        x, mu, residual = self._timed(stages, "equalize", equalize, r)
+        x, mu, residual = stage("equalize", equalize, r)
         error_var = (1 - mu) / mu
-        llr = self._timed(stages, "demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
+        llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information
-        bits = self.constellation.hard_bits(llr)
-        llr_host, bits_host = self._timed(stages, "transfer_out", lambda: (be.asnumpy(llr), be.asnumpy(bits)))
-        return RxResult(
-            bits=bits_host,
-            llr=llr_host,
-            symbols=be.asnumpy(x).astype(np.complex64) if self.keep_symbols else None,
-            noise_var=be.asnumpy(n0).astype(float),
-            sinr_db=10 * np.log10(be.asnumpy(mu / (1 - mu))),
-            cg_residual=be.asnumpy(residual).astype(float),
-            valid=be.asnumpy(valid),
-            stage_s=stages,
-        )
+        return DeviceResult(llr=llr, bits=self.constellation.hard_bits(llr), symbols=x,
+                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid)
 
+    def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
+                noise_var=None) -> RxResult:
+        """complex64 [F, cp_len + MN] (or [cp_len + MN]) host samples -> RxResult on the host,
+        each stage timed (synchronised) in ``RxResult.stage_s``.
 
-def make_process(config: FrameConfig):
-    """Factory for scale-out workers (``python -m streaming.scaleout worker --process
-    zakotfs.receiver:make_process``): the default receiver's ``process``."""
-    return Receiver(config, backend="auto", quiet=True).process
+        ``operator`` and ``noise_var`` give perfect CSI (required for ``estimator="perfect"``,
+        optional overrides otherwise).
+        """
+        c, be, xp = self.config, self.backend, self.backend.xp
+        frames = np.atleast_2d(np.asarray(frames))
+        if frames.ndim != 2 or frames.shape[-1] != c.cp_len + c.MN:
+            raise ValueError(f"frames: expected shape [F, {c.cp_len + c.MN}] (cp_len + MN), "
+                             f"got {frames.shape}")
+        stages: dict = {}
+        r = self._timed(stages, "transfer_in", lambda a: xp.asarray(a[:, c.cp_len:], dtype=self.dtype), frames)
+        out = self.run(r, operator=operator, noise_var=noise_var, stages=stages)
+        llr_host, bits_host = self._timed(stages, "transfer_out",
+                                          lambda: (be.asnumpy(out.llr), be.asnumpy(out.bits)))
+        return out.to_host(be, llr_host, bits_host, self.keep_symbols, stages)

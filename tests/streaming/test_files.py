@@ -145,7 +145,7 @@ def test_file_of_a_killed_writer_gives_back_what_was_flushed(tmp_path):
     path = tmp_path / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)],
                             stdout=subprocess.PIPE, text=True, cwd=REPO,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
     try:
         assert proc.stdout.readline().strip() == "written"
     finally:

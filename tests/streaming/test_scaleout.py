@@ -53,7 +53,7 @@ def start_worker(fanout, collector, name):
          "--process", "tests.streaming.test_scaleout:stub_factory", "--name", name,
          "--payload", "both"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
 
 
 def test_order_restored_across_worker_processes():
@@ -177,3 +177,14 @@ def test_fanout_without_workers_counts_a_drop():
         assert fanout.connected_workers == 0
         assert not fanout.send(0, np.zeros(4, np.complex64))
         assert (fanout.sent, fanout.dropped) == (0, 1)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json"])
+def test_worker_options_must_be_a_json_object(text, capsys):
+    from streaming.scaleout import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["worker", "--in", "ipc://nowhere", "--out", "ipc://nowhere", "--process", "a:b",
+              "--options", text])
+    assert exc.value.code == 2
+    assert "--options" in capsys.readouterr().err

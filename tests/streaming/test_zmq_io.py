@@ -11,34 +11,14 @@ import pytest
 import zmq
 
 from streaming.security import CurveConfig, generate_certificates
-from streaming.zmq_io import (FrameResult, IQSink, IQSource, PmtPair, ResultPublisher,
-                              ResultSubscriber, Tag, check_endpoint, decode_tag_header,
-                              encode_result, encode_tag_header, pmt_deserialize, pmt_serialize)
+from streaming.zmq_io import (FrameResult, IQSink, IQSource, ResultPublisher, ResultSubscriber,
+                              Tag, check_endpoint, decode_tag_header, encode_result,
+                              encode_tag_header)
 
 pytestmark = pytest.mark.timeout(60)
 
 LOOPBACK = "tcp://127.0.0.1:*"
 
-# Serialised by GNU Radio 3.10.5 (pmt.serialize_str) -- the same values as PMT_VALUES.
-GNURADIO_PMT = {
-    "sym": "02000772785f74696d65", "int": "03fffffffb", "bigint": "0d0000010000000000",
-    "u64": "0b8000000000000005", "dbl": "044136e36000000000",
-    "cpx": "053ff00000000000004000000000000000", "T": "00", "F": "01", "nil": "06",
-    "tuple": "0c000000020b000000006553f100043fd0000000000000",
-    "pair": "07020001610300000001", "list": "07020001780704400000000000000006",
-    "vec": "0a0a0000000201003f8000003f80000040000000c0400000", "u8v": "0a000000000301000102fa",
-    "f32v": "0a080000000201003f000000bfa00000", "s16v": "0a03000000020100fffe012c",
-    "pvec": "080000000203000000070300000007",
-    "dict": "09070200026b320200017609070200026b31030000000106",
-}
-PMT_VALUES = {
-    "sym": "rx_time", "int": -5, "bigint": 2**40, "u64": 2**63 + 5, "dbl": 1.5e6, "cpx": 1 + 2j,
-    "T": True, "F": False, "nil": None, "tuple": (np.uint64(1700000000), 0.25),
-    "pair": PmtPair("a", 1), "list": PmtPair("x", PmtPair(2.0, None)),
-    "vec": np.array([1 + 1j, 2 - 3j], np.complex64), "u8v": np.array([1, 2, 250], np.uint8),
-    "f32v": np.array([0.5, -1.25], np.float32), "s16v": np.array([-2, 300], np.int16),
-    "pvec": [7, 7], "dict": {"k2": "v", "k1": 1},
-}
 # One message from GNU Radio 3.10.5 zeromq.push_sink(pass_tags=True): 6 samples
 # arange(6) * (1 - 0.5j), tags at 1 (rx_time, (1700000000, 0.25), srcid "src") and
 # 4 (rx_freq, 2.4e9).
@@ -103,27 +83,7 @@ def random_stream(rng, n):
     return (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
 
 
-# ---- PMT and the pass_tags header -------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(GNURADIO_PMT))
-def test_pmt_matches_gnuradio(name):
-    wire = bytes.fromhex(GNURADIO_PMT[name])
-    assert pmt_serialize(PMT_VALUES[name]) == wire
-    decoded = pmt_deserialize(wire)
-    expected = PMT_VALUES[name]
-    if isinstance(expected, np.ndarray):
-        np.testing.assert_array_equal(decoded, expected)
-        assert decoded.dtype == expected.dtype
-    else:
-        assert decoded == expected
-
-
-@pytest.mark.parametrize("cut", [1, 3, 5, 9, 17])
-def test_pmt_truncated_raises_value_error(cut):
-    wire = bytes.fromhex(GNURADIO_PMT["tuple"])
-    with pytest.raises(ValueError, match="truncated"):
-        pmt_deserialize(wire[:cut])
-
-
+# ---- the pass_tags header ----------------------------------------------------------------------
 def test_gnuradio_pass_tags_message_decodes():
     raw = bytes.fromhex(GNURADIO_MESSAGE)
     offset, tags, header_len, order = decode_tag_header(raw)

@@ -177,3 +177,82 @@ def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
     r1, r2 = (json.loads((tmp_path / f"r{i}.json").read_text()) for i in (1, 2))
     assert r2["frames"] == r1["frames"] == 8 and r2["scaleout"]["collector"]["missing"] == 0
     assert r2["bit_errors"] == r1["bit_errors"]
+
+
+@pytest.mark.timeout(240)
+def test_scaleout_workers_use_the_receiver_options(tmp_path):
+    """rx --workers --estimator paper: the workers run the paper estimator, so the bit errors
+    are those of the in-process paper receiver, not of the default accurate one (18 dB, where
+    the two differ)."""
+    tx, ch = str(tmp_path / "tx.h5"), str(tmp_path / "ch.h5")
+    assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "8", "--seed", "5"]) == 0
+    assert main(["channel", "--in", tx, "--out", ch, "--snr", "18", "--seed", "6"]) == 0
+    runs = {"paper": ["--estimator", "paper"], "accurate": [],
+            "workers": ["--estimator", "paper", "--workers", "2"]}
+    reports = {}
+    for name, extra in runs.items():
+        path = tmp_path / f"{name}.json"
+        assert main(["rx", "--in", ch, "--backend", "cpu", "--json", "--report", str(path), *extra]) == 0
+        reports[name] = json.loads(path.read_text())
+    assert reports["workers"]["frames"] == reports["paper"]["frames"] == 8
+    assert reports["workers"]["bit_errors"] == reports["paper"]["bit_errors"]
+    assert reports["paper"]["bit_errors"] != reports["accurate"]["bit_errors"]
+
+
+@pytest.mark.timeout(120)
+def test_scaleout_worker_process_honours_its_options():
+    """A worker started with --options returns the LLRs and bits of an in-process Receiver
+    built with the same options, which differ from the default receiver's."""
+    from channel_models.emulator import ChannelEmulator
+    from channel_models.paths import draw_paths
+    from channel_models.profiles import load_profile
+    from streaming.scaleout import FrameCollector, FrameFanout
+    from zakotfs import FrameBuilder, preset, random_bits
+    from zakotfs.receiver import Receiver
+
+    options = {"backend": "cpu", "estimator": "paper", "cg_iterations": 4, "max_doppler_hz": 500.0}
+    config = preset("tiny")
+    rng = np.random.default_rng(11)
+    bits = random_bits(config, 3, rng)
+    stream = FrameBuilder(config).stream(bits)
+    emulator = ChannelEmulator(draw_paths(load_profile("veh-a"), 815.0, rng), config.bandwidth,
+                               snr_db=18.0, seed=11)
+    received = np.concatenate([emulator.process(stream), emulator.flush()])[:stream.size]
+    frames = received.reshape(3, -1)[:, config.preamble_len:].astype(np.complex64)
+    with FrameCollector("tcp://127.0.0.1:*", timeout_ms=200) as collector, \
+            FrameFanout("tcp://127.0.0.1:*", send_timeout_ms=10_000) as fanout:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streaming.scaleout", "worker", "--in", fanout.endpoint,
+             "--out", collector.endpoint, "--process", "zakotfs.cli:make_worker_process",
+             "--preset", "tiny", "--options", json.dumps(options), "--payload", "both"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert fanout.wait_for_workers(1, timeout_s=60), "the worker did not connect"
+            for seq, frame in enumerate(frames):
+                assert fanout.send(seq, frame)
+            results = []
+            while len(results) < len(frames) and worker.poll() is None:
+                if (result := collector.recv()) is not None:
+                    results.append(result)
+        finally:
+            worker.terminate()
+            _, err = worker.communicate(timeout=30)
+    assert [r.seq for r in results] == [0, 1, 2], err
+    expected = Receiver(config, **options).process(frames)
+    default = Receiver(config, backend="cpu").process(frames)
+    got_llr = np.stack([r.llr for r in results])
+    np.testing.assert_allclose(got_llr, expected.llr, rtol=1e-5, atol=1e-5 * np.abs(expected.llr).max())
+    np.testing.assert_array_equal(np.stack([r.bits for r in results]), expected.bits)
+    assert np.abs(default.llr - expected.llr).max() > 0.1 * np.abs(expected.llr).max()
+
+
+@pytest.mark.timeout(120)
+def test_scaleout_worker_with_a_bad_receiver_option_is_one_line(tmp_path, capsys):
+    """A worker that cannot build its receiver (negative --cg-iterations) ends rx at once with
+    one line, instead of a wait for workers that never connect."""
+    tx = str(tmp_path / "tx.h5")
+    assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "2"]) == 0
+    capsys.readouterr()
+    assert main(["rx", "--in", tx, "--workers", "1", "--cg-iterations", "-1", "--backend", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a worker process exited" in err[0], err

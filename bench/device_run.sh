@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine (see docs/status.md): GPU tests and benchmarks, results
+# under $OUT. Usage: bash bench/device_run.sh STEP...  with STEP in
+#   env      nvidia-smi, library versions
+#   tests    python -m pytest -m gpu (CPU/GPU agreement, CuPy emulator)
+#   suite    the whole test suite (auto backend = the GPU) on 12 workers
+#   profile  python -m bench.gpu_profile: device time of each piece of the chain, paper grid
+#   bench    zakotfs bench, paper grid: batch 1 and 8 (accurate estimator), batch 1 with 8 CG
+#            iterations, batch 1 (paper estimator)
+#   baseline zakotfs bench, paper grid, with the sparse-matrix CG baselines on one frame
+#   sweep    python -m bench.latency_sweep on the GPU
+# The machine has no network: wheels missing there (pyzmq, sigmf and their needs) travel in
+# .whl/ (carry it) and are installed to /tmp/site.
+set -u
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+zk="python3 -m zakotfs.cli"
+FRAMES=${FRAMES:-1000}     # timed frames per bench configuration
+log() { echo "== $(date -u +%H:%M:%S) $*"; }
+
+for step in "$@"; do
+    case $step in
+    env)
+        log env
+        nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+        python3 -c "import cupy, numpy, scipy, numba; print('cupy', cupy.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__, 'numba', numba.__version__, 'cuda runtime', cupy.cuda.runtime.runtimeGetVersion())"
+        ;;
+    tests)
+        log "pytest -m gpu"
+        timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider -o addopts="--import-mode=importlib" \
+            -rs 2>&1 | tee "$OUT/gpu_tests.log" | tail -30
+        ;;
+    suite)
+        log "whole suite"
+        timeout 400 python3 -m pytest -q -m "not slow" -n 12 -p no:cacheprovider 2>&1 | tee "$OUT/suite.log" | tail -30
+        ;;
+    profile)
+        log profile
+        timeout 150 python3 -m bench.gpu_profile --preset paper --backend gpu --json "$OUT/profile.json"
+        ;;
+    bench)
+        log "bench paper b1"
+        timeout 200 $zk bench --preset paper --backend gpu --frames $FRAMES --batch 1 --json "$OUT/paper_b1.json" --quiet
+        log "bench paper b8"
+        timeout 150 $zk bench --preset paper --backend gpu --frames $((FRAMES * 8 / 5)) --batch 8 --json "$OUT/paper_b8.json" --quiet
+        log "bench paper b1, 8 CG iterations"
+        timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 8 --json "$OUT/paper_cg8.json" --quiet
+        log "bench paper estimator"
+        timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --estimator paper --json "$OUT/paper_est_paper.json" --quiet
+        ;;
+    baseline)
+        log "baselines"
+        timeout 300 $zk bench --preset paper --backend gpu --frames 50 --baseline 1 --json "$OUT/paper_baselines.json" --quiet
+        ;;
+    sweep)
+        log sweep
+        timeout 500 python3 -m bench.latency_sweep --backend gpu --frames 300 --baseline 0 --tag h100 --out-dir "$OUT" 2>&1 | tail -20
+        ;;
+    *) echo "unknown step $step"; exit 2 ;;
+    esac
+done
+log done

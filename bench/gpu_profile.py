@@ -1,0 +1,111 @@
+"""Where the device time of one frame goes: each piece of the receiver chain timed alone
+on the device (``cupyx.profiler.benchmark``: GPU time between CUDA events, median of
+repeats), next to the bytes it must move at least and the time those take at the
+device-to-device copy rate measured in the same run.
+
+    python -m bench.gpu_profile --preset paper --json out/profile.json
+
+On a machine without a GPU it runs the same pieces on the CPU (wall time), so it can be
+tried anywhere; the numbers that matter come from the GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from dsp_kernels import fft, get_backend, ifft
+from zakotfs.benchmark import make_frames, run_metadata, write_json
+from zakotfs.config import preset
+from zakotfs.equalizer import cg_lmmse, lmmse_bias, local_fourier_preconditioner
+from zakotfs.receiver import Receiver
+from zakotfs.zak_transform import zak
+
+
+def _timer(backend, repeats: int):
+    if backend.name == "gpu":
+        from cupyx.profiler import benchmark
+
+        def median_us(fn):
+            return float(np.median(benchmark(fn, n_repeat=repeats, n_warmup=3).gpu_times[0]) * 1e6)
+        return median_us
+    import time
+
+    def median_us(fn):
+        fn()
+        times = []
+        for _ in range(max(3, repeats // 10)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1e6)
+    return median_us
+
+
+def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
+    be = get_backend(backend_name)
+    xp = be.xp
+    config = preset(preset_name)
+    receiver = Receiver(config, backend=be, quiet=True)
+    data = make_frames(config, 1)
+    r = xp.asarray(data.frames[:, config.cp_len:], dtype=np.complex64)
+    est = receiver.estimate(r)
+    op = est.operator.astype(np.complex64)
+    n0 = xp.maximum(xp.asarray(est.noise_var, dtype=np.float32), 1e-12)
+    P, L = op.taps_fft.shape[-2:]
+    s = r.copy()
+    wide = xp.broadcast_to(s[:, None, :], (1, P, L)).copy()
+    precond = local_fourier_preconditioner(op, n0, receiver.segments)
+    time_us = _timer(be, repeats)
+    probe = xp.empty(8 << 20, np.complex64)
+    estimator = receiver.estimator
+    coeffs = (estimator._pinv[None] * estimator.snapshots(r)[:, :, None, :]).sum(axis=-1)
+    pieces = {
+        "fill 64 MB (write-bandwidth probe)": lambda: probe.fill(0),
+        "fft [1, L]": lambda: fft(s, axis=-1),
+        f"fft [{P}, L]": lambda: fft(wide, axis=-1),
+        "estimate (whole)": lambda: receiver.estimate(r),
+        "operator apply H s": lambda: op.apply(s),
+        "operator adjoint H^H r": lambda: op.adjoint(s),
+        "preconditioner build": lambda: local_fourier_preconditioner(op, n0, receiver.segments),
+        "preconditioner apply": lambda: precond(s),
+        "lmmse bias": lambda: lmmse_bias(op, n0),
+        f"cg_lmmse, {receiver.cg_iterations} iterations": lambda: cg_lmmse(op, s, n0, receiver.cg_iterations,
+                                                                           receiver.segments),
+        "zak + data gather": lambda: zak(s, config.M, config.N).reshape(1, -1)[:, receiver.data_index],
+        "run (whole chain)": lambda: receiver.run(r),
+    }
+    if hasattr(be, "sparse_delay_fit"):
+        lo, hi = estimator.taus[0] + estimator.edge, estimator.taus[-1] - estimator.edge
+        floor = xp.full(1, 1e-3)
+        pieces["sparse_delay_fit kernel"] = lambda: be.sparse_delay_fit(
+            coeffs, floor, estimator.taus[0], estimator._offsets, estimator.n_atoms, lo, hi, L)
+        amplitudes, delays, _ = be.sparse_delay_fit(coeffs, floor, estimator.taus[0], estimator._offsets,
+                                                    estimator.n_atoms, lo, hi, L)
+        pieces["atom_taps_fft kernel"] = lambda: be.atom_taps_fft(amplitudes, delays, L)
+    times = {}
+    for name, fn in pieces.items():
+        times[name] = time_us(fn)
+        print(f"  {name:45s} {times[name]:10.1f} us", file=sys.stderr)
+    fill_rate = probe.nbytes / (times["fill 64 MB (write-bandwidth probe)"] * 1e-6)
+    return {"preset": preset_name, "P": P, "L": L, "segments": receiver.segments,
+            "cg_iterations": receiver.cg_iterations, "median_us": times,
+            "fill_rate_bytes_per_s": fill_rate, **run_metadata(sys.argv, be)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    result = profile(args.preset, args.backend, args.repeats)
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

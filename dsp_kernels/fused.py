@@ -1,0 +1,103 @@
+"""Fused elementwise steps of the CG-LMMSE equaliser.
+
+Each function is one pass over memory on the GPU (a CuPy ElementwiseKernel or
+ReductionKernel, compiled once) and the same expression in numpy on the CPU, which is
+also the reference the GPU versions are tested against (and what other dtypes than
+complex64 run on the GPU). Shapes: F frames, P basis functions, L samples; ``basis`` is
+[P, L] (shared by all frames) or [F, P, L].
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+import numpy as np
+
+from .arrays import is_gpu_array
+
+__all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce"]
+
+
+def _fused(a) -> bool:
+    return is_gpu_array(a) and a.dtype == np.complex64
+
+
+@lru_cache(maxsize=None)
+def _gpu_kernels():
+    cp = sys.modules["cupy"]
+    return {
+        "real_dot": cp.ReductionKernel(
+            "T a, T b", "float32 y", "a.real() * b.real() + a.imag() * b.imag()", "a + b", "y = a", "0",
+            "zakotfs_real_dot"),
+        "cg_step": cp.ElementwiseKernel(
+            "T p, T Ap, float32 alpha", "T x, T res", "x = x + alpha * p; res = res - alpha * Ap",
+            "zakotfs_cg_step"),
+        "xpby": cp.ElementwiseKernel("T x, T p, float32 beta", "T out", "out = x + beta * p", "zakotfs_xpby"),
+        "basis_project": cp.ElementwiseKernel(
+            "raw T u, raw T basis, int32 P, int64 L, int64 basis_stride", "raw T v",
+            """
+            const long long f = i / L, l = i % L;
+            const T* b = &basis[f * basis_stride + l];
+            const T* uf = &u[f * P * L + l];
+            T y = T(0, 0);
+            for (int p = 0; p < P; ++p) y += b[p * L] * uf[p * L];
+            for (int p = 0; p < P; ++p) v[(f * P + p) * L + l] = conj(b[p * L]) * y;
+            """, "zakotfs_basis_project"),
+        "taps_reduce": cp.ElementwiseKernel(
+            "raw T taps, raw T v, raw T s, raw float32 n0, int32 P, int64 L", "raw T w",
+            """
+            const long long f = i / L, l = i % L;
+            T acc = n0[f] * s[i];
+            for (int p = 0; p < P; ++p) acc += conj(taps[(f * P + p) * L + l]) * v[(f * P + p) * L + l];
+            w[i] = acc;
+            """, "zakotfs_taps_reduce"),
+    }
+
+
+def real_dot(a, b):
+    """complex [F, L], [F, L] -> float [F]: Re sum_q conj(a[q]) b[q] per frame."""
+    if _fused(a):
+        return _gpu_kernels()["real_dot"](a, b, axis=-1)
+    return (a.conj() * b).real.sum(axis=-1)
+
+
+def cg_step(x, res, p, Ap, alpha):
+    """x + alpha p, res - alpha Ap (alpha float [F]); on the GPU x and res are updated in place."""
+    if _fused(x):
+        _gpu_kernels()["cg_step"](p, Ap, alpha.astype(np.float32)[:, None], x, res)
+        return x, res
+    return x + alpha[:, None] * p, res - alpha[:, None] * Ap
+
+
+def xpby(x, p, beta):
+    """complex [F, L]: x + beta p (beta float [F])."""
+    if _fused(x):
+        return _gpu_kernels()["xpby"](x, p, beta.astype(np.float32)[:, None])
+    return x + beta[:, None] * p
+
+
+def basis_project(u, basis):
+    """complex [F, P, L] -> [F, P, L]: v_p = conj(b_p) * sum_r b_r u_r (the basis-weighted sum of
+    H's output, spread back onto the basis for H^H)."""
+    if _fused(u):
+        F, P, L = u.shape
+        basis = sys.modules["cupy"].ascontiguousarray(basis, dtype=u.dtype)
+        v = sys.modules["cupy"].empty_like(u)
+        _gpu_kernels()["basis_project"](u, basis, np.int32(P), np.int64(L),
+                                        np.int64(0 if basis.ndim == 2 else P * L), v, size=F * L)
+        return v
+    return basis.conj() * (basis * u).sum(axis=-2, keepdims=True)
+
+
+def taps_reduce(taps_fft, v, s, noise_var):
+    """complex [F, P, L] taps C_p, [F, P, L] spectra V_p, [F, L] spectrum S, float [F] N0
+    -> complex [F, L]: sum_p conj(C_p) V_p + N0 S."""
+    if _fused(v):
+        cp = sys.modules["cupy"]
+        F, P, L = v.shape
+        w = cp.empty((F, L), dtype=v.dtype)
+        _gpu_kernels()["taps_reduce"](cp.ascontiguousarray(taps_fft, dtype=v.dtype), v, s,
+                                      cp.ascontiguousarray(noise_var, dtype=np.float32), np.int32(P),
+                                      np.int64(L), w, size=F * L)
+        return w
+    return (taps_fft.conj() * v).sum(axis=-2) + noise_var[:, None] * s

@@ -1,0 +1,266 @@
+// Fused kernels of the accurate channel estimator (zakotfs/estimation.py), one launch each
+// in place of hundreds of small array operations, so the estimator fits in a CUDA graph.
+//
+// periodic_sinc(x, L): the L-periodic band-limited pulse (estimation.periodic_sinc).
+//
+// omp_delay_fit: AccurateEstimator.fit_delays for one frame per thread block. Per
+//   iteration: the tap of largest residual energy, the matched-filter score of K
+//   candidate delays around it, sum_p |a^H R_p|^2 / |a|^2 (float32), the best one becomes
+//   a new atom (active while its score exceeds the frame's chi-square floor and the previous
+//   atom was active), and all atoms are refitted by ridge least squares (Cholesky, float64):
+//   (A^T A + diag(ridge)) X = A^T C, ridge = (1e-9 if active else 1e9) * trace(A^T A).
+//
+// atom_taps_fft: ChannelOperator.from_delay_doppler_atoms,
+//   C_p(f) = sum_j a_jp exp(-j 2 pi nu(f) delta_j / L)   (cos(pi delta_j) at the Nyquist bin),
+//   nu(f) the DFT frequency of bin f (numpy's fftfreq order).
+#include <cupy/complex.cuh>
+
+#define MAX_J 24
+#define MAX_P 24
+#define MAX_K 256
+#define THREADS 256
+#define PI 3.141592653589793
+
+__device__ double periodic_sinc(double x, int L) {
+    const double t = x / L;
+    const double den = (t == 0.0) ? 1.0 : sinpi(t) / (PI * t);
+    if (L % 2) {
+        const double num = (x == 0.0) ? 1.0 : sinpi(x) / (PI * x);
+        return num / den;
+    }
+    const double y = x * (L - 1.0) / L;
+    const double core = (y == 0.0) ? 1.0 : sinpi(y) / (PI * y);
+    return (L - 1.0) / L * core / den + cospi(x) / L;
+}
+
+__device__ float periodic_sinc_f(float x, int L) {
+    const float t = x / L;
+    const float den = (t == 0.0f) ? 1.0f : sinpif(t) / (3.14159265358979f * t);
+    if (L % 2) {
+        const float num = (x == 0.0f) ? 1.0f : sinpif(x) / (3.14159265358979f * x);
+        return num / den;
+    }
+    const float y = x * (L - 1.0f) / L;
+    const float core = (y == 0.0f) ? 1.0f : sinpif(y) / (3.14159265358979f * y);
+    return (L - 1.0f) / L * core / den + cospif(x) / L;
+}
+
+// Block-wide argmax of (value, index), ties to the smaller index (numpy's argmax).
+__device__ int block_argmax(double value, int index, double* s_val, int* s_idx) {
+    s_val[threadIdx.x] = value;
+    s_idx[threadIdx.x] = index;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            const double v = s_val[threadIdx.x + stride];
+            const int i = s_idx[threadIdx.x + stride];
+            if (v > s_val[threadIdx.x] || (v == s_val[threadIdx.x] && i < s_idx[threadIdx.x])) {
+                s_val[threadIdx.x] = v;
+                s_idx[threadIdx.x] = i;
+            }
+        }
+        __syncthreads();
+    }
+    const int best = s_idx[0];
+    __syncthreads();
+    return best;
+}
+
+__device__ double block_sum(double value, double* s_val) {
+    s_val[threadIdx.x] = value;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) s_val[threadIdx.x] += s_val[threadIdx.x + stride];
+        __syncthreads();
+    }
+    const double total = s_val[0];
+    __syncthreads();
+    return total;
+}
+
+// coeffs [F, W, P] complex64 tap coefficients; floor [F]; offsets [K] fine delay offsets;
+// taus[w] = tau0 + w; delays clipped to [lo, hi]. Scratch: residual [F, W, P], atoms [F, J, W].
+// Out: amplitudes [F, J, P], delays [F, J], active [F, J].
+extern "C" __global__ void __launch_bounds__(THREADS)
+omp_delay_fit(const complex<float>* coeffs, const double* floor, const double* offsets,
+              int W, int P, int K, int J, int L, double tau0, double lo, double hi,
+              complex<double>* residual, double* atoms,
+              complex<double>* amplitudes, double* delays, bool* active) {
+    __shared__ double s_val[THREADS];
+    __shared__ int s_idx[THREADS];
+    __shared__ double s_cand[MAX_K];
+    __shared__ double s_score[MAX_K];
+    __shared__ double s_gram[MAX_J * MAX_J];          // A^T A, grown one atom at a time
+    __shared__ complex<double> s_rhs[MAX_J * MAX_P];  // A^T C
+    __shared__ double s_chol[MAX_J * MAX_J];
+    __shared__ complex<double> s_sol[MAX_J * MAX_P];
+    __shared__ double s_delay[MAX_J];
+    __shared__ bool s_active[MAX_J];
+
+    const int f = blockIdx.x;
+    const complex<float>* C = coeffs + (long long)f * W * P;
+    complex<double>* R = residual + (long long)f * W * P;
+    double* A = atoms + (long long)f * J * W;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+
+    for (int i = threadIdx.x; i < W * P; i += blockDim.x) R[i] = complex<double>(C[i].real(), C[i].imag());
+    __syncthreads();
+
+    for (int j = 0; j < J; ++j) {
+        // 1. the tap of largest residual energy
+        double best_e = -1.0;
+        int best_w = 0;
+        for (int w = threadIdx.x; w < W; w += blockDim.x) {
+            double e = 0.0;
+            for (int p = 0; p < P; ++p) e += R[w * P + p].real() * R[w * P + p].real() + R[w * P + p].imag() * R[w * P + p].imag();
+            if (e > best_e) { best_e = e; best_w = w; }
+        }
+        const int peak = block_argmax(best_e, best_w, s_val, s_idx);
+        // 2. candidate delays around it and their matched-filter scores (a warp each)
+        for (int k = threadIdx.x; k < K; k += blockDim.x)
+            s_cand[k] = fmin(fmax(tau0 + peak + offsets[k], lo), hi);
+        __syncthreads();
+        for (int k = warp; k < K; k += n_warps) {
+            float re[MAX_P], im[MAX_P];
+            #pragma unroll
+            for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
+            float energy = 0.0f;
+            for (int w = lane; w < W; w += 32) {
+                const float a = periodic_sinc_f((float)(tau0 + w - s_cand[k]), L);
+                energy += a * a;
+                #pragma unroll
+                for (int p = 0; p < MAX_P; ++p) {
+                    if (p < P) {
+                        const complex<double> r = R[w * P + p];
+                        re[p] += a * (float)r.real();
+                        im[p] += a * (float)r.imag();
+                    }
+                }
+            }
+            float score = 0.0f;
+            #pragma unroll
+            for (int p = 0; p < MAX_P; ++p) {
+                if (p < P) {
+                    float x = re[p], y = im[p];
+                    for (int o = 16; o > 0; o /= 2) {
+                        x += __shfl_xor_sync(0xffffffff, x, o);
+                        y += __shfl_xor_sync(0xffffffff, y, o);
+                    }
+                    score += x * x + y * y;
+                }
+            }
+            for (int o = 16; o > 0; o /= 2) energy += __shfl_xor_sync(0xffffffff, energy, o);
+            if (lane == 0) s_score[k] = score / energy;
+        }
+        __syncthreads();
+        double best_s = -1.0;
+        int best_k = 0;
+        for (int k = threadIdx.x; k < K; k += blockDim.x)
+            if (s_score[k] > best_s) { best_s = s_score[k]; best_k = k; }
+        const int kbest = block_argmax(best_s, best_k, s_val, s_idx);
+        if (threadIdx.x == 0) {
+            s_delay[j] = s_cand[kbest];
+            s_active[j] = s_score[kbest] > floor[f] && (j == 0 || s_active[j - 1]);
+        }
+        __syncthreads();
+        // 3. the new atom, its Gram row and right-hand side
+        for (int w = threadIdx.x; w < W; w += blockDim.x)
+            A[j * W + w] = periodic_sinc(tau0 + w - s_delay[j], L);
+        __syncthreads();
+        for (int i = 0; i <= j; ++i) {
+            double g = 0.0;
+            for (int w = threadIdx.x; w < W; w += blockDim.x) g += A[i * W + w] * A[j * W + w];
+            g = block_sum(g, s_val);
+            if (threadIdx.x == 0) { s_gram[i * MAX_J + j] = g; s_gram[j * MAX_J + i] = g; }
+        }
+        for (int p = 0; p < P; ++p) {
+            double x = 0.0, y = 0.0;
+            for (int w = threadIdx.x; w < W; w += blockDim.x) {
+                x += A[j * W + w] * (double)C[w * P + p].real();
+                y += A[j * W + w] * (double)C[w * P + p].imag();
+            }
+            x = block_sum(x, s_val);
+            y = block_sum(y, s_val);
+            if (threadIdx.x == 0) s_rhs[j * MAX_P + p] = complex<double>(x, y);
+        }
+        __syncthreads();
+        // 4. ridge least squares over atoms 0..j: Cholesky by thread 0, one RHS per thread
+        const int n = j + 1;
+        if (threadIdx.x == 0) {
+            double trace = 0.0;
+            for (int i = 0; i < n; ++i) trace += s_gram[i * MAX_J + i];
+            for (int r = 0; r < n; ++r) {
+                for (int c = 0; c <= r; ++c) {
+                    double v = s_gram[r * MAX_J + c];
+                    if (r == c) v += (s_active[r] ? 1e-9 : 1e9) * trace;
+                    for (int m = 0; m < c; ++m) v -= s_chol[r * MAX_J + m] * s_chol[c * MAX_J + m];
+                    s_chol[r * MAX_J + c] = (r == c) ? sqrt(v) : v / s_chol[c * MAX_J + c];
+                }
+            }
+        }
+        __syncthreads();
+        for (int p = threadIdx.x; p < P; p += blockDim.x) {
+            for (int r = 0; r < n; ++r) {            // forward: L y = b
+                complex<double> v = s_rhs[r * MAX_P + p];
+                for (int m = 0; m < r; ++m) v -= s_chol[r * MAX_J + m] * s_sol[m * MAX_P + p];
+                s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
+            }
+            for (int r = n - 1; r >= 0; --r) {       // backward: L^T x = y
+                complex<double> v = s_sol[r * MAX_P + p];
+                for (int m = r + 1; m < n; ++m) v -= s_chol[m * MAX_J + r] * s_sol[m * MAX_P + p];
+                s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
+            }
+            for (int r = 0; r < n; ++r) if (!s_active[r]) s_sol[r * MAX_P + p] = complex<double>(0.0, 0.0);
+        }
+        __syncthreads();
+        // 5. residual C - A X
+        for (int i = threadIdx.x; i < W * P; i += blockDim.x) {
+            const int w = i / P, p = i % P;
+            complex<double> v = complex<double>(C[i].real(), C[i].imag());
+            for (int m = 0; m < n; ++m) v -= A[m * W + w] * s_sol[m * MAX_P + p];
+            R[i] = v;
+        }
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < J * P; i += blockDim.x)
+        amplitudes[(long long)f * J * P + i] = s_sol[(i / P) * MAX_P + i % P];
+    for (int i = threadIdx.x; i < J; i += blockDim.x) {
+        delays[f * J + i] = s_delay[i];
+        active[f * J + i] = s_active[i];
+    }
+}
+
+// amplitudes [F, J, P] complex128, delays [F, J] -> taps_fft [F, P, L] complex64.
+// One thread per (frame, bin).
+extern "C" __global__ void atom_taps_fft(const complex<double>* amplitudes, const double* delays,
+                                         int J, int P, int L, int F, complex<float>* taps_fft) {
+    const long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x;
+    if (i >= (long long)F * L) return;
+    const int f = (int)(i / L), bin = (int)(i % L);
+    const bool nyquist = (L % 2 == 0) && (bin == L / 2);
+    const double nu = (bin <= (L - 1) / 2) ? (double)bin : (double)(bin - L);
+    double re[MAX_P], im[MAX_P];
+    #pragma unroll
+    for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0; im[p] = 0.0; }
+    for (int j = 0; j < J; ++j) {
+        const double d = delays[f * J + j];
+        double c, s;
+        if (nyquist) { c = cospi(d); s = 0.0; }
+        else {
+            double cycles = nu * d / L;
+            cycles -= rint(cycles);
+            sincospi(-2.0 * cycles, &s, &c);
+        }
+        const complex<double>* a = amplitudes + ((long long)f * J + j) * P;
+        #pragma unroll
+        for (int p = 0; p < MAX_P; ++p) {
+            if (p < P) {
+                re[p] += a[p].real() * c - a[p].imag() * s;
+                im[p] += a[p].real() * s + a[p].imag() * c;
+            }
+        }
+    }
+    #pragma unroll
+    for (int p = 0; p < MAX_P; ++p)
+        if (p < P) taps_fft[((long long)f * P + p) * L + bin] = complex<float>((float)re[p], (float)im[p]);
+}

@@ -1,0 +1,32 @@
+"""The fused equaliser steps (one GPU kernel each) compute the numpy expressions they
+replace, for a basis shared by all frames and for one basis per frame."""
+import numpy as np
+import pytest
+
+from dsp_kernels.fused import basis_project, cg_step, real_dot, taps_reduce, xpby
+
+
+def _complex(rng, *shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.mark.parametrize("shared_basis", [True, False])
+def test_fused_steps_match_numpy(backend, rng, shared_basis):
+    F, P, L = 3, 5, 4096
+    u, taps, v = _complex(rng, F, P, L), _complex(rng, F, P, L), _complex(rng, F, P, L)
+    basis = _complex(rng, P, L) if shared_basis else _complex(rng, F, P, L)
+    x, res, p, Ap, s = (_complex(rng, F, L) for _ in range(5))
+    alpha, n0 = rng.random(F), rng.random(F)
+    dev = backend.asarray
+
+    def close(got, want, tol=2e-5):
+        got = backend.asnumpy(got)
+        assert np.linalg.norm(got - want) <= tol * np.linalg.norm(want)
+
+    close(basis_project(dev(u), dev(basis)), basis.conj() * (basis * u).sum(axis=-2, keepdims=True))
+    close(taps_reduce(dev(taps), dev(v), dev(s), dev(n0)), (taps.conj() * v).sum(axis=-2) + n0[:, None] * s)
+    close(real_dot(dev(p), dev(Ap)), (p.conj() * Ap).real.sum(axis=-1))
+    close(xpby(dev(x), dev(p), dev(alpha)), x + alpha[:, None] * p)
+    new_x, new_res = cg_step(dev(x.copy()), dev(res.copy()), dev(p), dev(Ap), dev(alpha))
+    close(new_x, x + alpha[:, None] * p)
+    close(new_res, res - alpha[:, None] * Ap)

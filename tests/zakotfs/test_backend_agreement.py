@@ -1,0 +1,137 @@
+"""The receiver on the GPU gives the CPU's results to float32 tolerance, stage by stage.
+
+Each stage is fed the same input on both backends, so a difference points at the stage
+that makes it: the channel estimate (operator and N0), the CG-LMMSE solution on a common
+operator, and the bits and LLRs end to end. The CPU variant of each test compares the CPU
+backend with itself through the same code (it keeps the harness honest where CI has no GPU).
+"""
+import numpy as np
+import pytest
+
+from channel_models.emulator import ChannelEmulator
+from channel_models.paths import FramePaths, draw_paths
+from channel_models.profiles import load_profile
+from zakotfs import FrameBuilder, preset, random_bits
+from zakotfs.channel_operator import ChannelOperator
+from zakotfs.equalizer import cg_lmmse
+from zakotfs.receiver import Receiver
+
+
+@pytest.fixture(scope="module")
+def link():
+    """Three demo frames through a physical Veh-A channel at 1.74 Doppler bins, 20 dB."""
+    c = preset("demo")
+    rng = np.random.default_rng(7)
+    bits = random_bits(c, 3, rng)
+    tx = FrameBuilder(c).stream(bits)
+    nu = 1.74 / c.frame_time
+    em = ChannelEmulator(draw_paths(load_profile("veh-a"), nu, rng), c.bandwidth, snr_db=20.0, seed=7)
+    rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(3, -1)
+    fp = FramePaths.stack([em.frame_paths(f * c.samples_per_frame + c.preamble_len + c.cp_len)
+                           for f in range(3)])
+    return c, rx[:, c.preamble_len:], bits, fp.operator(c.MN), nu
+
+
+def _relative_error(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+@pytest.mark.parametrize("estimator", ["accurate", "paper"])
+def test_channel_estimate_agrees(backend, link, estimator):
+    c, frames, _, _, nu = link
+    reference = Receiver(c, backend="cpu", estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
+    other = Receiver(c, backend=backend, estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
+    r = frames[:, c.cp_len:].astype(np.complex64)
+    want = reference.estimate(r)
+    got = other.estimate(backend.asarray(r))
+    h_want = want.operator.apply(np.eye(1, c.MN, c.pilot_k + c.M, dtype=np.complex64).repeat(3, 0))
+    h_got = got.operator.apply(backend.asarray(np.eye(1, c.MN, c.pilot_k + c.M, dtype=np.complex64).repeat(3, 0)))
+    # the impulse response of the estimated channel, and N0
+    assert _relative_error(backend.asnumpy(h_got), h_want) < 1e-4
+    np.testing.assert_allclose(backend.asnumpy(got.noise_var), want.noise_var, rtol=1e-4)
+
+
+def test_cg_solution_agrees(backend, link):
+    """Twelve CG iterations amplify rounding (the step sizes are data dependent): the GPU's
+    complex64 solution must be as close to the CPU's as the CPU's own complex64 solution is
+    to its complex128 one (measured: 6e-3 apart; GPU to CPU 3e-4)."""
+    c, frames, _, truth, _ = link
+    r = frames[:, c.cp_len:]
+    n0 = np.full(3, 0.01)
+    exact = cg_lmmse(truth, r.astype(np.complex128), n0, 12, 32)
+    want = cg_lmmse(truth.astype(np.complex64), r.astype(np.complex64), n0, 12, 32)
+    op = ChannelOperator(backend.asarray(truth.basis, dtype=np.complex64),
+                         backend.asarray(truth.taps_fft, dtype=np.complex64))
+    got = cg_lmmse(op, backend.asarray(r.astype(np.complex64)), backend.asarray(n0), 12, 32)
+    assert _relative_error(backend.asnumpy(got.s), want.s) <= max(_relative_error(want.s, exact.s), 1e-6)
+    np.testing.assert_allclose(backend.asnumpy(got.residual), want.residual, rtol=1e-2)
+
+
+@pytest.mark.parametrize("estimator", ["accurate", "paper", "perfect"])
+def test_bits_and_llrs_agree(backend, link, estimator):
+    c, frames, bits, truth, nu = link
+    perfect = dict(operator=truth, noise_var=0.01) if estimator == "perfect" else {}
+    results = [Receiver(c, backend=b, estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
+               .process(frames, **perfect) for b in ("cpu", backend)]
+    want, got = results
+    # a bit flips only where the LLRs' float32 difference can carry it across zero
+    flipped = got.bits != want.bits
+    assert flipped.mean() < 1e-3, flipped.mean()
+    assert np.all(np.abs(want.llr[flipped]) <= np.abs(got.llr - want.llr).max())
+    # CG amplifies float32 rounding (test_cg_solution_agrees): LLRs agree to a few 1e-3
+    assert _relative_error(got.llr, want.llr) < 1e-2
+    np.testing.assert_allclose(got.sinr_db, want.sinr_db, atol=1e-3)
+    # and the link works at 20 dB, 16QAM (paper mode has its known model-error floor)
+    assert np.mean(got.bits != bits) < (0.2 if estimator == "paper" else 5e-2)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_realtime_path_gives_the_receivers_results(backend, link, graph):
+    """The pre-allocated path (a CUDA graph replay on the GPU) computes what Receiver.process
+    does, call after call, on distinct frames; a NaN frame is erased in both."""
+    from zakotfs.realtime import RealtimeReceiver
+
+    c, frames, _, _, nu = link
+    receiver = Receiver(c, backend=backend, max_doppler_hz=1.15 * nu, quiet=True)
+    realtime = RealtimeReceiver(receiver, batch=2, graph=graph)
+    assert realtime.capture_error is None
+    bad = frames[[2, 0]].copy()
+    bad[0, 500] = np.nan
+    for batch in (frames[:2], frames[1:], bad):
+        want = receiver.process(batch)
+        got = realtime.process(realtime.pinned_frames(batch))
+        np.testing.assert_array_equal(got.valid, want.valid)
+        assert np.mean(got.bits != want.bits) < 1e-4
+        assert _relative_error(got.llr, want.llr) < 1e-4
+        np.testing.assert_allclose(got.noise_var, want.noise_var, rtol=1e-4)
+        assert set(got.stage_s) <= {"transfer_in", "chain", "transfer_out", "estimate", "equalize", "demap"}
+    assert np.all(got.llr[0] == 0)                         # the erased frame carries no information
+    with pytest.raises(ValueError, match="expected shape"):
+        realtime.process(frames)
+
+
+def test_fused_estimator_kernels_match_the_array_code(backend, link):
+    """The GPU's one-launch delay fit and taps (sparse_fit.cu) against the array code they
+    replace, run on the CPU, on the tap coefficients of real frames."""
+    if backend.name == "cpu":
+        pytest.skip("the CPU runs the array code itself")
+    from zakotfs.estimation import AccurateEstimator
+
+    c, frames, _, _, nu = link
+    cpu = AccurateEstimator(c, 1.15 * nu, dtype=np.complex64)
+    r = frames[:, c.cp_len:].astype(np.complex64)
+    coeffs = (cpu._pinv[None] * cpu.snapshots(r)[:, :, None, :]).sum(axis=-1)
+    coeff_var = np.full(3, 1e-4)
+    want = cpu.fit_delays(coeffs, coeff_var)
+    lo, hi = cpu.taus[0] + cpu.edge, cpu.taus[-1] - cpu.edge
+    got = [backend.asnumpy(a) for a in backend.sparse_delay_fit(
+        backend.asarray(coeffs), backend.asarray(cpu.floor_factor * coeff_var), cpu.taus[0],
+        backend.asarray(cpu.offsets), cpu.n_atoms, lo, hi, c.MN)]
+    np.testing.assert_array_equal(got[2], want[2])                       # the same atoms active
+    active = want[2]
+    np.testing.assert_allclose(got[1][active], want[1][active], atol=1e-9)   # at the same delays
+    assert _relative_error(got[0], want[0]) < 1e-4
+    taps = backend.asnumpy(backend.atom_taps_fft(backend.asarray(want[0]), backend.asarray(want[1]), c.MN))
+    reference = ChannelOperator.from_delay_doppler_atoms(c.MN, cpu.basis, want[0].astype(np.complex128),
+                                                         want[1]).taps_fft
+    assert _relative_error(taps, reference) < 1e-5
