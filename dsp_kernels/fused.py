@@ -15,7 +15,20 @@ import numpy as np
 
 from .arrays import is_gpu_array
 
-__all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce"]
+__all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
+           "overlapped_windows", "overlap_add"]
+
+PARTS = 256
+"""Long reductions run in two stages over ``split_last``'s parts: a reduction of L samples
+into one value per frame would otherwise run in a single thread block (CuPy gives each
+output one block), latency-bound at a few tens of GB/s."""
+
+
+def split_last(a):
+    """[..., L] -> [..., B, L / B] view, B = gcd(L, PARTS): reduce over the last axis, then the
+    parts, to keep every multiprocessor busy when there are few frames."""
+    parts = np.gcd(a.shape[-1], PARTS)
+    return a.reshape(a.shape[:-1] + (parts, a.shape[-1] // parts))
 
 
 def _fused(a) -> bool:
@@ -51,13 +64,26 @@ def _gpu_kernels():
             for (int p = 0; p < P; ++p) acc += conj(taps[(f * P + p) * L + l]) * v[(f * P + p) * L + l];
             w[i] = acc;
             """, "zakotfs_taps_reduce"),
+        "overlapped_windows": cp.ElementwiseKernel(
+            "raw T v, raw float32 window, int64 S, int64 h", "T out",
+            """
+            const long long L = S * h, f = i / (2 * L), t = i % (2 * h), s = (i / (2 * h)) % S;
+            out = v[f * L + (s * h + t) % L] * window[t];
+            """, "zakotfs_overlapped_windows"),
+        "overlap_add": cp.ElementwiseKernel(
+            "raw T y, raw float32 window, int64 S, int64 h", "T out",
+            """
+            const long long L = S * h, f = i / L, q = i % L, s = q / h, t = q % h;
+            const long long before = (s + S - 1) % S;
+            out = y[(f * S + s) * 2 * h + t] * window[t] + y[(f * S + before) * 2 * h + t + h] * window[t + h];
+            """, "zakotfs_overlap_add"),
     }
 
 
 def real_dot(a, b):
     """complex [F, L], [F, L] -> float [F]: Re sum_q conj(a[q]) b[q] per frame."""
     if _fused(a):
-        return _gpu_kernels()["real_dot"](a, b, axis=-1)
+        return _gpu_kernels()["real_dot"](split_last(a), split_last(b), axis=-1).sum(axis=-1)
     return (a.conj() * b).real.sum(axis=-1)
 
 
@@ -101,3 +127,31 @@ def taps_reduce(taps_fft, v, s, noise_var):
                                       np.int64(L), w, size=F * L)
         return w
     return (taps_fft.conj() * v).sum(axis=-2) + noise_var[:, None] * s
+
+
+def overlapped_windows(v, segments: int, window):
+    """complex [F, L] -> [F, S, 2h] (h = L / S): window s holds samples s h ... s h + 2h - 1
+    (circular) times ``window`` (float32 [2h])."""
+    F, L = v.shape
+    h = L // segments
+    if _fused(v):
+        cp = sys.modules["cupy"]
+        out = cp.empty((F, segments, 2 * h), dtype=v.dtype)
+        return _gpu_kernels()["overlapped_windows"](v, window, np.int64(segments), np.int64(h), out)
+    xp = np if not is_gpu_array(v) else sys.modules["cupy"]
+    blocks = v.reshape(F, segments, h)
+    return xp.concatenate([blocks, xp.roll(blocks, -1, axis=1)], axis=-1) * window
+
+
+def overlap_add(y, window):
+    """complex [F, S, 2h] -> [F, S h]: the windows times ``window``, added back in place (the
+    adjoint of ``overlapped_windows``)."""
+    F, S, two_h = y.shape
+    h = two_h // 2
+    if _fused(y):
+        cp = sys.modules["cupy"]
+        out = cp.empty((F, S * h), dtype=y.dtype)
+        return _gpu_kernels()["overlap_add"](y, window, np.int64(S), np.int64(h), out)
+    xp = np if not is_gpu_array(y) else sys.modules["cupy"]
+    y = y * window
+    return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, S * h)

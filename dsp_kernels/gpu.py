@@ -28,6 +28,16 @@ def _levels(modulation: str, device_id: int):
     return cp.asarray(c.levels, dtype=cp.float32), cp.asarray(np.ascontiguousarray(c.level_bits))
 
 
+@lru_cache(maxsize=8)
+def _psinc_table(W: int, resolution: int, L: int, device_id: int):
+    """float32 [2R + 1, 2W - 1]: the candidate atoms of the delay fit (sparse_fit.cu), once."""
+    K, n_taps = 2 * resolution + 1, 2 * W - 1
+    table = cp.empty((K, n_taps), dtype=cp.float32)
+    _kernel("sparse_fit.cu", "psinc_table", device_id)(
+        ((K * n_taps + 255) // 256,), (256,), (np.int32(W), np.int32(resolution), np.int32(L), table))
+    return table
+
+
 class GpuBackend:
     name = "gpu"
 
@@ -70,18 +80,20 @@ class GpuBackend:
     # array code they replace (zakotfs.estimation), which is also their test reference
     MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 24, 256
 
-    def sparse_delay_fit(self, coeffs, floor, tau0: float, offsets, n_atoms: int, lo: float, hi: float,
-                         L: int):
+    def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, n_atoms: int, lo: float,
+                         hi: float, L: int):
         """``AccurateEstimator.fit_delays`` in one launch (a thread block per frame).
 
-        coeffs: complex [F, W, P] (taps tau0 ... tau0 + W - 1); floor: float [F]; offsets:
-        float [K]. Returns (amplitudes complex128 [F, J, P], delays float64 [F, J], active
-        bool [F, J]), J = n_atoms; None where the sizes exceed the kernel's limits.
+        coeffs: complex [F, W, P] (taps tau0 ... tau0 + W - 1); floor: float [F]; candidate
+        offsets (k - R) / R, R = ``resolution``. Returns (amplitudes complex128 [F, J, P],
+        delays float64 [F, J], active bool [F, J]), J = n_atoms; None where the sizes exceed
+        the kernel's limits.
         """
         F, W, P = coeffs.shape
-        K = offsets.size
+        K = 2 * resolution + 1
         if n_atoms > self.MAX_ATOMS or P > self.MAX_BASIS or K > self.MAX_CANDIDATES:
             return None
+        table = _psinc_table(W, resolution, L, cp.cuda.Device().id)
         coeffs = cp.ascontiguousarray(coeffs, dtype=cp.complex64)
         amplitudes = cp.empty((F, n_atoms, P), dtype=cp.complex128)
         delays = cp.empty((F, n_atoms), dtype=cp.float64)
@@ -89,8 +101,8 @@ class GpuBackend:
         residual = cp.empty((F, W, P), dtype=cp.complex128)
         atoms = cp.empty((F, n_atoms, W), dtype=cp.float64)
         _kernel("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id)(
-            (F,), (256,),
-            (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), cp.ascontiguousarray(offsets, dtype=cp.float64),
+            (F,), (512,),
+            (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), table, np.int32(resolution),
              np.int32(W), np.int32(P), np.int32(K), np.int32(n_atoms), np.int32(L), np.float64(tau0),
              np.float64(lo), np.float64(hi), residual, atoms, amplitudes, delays, active))
         return amplitudes, delays, active

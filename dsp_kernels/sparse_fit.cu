@@ -18,7 +18,7 @@
 #define MAX_J 24
 #define MAX_P 24
 #define MAX_K 256
-#define THREADS 256
+#define THREADS 512
 #define PI 3.141592653589793
 
 __device__ double periodic_sinc(double x, int L) {
@@ -66,23 +66,22 @@ __device__ int block_argmax(double value, int index, double* s_val, int* s_idx) 
     return best;
 }
 
-__device__ double block_sum(double value, double* s_val) {
-    s_val[threadIdx.x] = value;
-    __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) s_val[threadIdx.x] += s_val[threadIdx.x + stride];
-        __syncthreads();
-    }
-    const double total = s_val[0];
-    __syncthreads();
-    return total;
+// table [K, 2W - 1]: periodic_sinc(n - (W - 1) - o_k, L), o_k = (k - R) / R, K = 2R + 1: the
+// candidate atoms of omp_delay_fit wherever the candidate is not clipped (a shift of these).
+extern "C" __global__ void psinc_table(int W, int R, int L, float* table) {
+    const int n_taps = 2 * W - 1;
+    const long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x;
+    if (i >= (long long)(2 * R + 1) * n_taps) return;
+    const int k = (int)(i / n_taps), n = (int)(i % n_taps);
+    table[i] = (float)periodic_sinc((double)(n - (W - 1)) - (double)(k - R) / R, L);
 }
 
-// coeffs [F, W, P] complex64 tap coefficients; floor [F]; offsets [K] fine delay offsets;
-// taus[w] = tau0 + w; delays clipped to [lo, hi]. Scratch: residual [F, W, P], atoms [F, J, W].
+// coeffs [F, W, P] complex64 tap coefficients; floor [F]; fine delay offsets (k - resolution) / resolution,
+// k < K = 2 resolution + 1, with their atoms in ``table`` (psinc_table); taus[w] = tau0 + w; delays
+// clipped to [lo, hi]. Scratch: residual [F, W, P], atoms [F, J, W].
 // Out: amplitudes [F, J, P], delays [F, J], active [F, J].
 extern "C" __global__ void __launch_bounds__(THREADS)
-omp_delay_fit(const complex<float>* coeffs, const double* floor, const double* offsets,
+omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* table, int resolution,
               int W, int P, int K, int J, int L, double tau0, double lo, double hi,
               complex<double>* residual, double* atoms,
               complex<double>* amplitudes, double* delays, bool* active) {
@@ -118,15 +117,17 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const double* o
         const int peak = block_argmax(best_e, best_w, s_val, s_idx);
         // 2. candidate delays around it and their matched-filter scores (a warp each)
         for (int k = threadIdx.x; k < K; k += blockDim.x)
-            s_cand[k] = fmin(fmax(tau0 + peak + offsets[k], lo), hi);
+            s_cand[k] = fmin(fmax(tau0 + peak + (double)(k - resolution) / resolution, lo), hi);
         __syncthreads();
         for (int k = warp; k < K; k += n_warps) {
+            const bool shifted = s_cand[k] == tau0 + peak + (double)(k - resolution) / resolution;  // not clipped
+            const float* atom = table + (long long)k * (2 * W - 1) + (W - 1) - peak;
             float re[MAX_P], im[MAX_P];
             #pragma unroll
             for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
             float energy = 0.0f;
             for (int w = lane; w < W; w += 32) {
-                const float a = periodic_sinc_f((float)(tau0 + w - s_cand[k]), L);
+                const float a = shifted ? atom[w] : periodic_sinc_f((float)(tau0 + w - s_cand[k]), L);
                 energy += a * a;
                 #pragma unroll
                 for (int p = 0; p < MAX_P; ++p) {
@@ -167,21 +168,26 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const double* o
         for (int w = threadIdx.x; w < W; w += blockDim.x)
             A[j * W + w] = periodic_sinc(tau0 + w - s_delay[j], L);
         __syncthreads();
-        for (int i = 0; i <= j; ++i) {
-            double g = 0.0;
-            for (int w = threadIdx.x; w < W; w += blockDim.x) g += A[i * W + w] * A[j * W + w];
-            g = block_sum(g, s_val);
-            if (threadIdx.x == 0) { s_gram[i * MAX_J + j] = g; s_gram[j * MAX_J + i] = g; }
-        }
-        for (int p = 0; p < P; ++p) {
+        // (one warp per dot product: j + 1 Gram entries, then P right-hand sides)
+        for (int t = warp; t <= j + P; t += n_warps) {
             double x = 0.0, y = 0.0;
-            for (int w = threadIdx.x; w < W; w += blockDim.x) {
-                x += A[j * W + w] * (double)C[w * P + p].real();
-                y += A[j * W + w] * (double)C[w * P + p].imag();
+            if (t <= j) {
+                for (int w = lane; w < W; w += 32) x += A[t * W + w] * A[j * W + w];
+            } else {
+                const int p = t - j - 1;
+                for (int w = lane; w < W; w += 32) {
+                    x += A[j * W + w] * (double)C[w * P + p].real();
+                    y += A[j * W + w] * (double)C[w * P + p].imag();
+                }
             }
-            x = block_sum(x, s_val);
-            y = block_sum(y, s_val);
-            if (threadIdx.x == 0) s_rhs[j * MAX_P + p] = complex<double>(x, y);
+            for (int o = 16; o > 0; o /= 2) {
+                x += __shfl_xor_sync(0xffffffff, x, o);
+                y += __shfl_xor_sync(0xffffffff, y, o);
+            }
+            if (lane == 0) {
+                if (t <= j) { s_gram[t * MAX_J + j] = x; s_gram[j * MAX_J + t] = x; }
+                else s_rhs[j * MAX_P + t - j - 1] = complex<double>(x, y);
+            }
         }
         __syncthreads();
         // 4. ridge least squares over atoms 0..j: Cholesky by thread 0, one RHS per thread

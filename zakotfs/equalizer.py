@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp_kernels import fft, ifft, xp_of
-from dsp_kernels.fused import cg_step, real_dot, xpby
+from dsp_kernels.fused import cg_step, overlap_add, overlapped_windows, real_dot, xpby
 
 from .channel_operator import ChannelOperator
 
@@ -85,10 +85,8 @@ def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int):
     window = xp.sin(np.pi * (xp.arange(2 * h) + 0.5) / (2 * h)).astype(op.taps_fft.real.dtype)
 
     def apply(v):
-        blocks = v.reshape(F, segments, h)
-        windows = xp.concatenate([blocks, xp.roll(blocks, -1, axis=1)], axis=-1) * window
-        y = ifft(inverse * fft(windows, axis=-1), axis=-1) * window
-        return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, L)
+        windows = overlapped_windows(v, segments, window)
+        return overlap_add(ifft(inverse * fft(windows, axis=-1), axis=-1), window)
     return apply
 
 

@@ -190,6 +190,7 @@ class AccurateEstimator:
         t_neg, t_pos = c.tap_window
         self.taus = np.arange(-t_neg, t_pos + 1).astype(float)
         self.n_atoms = min(n_atoms, self.taus.size)
+        self.delay_resolution = delay_resolution
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
         self.edge = 2.0
         W = self.taus.size
@@ -271,7 +272,7 @@ class AccurateEstimator:
         coeff_var = snap_var * self.coeff_gain
         lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         fused_fit = getattr(be, "sparse_delay_fit", None)
-        fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self._offsets,
+        fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
                                       self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
         fused_taps = getattr(be, "atom_taps_fft", None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp_kernels import Backend, get_backend
+from dsp_kernels.fused import split_last
 
 from .channel_operator import ChannelOperator
 from .config import FrameConfig
@@ -151,7 +152,7 @@ class Receiver:
         if self.estimator is None and operator is None:
             raise ValueError("estimator 'perfect' needs the true channel: pass operator=")
         r = r.astype(self.dtype, copy=False)
-        valid = xp.isfinite(r).all(axis=-1)              # on the device: NaN/Inf frames are erased
+        valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
         if operator is None:
             est = stage("estimate", self.estimate, r)

@@ -3,7 +3,7 @@ replace, for a basis shared by all frames and for one basis per frame."""
 import numpy as np
 import pytest
 
-from dsp_kernels.fused import basis_project, cg_step, real_dot, taps_reduce, xpby
+from dsp_kernels.fused import basis_project, cg_step, overlap_add, overlapped_windows, real_dot, taps_reduce, xpby
 
 
 def _complex(rng, *shape):
@@ -30,3 +30,21 @@ def test_fused_steps_match_numpy(backend, rng, shared_basis):
     new_x, new_res = cg_step(dev(x.copy()), dev(res.copy()), dev(p), dev(Ap), dev(alpha))
     close(new_x, x + alpha[:, None] * p)
     close(new_res, res - alpha[:, None] * Ap)
+
+
+def test_window_steps_match_numpy(backend, rng):
+    F, S, h = 2, 8, 64
+    v, y = _complex(rng, F, S * h), _complex(rng, F, S, 2 * h)
+    window = np.sin(np.pi * (np.arange(2 * h) + 0.5) / (2 * h)).astype(np.float32)
+    blocks = v.reshape(F, S, h)
+    want_windows = np.concatenate([blocks, np.roll(blocks, -1, axis=1)], axis=-1) * window
+    got = backend.asnumpy(overlapped_windows(backend.asarray(v), S, backend.asarray(window)))
+    np.testing.assert_allclose(got, want_windows, rtol=1e-6)
+    yw = y * window
+    want = (yw[..., :h] + np.roll(yw[..., h:], 1, axis=1)).reshape(F, S * h)
+    got = backend.asnumpy(overlap_add(backend.asarray(y), backend.asarray(window)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # overlap_add is the adjoint of overlapped_windows: <W v, y> = <v, W^H y>
+    lhs = np.vdot(want_windows, y)
+    rhs = np.vdot(v, want)
+    assert abs(lhs - rhs) < 1e-3 * abs(lhs)
