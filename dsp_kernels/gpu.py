@@ -78,7 +78,7 @@ class GpuBackend:
 
     # ---- fused kernels of the accurate estimator (sparse_fit.cu); the CPU runs the
     # array code they replace (zakotfs.estimation), which is also their test reference
-    MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 24, 256
+    MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 16, 256
 
     def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, n_atoms: int, lo: float,
                          hi: float, L: int):
@@ -98,13 +98,16 @@ class GpuBackend:
         amplitudes = cp.empty((F, n_atoms, P), dtype=cp.complex128)
         delays = cp.empty((F, n_atoms), dtype=cp.float64)
         active = cp.empty((F, n_atoms), dtype=cp.bool_)
-        residual = cp.empty((F, W, P), dtype=cp.complex128)
         atoms = cp.empty((F, n_atoms, W), dtype=cp.float64)
-        _kernel("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id)(
-            (F,), (512,),
-            (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), table, np.int32(resolution),
-             np.int32(W), np.int32(P), np.int32(K), np.int32(n_atoms), np.int32(L), np.float64(tau0),
-             np.float64(lo), np.float64(hi), residual, atoms, amplitudes, delays, active))
+        kernel = _kernel("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id)
+        residual_bytes = 8 * P * W                       # float2 [P, W] in dynamic shared memory
+        if kernel.max_dynamic_shared_size_bytes < residual_bytes:
+            kernel.max_dynamic_shared_size_bytes = residual_bytes
+        kernel((F,), (512,),
+               (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), table, np.int32(resolution),
+                np.int32(W), np.int32(P), np.int32(K), np.int32(n_atoms), np.int32(L), np.float64(tau0),
+                np.float64(lo), np.float64(hi), atoms, amplitudes, delays, active),
+               shared_mem=residual_bytes)
         return amplitudes, delays, active
 
     def atom_taps_fft(self, amplitudes, delays, L: int):

@@ -16,7 +16,7 @@
 #include <cupy/complex.cuh>
 
 #define MAX_J 24
-#define MAX_P 24
+#define MAX_P 16
 #define MAX_K 256
 #define THREADS 512
 #define PI 3.141592653589793
@@ -78,12 +78,12 @@ extern "C" __global__ void psinc_table(int W, int R, int L, float* table) {
 
 // coeffs [F, W, P] complex64 tap coefficients; floor [F]; fine delay offsets (k - resolution) / resolution,
 // k < K = 2 resolution + 1, with their atoms in ``table`` (psinc_table); taus[w] = tau0 + w; delays
-// clipped to [lo, hi]. Scratch: residual [F, W, P], atoms [F, J, W].
+// clipped to [lo, hi]. Scratch: atoms [F, J, W]; the residual lives in dynamic shared memory
+// (float2 [P, W], so that the candidate scores read it contiguously).
 // Out: amplitudes [F, J, P], delays [F, J], active [F, J].
 extern "C" __global__ void __launch_bounds__(THREADS)
 omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* table, int resolution,
-              int W, int P, int K, int J, int L, double tau0, double lo, double hi,
-              complex<double>* residual, double* atoms,
+              int W, int P, int K, int J, int L, double tau0, double lo, double hi, double* atoms,
               complex<double>* amplitudes, double* delays, bool* active) {
     __shared__ double s_val[THREADS];
     __shared__ int s_idx[THREADS];
@@ -95,14 +95,15 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
     __shared__ complex<double> s_sol[MAX_J * MAX_P];
     __shared__ double s_delay[MAX_J];
     __shared__ bool s_active[MAX_J];
+    extern __shared__ float2 s_res[];                 // residual [P, W]
 
     const int f = blockIdx.x;
     const complex<float>* C = coeffs + (long long)f * W * P;
-    complex<double>* R = residual + (long long)f * W * P;
     double* A = atoms + (long long)f * J * W;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
 
-    for (int i = threadIdx.x; i < W * P; i += blockDim.x) R[i] = complex<double>(C[i].real(), C[i].imag());
+    for (int i = threadIdx.x; i < W * P; i += blockDim.x)
+        s_res[(i % P) * W + i / P] = make_float2(C[i].real(), C[i].imag());
     __syncthreads();
 
     for (int j = 0; j < J; ++j) {
@@ -110,8 +111,8 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
         double best_e = -1.0;
         int best_w = 0;
         for (int w = threadIdx.x; w < W; w += blockDim.x) {
-            double e = 0.0;
-            for (int p = 0; p < P; ++p) e += R[w * P + p].real() * R[w * P + p].real() + R[w * P + p].imag() * R[w * P + p].imag();
+            float e = 0.0f;
+            for (int p = 0; p < P; ++p) e += s_res[p * W + w].x * s_res[p * W + w].x + s_res[p * W + w].y * s_res[p * W + w].y;
             if (e > best_e) { best_e = e; best_w = w; }
         }
         const int peak = block_argmax(best_e, best_w, s_val, s_idx);
@@ -132,9 +133,9 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
                 #pragma unroll
                 for (int p = 0; p < MAX_P; ++p) {
                     if (p < P) {
-                        const complex<double> r = R[w * P + p];
-                        re[p] += a * (float)r.real();
-                        im[p] += a * (float)r.imag();
+                        const float2 r = s_res[p * W + w];
+                        re[p] += a * r.x;
+                        im[p] += a * r.y;
                     }
                 }
             }
@@ -221,10 +222,10 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
         __syncthreads();
         // 5. residual C - A X
         for (int i = threadIdx.x; i < W * P; i += blockDim.x) {
-            const int w = i / P, p = i % P;
-            complex<double> v = complex<double>(C[i].real(), C[i].imag());
+            const int p = i / W, w = i % W;
+            complex<double> v = complex<double>(C[w * P + p].real(), C[w * P + p].imag());
             for (int m = 0; m < n; ++m) v -= A[m * W + w] * s_sol[m * MAX_P + p];
-            R[i] = v;
+            s_res[i] = make_float2((float)v.real(), (float)v.imag());
         }
         __syncthreads();
     }
@@ -237,7 +238,8 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
 }
 
 // amplitudes [F, J, P] complex128, delays [F, J] -> taps_fft [F, P, L] complex64.
-// One thread per (frame, bin).
+// One thread per (frame, bin); the phase nu delta / L is reduced modulo 1 in float64, the
+// rest runs in float32 (relative error ~1e-7).
 extern "C" __global__ void atom_taps_fft(const complex<double>* amplitudes, const double* delays,
                                          int J, int P, int L, int F, complex<float>* taps_fft) {
     const long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x;
@@ -245,28 +247,29 @@ extern "C" __global__ void atom_taps_fft(const complex<double>* amplitudes, cons
     const int f = (int)(i / L), bin = (int)(i % L);
     const bool nyquist = (L % 2 == 0) && (bin == L / 2);
     const double nu = (bin <= (L - 1) / 2) ? (double)bin : (double)(bin - L);
-    double re[MAX_P], im[MAX_P];
+    float re[MAX_P], im[MAX_P];
     #pragma unroll
-    for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0; im[p] = 0.0; }
+    for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
     for (int j = 0; j < J; ++j) {
         const double d = delays[f * J + j];
-        double c, s;
-        if (nyquist) { c = cospi(d); s = 0.0; }
+        float c, s;
+        if (nyquist) { c = (float)cospi(d); s = 0.0f; }
         else {
             double cycles = nu * d / L;
             cycles -= rint(cycles);
-            sincospi(-2.0 * cycles, &s, &c);
+            sincospif(-2.0f * (float)cycles, &s, &c);
         }
         const complex<double>* a = amplitudes + ((long long)f * J + j) * P;
         #pragma unroll
         for (int p = 0; p < MAX_P; ++p) {
             if (p < P) {
-                re[p] += a[p].real() * c - a[p].imag() * s;
-                im[p] += a[p].real() * s + a[p].imag() * c;
+                const float ar = (float)a[p].real(), ai = (float)a[p].imag();
+                re[p] += ar * c - ai * s;
+                im[p] += ar * s + ai * c;
             }
         }
     }
     #pragma unroll
     for (int p = 0; p < MAX_P; ++p)
-        if (p < P) taps_fft[((long long)f * P + p) * L + bin] = complex<float>((float)re[p], (float)im[p]);
+        if (p < P) taps_fft[((long long)f * P + p) * L + bin] = complex<float>(re[p], im[p]);
 }
