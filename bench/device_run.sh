@@ -8,7 +8,9 @@
 #   bench    zakotfs bench, paper grid: batch 1 and 8 (accurate estimator), batch 1 with 8 CG
 #            iterations, batch 1 (paper estimator)
 #   baseline zakotfs bench, paper grid, with the sparse-matrix CG baselines on one frame
-#   sweep    python -m bench.latency_sweep on the GPU
+#   sweep    python -m bench.latency_sweep on the GPU (every grid, baselines on two)
+#   emulator the channel emulator's rate with CuPy
+# Set ZAKOTFS_COMMIT to the commit under test: the copied tree's git metadata may be stale.
 # The machine has no network: wheels missing there (pyzmq, sigmf and their needs) travel in
 # .whl/ (carry it) and are installed to /tmp/site.
 set -u
@@ -61,7 +63,12 @@ for step in "$@"; do
         ;;
     sweep)
         log sweep
-        timeout 500 python3 -m bench.latency_sweep --backend gpu --frames 300 --baseline 0 --tag h100 --out-dir "$OUT" 2>&1 | tail -20
+        timeout 330 python3 -m bench.latency_sweep --backend gpu --frames 200 --baseline 1 \
+            --baseline-grids 1024x16,4096x32 --max-seconds-per-point 60 --tag h100 --out-dir "$OUT" 2>&1 | tail -22
+        ;;
+    emulator)
+        log "emulator on the GPU"
+        timeout 120 python3 -m bench.channel_plots --gpu-throughput --out "$OUT"
         ;;
     *) echo "unknown step $step"; exit 2 ;;
     esac

@@ -205,8 +205,9 @@ def run_metadata(argv=None, backend=None) -> dict:
     meta = {
         "command": " ".join(argv) if argv else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # ZAKOTFS_COMMIT: where the checkout's git metadata is not the code's (a copied tree)
+        "commit": os.environ.get("ZAKOTFS_COMMIT") or _git("rev-parse", "HEAD"),
+        "dirty": False if os.environ.get("ZAKOTFS_COMMIT") else bool(_git("status", "--porcelain", "--untracked-files=no")),
         "host": platform.node(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
