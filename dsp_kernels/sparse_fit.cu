@@ -9,6 +9,7 @@
 //   a new atom (active while its score exceeds the frame's chi-square floor and the previous
 //   atom was active), and all atoms are refitted by ridge least squares (Cholesky, float64):
 //   (A^T A + diag(ridge)) X = A^T C, ridge = (1e-9 if active else 1e9) * trace(A^T A).
+//   The fit stops at the first inactive atom (the rest would stay inactive).
 //
 // atom_taps_fft: ChannelOperator.from_delay_doppler_atoms,
 //   C_p(f) = sum_j a_jp exp(-j 2 pi nu(f) delta_j / L)   (cos(pi delta_j) at the Nyquist bin),
@@ -165,6 +166,19 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
             s_active[j] = s_score[kbest] > floor[f] && (j == 0 || s_active[j - 1]);
         }
         __syncthreads();
+        if (!s_active[j]) {
+            // This atom and all later ones are inactive: the array code goes on fitting them
+            // under a ridge of 1e9 trace, which leaves the active amplitudes unchanged to
+            // ~1e-9, so the fit ends here (the later delays repeat this candidate).
+            for (int i = j + threadIdx.x; i < J; i += blockDim.x) {
+                s_delay[i] = s_delay[j];
+                s_active[i] = false;
+            }
+            for (int i = threadIdx.x; i < (J - j) * MAX_P; i += blockDim.x)
+                s_sol[(j + i / MAX_P) * MAX_P + i % MAX_P] = complex<double>(0.0, 0.0);
+            __syncthreads();
+            break;
+        }
         // 3. the new atom, its Gram row and right-hand side
         for (int w = threadIdx.x; w < W; w += blockDim.x)
             A[j * W + w] = periodic_sinc(tau0 + w - s_delay[j], L);

@@ -26,10 +26,16 @@ __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"
 
 ESTIMATORS = ("accurate", "paper", "perfect")
 
-CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
-"""Default CG iterations: higher orders work at higher SNR, where CG converges more slowly
-(measured, Veh-A at 1.74 Doppler bins, perfect CSI: 64QAM at 32 dB has BER 7.0e-3 after 12
-iterations, 5.2e-3 after 24, 4.4e-3 converged)."""
+CG_ITERATIONS = {"qpsk": 6, "16qam": 8, "64qam": 24, "256qam": 32}
+"""Default CG iterations. Higher orders work at higher SNR, where CG converges more
+slowly. Measured with ``default_segments``' windows on the demo grid, Veh-A at 1.74 Doppler
+bins, six channel realisations (commands in docs/status.md):
+
+- QPSK at 14 dB: 6 iterations give the BER of 8, 3.30e-3 with perfect CSI.
+- 16QAM at 24 dB: 8 iterations give 1.70e-3 (perfect CSI) and 1.99e-3 (``accurate``);
+  converged is 1.32e-3 and 1.60e-3. The earlier windows needed 12 iterations for
+  1.78e-3 and 2.08e-3.
+- 64QAM at 32 dB: 24 iterations give 2.18e-3 and 2.43e-3; 16 give 4.33e-3 and 3.44e-3."""
 
 
 @dataclass
@@ -86,9 +92,10 @@ class Receiver:
     max_doppler_hz : float
         Largest Doppler the estimator is designed for.
     cg_iterations : int or None
-        Fixed CG iteration count (None: ``CG_ITERATIONS`` for the modulation). Measured on Veh-A at 1.74 Doppler bins (demo grid, perfect
-        CSI, data MSE above the converged LMMSE): 4 -> +0.57 dB, 8 -> +0.12 dB, 16 -> +0.02 dB
-        at 20 dB SNR; 8 -> +0.89 dB, 16 -> +0.10 dB at 25 dB.
+        Fixed CG iteration count (None: ``CG_ITERATIONS`` for the modulation).
+    segments : int or None
+        Preconditioner windows (None: ``default_segments`` for the grid, the tap window and
+        ``max_doppler_hz``); ``python -m bench.cg_tuning`` measures the choice.
     dtype : complex64 (real-time default) or complex128
     keep_symbols : bool
         Also return the equalised symbols (an extra device-to-host copy per frame).
@@ -96,7 +103,8 @@ class Receiver:
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
-                 dtype=np.complex64, keep_symbols: bool = False, quiet: bool = False):
+                 segments: int | None = None, dtype=np.complex64, keep_symbols: bool = False,
+                 quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if cg_iterations is None:
@@ -114,8 +122,8 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
-        self.segments = default_segments(config.MN, sum(config.tap_window) + 1,
-                                         max_doppler_hz * config.frame_time)
+        self.segments = segments or default_segments(config.MN, sum(config.tap_window) + 1,
+                                                     max_doppler_hz * config.frame_time)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
