@@ -488,9 +488,10 @@ def cmd_rx(args) -> int:
         if args.workers:
             extra["scaleout"] = _run_workers(args, config, source, acquirer, session)
         else:
+            process, allocate = _fast_process(receiver, args.batch)
             runner = PipelineRunner(
-                source, acquirer.push, receiver.process, session.consume, acquire_flush=acquirer.flush,
-                queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
+                source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush,
+                allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
                 progress=None if args.json else lambda p: _progress(session, args.frames))
             extra["runner"] = runner.run().to_dict()
@@ -537,6 +538,18 @@ class _WorkerResult:
     def __init__(self, frame_result):
         self.bits = frame_result.bits[None, :]
         self.llr = None if frame_result.llr is None else frame_result.llr[None, :]
+
+
+def _fast_process(receiver: Receiver, batch: int):
+    """(process, allocate) for the pipeline runner: on the GPU the CUDA-graph path
+    (``RealtimeReceiver``, results copied out of its pinned buffers because the output
+    thread reads them later) fed from pinned batch buffers; elsewhere ``receiver.process``."""
+    if receiver.backend.name != "gpu" or receiver.estimator is None:
+        return receiver.process, np.empty
+    from .realtime import RealtimeReceiver
+
+    realtime = RealtimeReceiver(receiver, batch)
+    return (lambda frames: realtime.process(frames, copy=True)), realtime.pinned
 
 
 def make_worker_process(config: FrameConfig, **options):

@@ -49,14 +49,17 @@ def default_segments(L: int, taps: int, doppler_bins: float) -> int:
 
     A window of 2h samples errs at its circular edges, where the channel's response crosses
     them, and by the Doppler phase inside it, 2 pi nu_max 2h / B = 2 pi doppler_bins 2h / L.
-    Measured on Veh-A, by the CG residual after 6, 8 and 12 iterations at the tiny, demo and
-    paper grids (0.5 to 2 Doppler bins), the best h is the power of two nearest 1.6 taps. At
-    the paper grid it takes 6 iterations to reach the residual that h = 8192, the earlier
-    sqrt(taps L / nu_max T) / 2 rule, reached in 12. h is halved while the Doppler phase
-    across a window exceeds 0.2 rad, and there are at least 2 windows.
+    Measured on Veh-A with ``python -m bench.cg_tuning``:
+    - the best h is the power of two nearest 1.6 taps, by the CG residual after 6, 8 and 12
+      iterations at the tiny, demo and paper grids (0.5 to 2 Doppler bins);
+    - at the paper grid, 6 iterations reach the residual that h = 8192, the earlier
+      sqrt(taps L / nu_max T) / 2 rule, reached in 12;
+    - at 3.5 Doppler bins (demo grid, 16QAM, 28 dB), h = 128 (a Doppler phase of 0.39 rad
+      across a window) beats h = 64.
+    h is halved only while that phase exceeds 0.8 rad, and there are at least 2 windows.
     """
     h = 2 ** int(np.round(np.log2(max(1.6 * taps, 1))))
-    while h > 1 and 2 * np.pi * doppler_bins * 2 * h / L > 0.2:
+    while h > 1 and 2 * np.pi * doppler_bins * 2 * h / L > 0.8:
         h //= 2
     while h > 1 and (L % (2 * h) or L // h < 2):
         h //= 2

@@ -67,6 +67,7 @@ class RealtimeReceiver:
                 self._capture(cp)
         self.stream.synchronize()
         self.host = {name: self.pinned(arr.shape, arr.dtype) for name, arr in self._outputs().items()}
+        self.staging = self.pinned(self.shape, np.complex64)        # short batches, padded
 
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
@@ -116,19 +117,33 @@ class RealtimeReceiver:
         out[...] = frames
         return out
 
-    def process(self, frames: np.ndarray) -> RxResult:
-        """complex64 [batch, cp_len + MN] host samples -> RxResult (host arrays overwritten by
-        the next call). ``stage_s`` holds the seconds of transfer_in, chain and transfer_out,
-        measured with CUDA events on the GPU."""
+    def process(self, frames: np.ndarray, *, copy: bool = False) -> RxResult:
+        """complex64 [F, cp_len + MN] host samples, 1 <= F <= batch -> RxResult.
+
+        The arrays are views of pinned buffers that the next call overwrites, unless
+        ``copy``. A short batch (the end of a stream) is padded with zero frames, whose
+        results are dropped. ``stage_s`` holds the seconds of transfer_in, chain and
+        transfer_out, measured with CUDA events on the GPU.
+        """
         frames = np.asarray(frames)
-        if frames.shape != self.shape:
-            raise ValueError(f"frames: expected shape {self.shape} (batch, cp_len + MN), got {frames.shape}")
+        F = frames.shape[0] if frames.ndim == 2 else 0
+        if frames.ndim != 2 or frames.shape[1] != self.shape[1] or not 1 <= F <= self.batch:
+            raise ValueError(f"frames: expected shape [F, {self.shape[1]}] (cp_len + MN) with 1 <= F <= "
+                             f"{self.batch}, got {frames.shape}")
         if self.backend.name != "gpu":
             return self.receiver.process(frames)
+        if F < self.batch:
+            self.staging[:F] = frames
+            self.staging[F:] = 0
+            frames = self.staging
+        result = self._replay(np.ascontiguousarray(frames, dtype=np.complex64))
+        return _first(result, F, copy)
+
+    def _replay(self, frames: np.ndarray) -> RxResult:
+        """One full batch through the graph (or op by op), results in the pinned buffers."""
         import cupy as cp
 
         copy = cp.cuda.runtime.memcpyAsync
-        frames = np.ascontiguousarray(frames, dtype=np.complex64)
         events = [cp.cuda.Event() for _ in range(4)]
         with self.stream:
             events[0].record(self.stream)
@@ -159,3 +174,11 @@ class RealtimeReceiver:
         """How the chain runs here (for benchmark reports)."""
         return {"batch": self.batch, "backend": self.backend.name,
                 "cuda_graph": self.graph is not None, "capture_error": self.capture_error}
+
+
+def _first(result: RxResult, n: int, copy: bool) -> RxResult:
+    """The first ``n`` frames of ``result`` (copied when ``copy``)."""
+    take = (lambda a: a[:n].copy()) if copy else (lambda a: a[:n])
+    return RxResult(bits=take(result.bits), llr=take(result.llr), symbols=None,
+                    noise_var=result.noise_var[:n], sinr_db=result.sinr_db[:n],
+                    cg_residual=result.cg_residual[:n], valid=result.valid[:n], stage_s=result.stage_s)

@@ -26,15 +26,17 @@ __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"
 
 ESTIMATORS = ("accurate", "paper", "perfect")
 
-CG_ITERATIONS = {"qpsk": 6, "16qam": 8, "64qam": 24, "256qam": 32}
+CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
 """Default CG iterations. Higher orders work at higher SNR, where CG converges more
-slowly. Measured with ``default_segments``' windows on the demo grid, Veh-A at 1.74 Doppler
-bins, six channel realisations (commands in docs/status.md):
+slowly. Measured with ``python -m bench.cg_tuning ber`` on the demo grid, Veh-A, 6
+realisations, with ``default_segments``' windows (S = 128):
 
-- QPSK at 14 dB: 6 iterations give the BER of 8, 3.30e-3 with perfect CSI.
-- 16QAM at 24 dB: 8 iterations give 1.70e-3 (perfect CSI) and 1.99e-3 (``accurate``);
-  converged is 1.32e-3 and 1.60e-3. The earlier windows needed 12 iterations for
-  1.78e-3 and 2.08e-3.
+- 16QAM at 24 dB, 1.74 Doppler bins: 8 iterations give a BER of 1.70e-3 with perfect CSI
+  and 1.99e-3 with ``accurate``; 12 give 1.35e-3 and 1.62e-3, as good as 24 with the
+  earlier windows.
+- 16QAM at 28 dB, 3.5 bins: 8 iterations give 3.6e-4 and 3.8e-4; 12 give 1.4e-4 and
+  1.8e-4. Fewer iterations are an option (``cg_iterations``) that costs BER at high SNR.
+- QPSK at 14 dB: 4 to 8 iterations give the same BER, 3.3e-3.
 - 64QAM at 32 dB: 24 iterations give 2.18e-3 and 2.43e-3; 16 give 4.33e-3 and 3.44e-3."""
 
 
