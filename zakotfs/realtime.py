@@ -24,7 +24,7 @@ __all__ = ["RealtimeReceiver"]
 
 
 class RealtimeReceiver:
-    """``Receiver`` for batches of exactly ``batch`` frames, with pre-allocated buffers.
+    """``Receiver`` for batches of up to ``batch`` frames, with pre-allocated buffers.
 
     Parameters
     ----------
@@ -36,7 +36,7 @@ class RealtimeReceiver:
         On the GPU, replay the chain as a CUDA graph (False: the same chain launched op by
         op on the same stream, for comparison). Ignored on the CPU.
 
-    ``process`` returns host arrays that are overwritten by the next call (copy to keep):
+    ``process`` returns host arrays that the next call overwrites, unless ``copy=True``:
     the LLRs, bits and statistics live in pinned buffers that the device writes directly.
     """
 
