@@ -456,6 +456,9 @@ def _result_sink(target: str | None, config: FrameConfig):
         seq = f.create_dataset("seq", (0,), maxshape=(None,), dtype=np.int64)
 
         def write(result, metas):
+            if result.llr is None:
+                raise UsageError(f"--out {target}: the results carry no LLRs (start remote workers "
+                                 "with --payload both)")
             n = bits.shape[0]
             for dset, rows in ((bits, result.bits), (llr, result.llr), (seq, [m["seq"] for m in metas])):
                 dset.resize(n + len(rows), axis=0)
@@ -580,7 +583,7 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
     options. Endpoints: ipc in a private temporary folder by default, or ``--fanout``/``--collect``
     (tcp) for workers on other machines, started there with ``python -m streaming.scaleout worker
     --in FANOUT --out COLLECT --process zakotfs.cli:make_worker_process --config F --options JSON``
-    (JSON: :func:`receiver_options`)."""
+    (JSON: :func:`receiver_options`; add ``--payload both`` where ``--out`` keeps LLRs)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -595,7 +598,8 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
     workers = [subprocess.Popen([sys.executable, "-m", "streaming.scaleout", "worker", "--in", fan_ep,
                                  "--out", col_ep, "--process", "zakotfs.cli:make_worker_process",
                                  "--options", json.dumps(receiver_options(args)),
-                                 "--config", str(folder / "config.json"), "--payload", "bits",
+                                 "--config", str(folder / "config.json"),
+                                 "--payload", "both" if args.out else "bits",          # --out keeps LLRs
                                  "--batch", str(args.batch)], stdout=subprocess.DEVNULL)
                for _ in range(0 if (args.fanout or args.collect) else args.workers)]
     sent_at: dict[int, float] = {}

@@ -173,10 +173,15 @@ def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
     assert main(["channel", "--in", tx, "--out", ch, "--snr", "30", "--seed", "6"]) == 0
     one = str(tmp_path / "one.h5")
     assert main(["rx", "--in", ch, "--out", one, "--json", "--report", str(tmp_path / "r1.json")]) == 0
-    assert main(["rx", "--in", ch, "--workers", "2", "--json", "--report", str(tmp_path / "r2.json")]) == 0
+    two = str(tmp_path / "two.h5")
+    assert main(["rx", "--in", ch, "--workers", "2", "--out", two, "--json", "--report", str(tmp_path / "r2.json")]) == 0
     r1, r2 = (json.loads((tmp_path / f"r{i}.json").read_text()) for i in (1, 2))
     assert r2["frames"] == r1["frames"] == 8 and r2["scaleout"]["collector"]["missing"] == 0
     assert r2["bit_errors"] == r1["bit_errors"]
+    # --out gets the workers' LLRs too, the same as in-process
+    with h5py.File(one) as a, h5py.File(two) as b:
+        np.testing.assert_array_equal(b["seq"][:], a["seq"][:])
+        np.testing.assert_allclose(b["llr"][:], a["llr"][:], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.timeout(240)
