@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from dsp_kernels import fft, get_backend, ifft
+from dsp_kernels import fft, get_backend
 from zakotfs.benchmark import make_frames, run_metadata, write_json
 from zakotfs.config import preset
 from zakotfs.equalizer import cg_lmmse, lmmse_bias, local_fourier_preconditioner

@@ -28,7 +28,6 @@ import numpy as np
 from .config import FrameConfig
 from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits
-from .receiver import Receiver
 
 __all__ = ["BenchFrames", "make_frames", "time_receiver", "time_sparse_baseline", "percentiles",
            "dd_sparse_matrix", "run_metadata", "write_json"]

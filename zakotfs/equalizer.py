@@ -84,7 +84,7 @@ def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int):
     2 pi nu T / S, so each window is nearly circulant while the frame as a whole is not.
     """
     xp = xp_of(op.taps_fft)
-    F, L = op.taps_fft.shape[0], op.L
+    L = op.L
     h = L // segments
     if L % segments or L % (2 * h):
         raise ValueError(f"segments={segments}: both L/S and 2L/S must divide the frame length L={L}")
