@@ -246,7 +246,34 @@ class IQWriter:
         self.close()
 
 
-class IQReader:
+class _SampleFileReader:
+    """What the file readers share: a cursor ``_pos`` over ``n_samples`` samples read in
+    order by ``read``, iteration, and use as a context manager (``close`` on exit)."""
+
+    _pos: int
+    n_samples: int
+
+    @property
+    def position(self) -> int:
+        """Index of the next sample ``read`` returns."""
+        return self._pos
+
+    @property
+    def eof(self) -> bool:
+        return self._pos >= self.n_samples
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (chunk := self.read()) is not None:
+            yield chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class IQReader(_SampleFileReader):
     """Read a zakotfs HDF5 sample file in chunks.
 
     Parameters
@@ -397,15 +424,6 @@ class IQReader:
     def _damage_note(self) -> str:
         return f" [{self.damage}]" if self.damage else ""
 
-    @property
-    def position(self) -> int:
-        """Index of the next sample :meth:`read` returns."""
-        return self._pos
-
-    @property
-    def eof(self) -> bool:
-        return self._pos >= self.n_samples
-
     def read(self, n: int | None = None) -> np.ndarray | None:
         """complex64 [<= n] next samples (default ``chunk_samples``), or None at the end.
 
@@ -436,10 +454,6 @@ class IQReader:
                 self._raw.seek(byte_offset + 8 * (lo - first))
                 out[lo - start:hi - start] = np.fromfile(self._raw, "<c8", hi - lo)
         return out
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while (chunk := self.read()) is not None:
-            yield chunk
 
     def seek(self, position: int) -> None:
         if not 0 <= position <= self.n_samples:
@@ -483,11 +497,6 @@ class IQReader:
             self._raw.close()
             self._raw = None
 
-    def __enter__(self) -> "IQReader":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +598,7 @@ def write_sigmf(path: str | os.PathLike, samples, config: FrameConfig, **kwargs)
     return writer.meta_path
 
 
-class SigMFReader:
+class SigMFReader(_SampleFileReader):
     """Read a SigMF recording in chunks as complex64.
 
     Parameters
@@ -655,14 +664,6 @@ class SigMFReader:
     def annotations(self) -> list[dict]:
         return self._meta.get_annotations()
 
-    @property
-    def position(self) -> int:
-        return self._pos
-
-    @property
-    def eof(self) -> bool:
-        return self._pos >= self.n_samples
-
     def read(self, n: int | None = None) -> np.ndarray | None:
         """complex64 [<= n] next samples (default ``chunk_samples``), or None at the end."""
         n = self.chunk_samples if n is None else _check_chunk(n, "n")
@@ -673,21 +674,12 @@ class SigMFReader:
         self._pos += count
         return np.asarray(data, dtype=np.complex64).reshape(-1)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while (chunk := self.read()) is not None:
-            yield chunk
-
     def stats(self) -> dict:
         return {"samples_read": self._pos, "n_samples": self.n_samples}
 
     def close(self) -> None:
         self._pos = self.n_samples
 
-    def __enter__(self) -> "SigMFReader":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------
