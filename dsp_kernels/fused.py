@@ -90,7 +90,7 @@ def real_dot(a, b):
 def cg_step(x, res, p, Ap, alpha):
     """x + alpha p, res - alpha Ap (alpha float [F]); on the GPU x and res are updated in place."""
     if _fused(x):
-        _gpu_kernels()["cg_step"](p, Ap, alpha.astype(np.float32)[:, None], x, res)
+        _gpu_kernels()["cg_step"](p, Ap, alpha.astype(np.float32, copy=False)[:, None], x, res)
         return x, res
     return x + alpha[:, None] * p, res - alpha[:, None] * Ap
 
@@ -98,7 +98,7 @@ def cg_step(x, res, p, Ap, alpha):
 def xpby(x, p, beta):
     """complex [F, L]: x + beta p (beta float [F])."""
     if _fused(x):
-        return _gpu_kernels()["xpby"](x, p, beta.astype(np.float32)[:, None])
+        return _gpu_kernels()["xpby"](x, p, beta.astype(np.float32, copy=False)[:, None])
     return x + beta[:, None] * p
 
 

@@ -68,6 +68,7 @@ class RealtimeReceiver:
         self.stream.synchronize()
         self.host = {name: self.pinned(arr.shape, arr.dtype) for name, arr in self._outputs().items()}
         self.staging = self.pinned(self.shape, np.complex64)        # short batches, padded
+        self.events = [cp.cuda.Event() for _ in range(4)]            # stage boundaries
 
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
@@ -144,7 +145,7 @@ class RealtimeReceiver:
         import cupy as cp
 
         copy = cp.cuda.runtime.memcpyAsync
-        events = [cp.cuda.Event() for _ in range(4)]
+        events = self.events
         with self.stream:
             events[0].record(self.stream)
             copy(self.frames_dev.data.ptr, frames.ctypes.data, frames.nbytes,
