@@ -105,6 +105,18 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         "zak + data gather": lambda: zak(s, config.M, config.N).reshape(1, -1)[:, receiver.data_index],
         "run (whole chain)": lambda: receiver.run(r),
     }
+    if receiver.operator_window:             # the windowed operator beside the exact one
+        windowed = receiver.equalizer_operator(op)
+        tag = f"windowed Lw={receiver.operator_window}"
+        pieces.update({
+            "operator normal (H^H H + N0) s": lambda: op.normal(s, n0),
+            f"{tag}: build": lambda: receiver.equalizer_operator(op),
+            f"{tag}: apply H s": lambda: windowed.apply(s),
+            f"{tag}: adjoint H^H r": lambda: windowed.adjoint(s),
+            f"{tag}: normal (H^H H + N0) s": lambda: windowed.normal(s, n0),
+            f"{tag}: cg_lmmse, {receiver.cg_iterations} iterations": lambda: cg_lmmse(
+                windowed, s, n0, receiver.cg_iterations, receiver.segments),
+        })
     if hasattr(be, "sparse_delay_fit"):
         lo, hi = estimator.taus[0] + estimator.edge, estimator.taus[-1] - estimator.edge
         floor = xp.full(1, 1e-3)
@@ -119,6 +131,7 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         print(f"  {name:45s} {times[name]:10.1f} us  ({how[name]})", file=sys.stderr)
     fill_rate = probe.nbytes / (times["fill 64 MB (write-bandwidth probe)"] * 1e-6)
     return {"preset": preset_name, "P": P, "L": L, "segments": receiver.segments,
+            "operator_window": receiver.operator_window,
             "cg_iterations": receiver.cg_iterations, "time_us": times, "timed_as": how,
             "fill_rate_bytes_per_s": fill_rate, **run_metadata(sys.argv, be)}
 

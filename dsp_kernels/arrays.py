@@ -28,13 +28,15 @@ def xp_of(*arrays):
     return np
 
 
-def fft(a, axis: int = -1, norm: str | None = None):
+def fft(a, axis: int = -1, norm: str | None = None, n: int | None = None):
+    """The DFT along ``axis``, zero-padded or cut to ``n`` points when given."""
     if is_gpu_array(a):
-        return sys.modules["cupy"].fft.fft(a, axis=axis, norm=norm)
-    return scipy.fft.fft(a, axis=axis, norm=norm, workers=_WORKERS)
+        return sys.modules["cupy"].fft.fft(a, n=n, axis=axis, norm=norm)
+    return scipy.fft.fft(a, n=n, axis=axis, norm=norm, workers=_WORKERS)
 
 
-def ifft(a, axis: int = -1, norm: str | None = None):
+def ifft(a, axis: int = -1, norm: str | None = None, n: int | None = None):
+    """The inverse DFT along ``axis``, zero-padded or cut to ``n`` points when given."""
     if is_gpu_array(a):
-        return sys.modules["cupy"].fft.ifft(a, axis=axis, norm=norm)
-    return scipy.fft.ifft(a, axis=axis, norm=norm, workers=_WORKERS)
+        return sys.modules["cupy"].fft.ifft(a, n=n, axis=axis, norm=norm)
+    return scipy.fft.ifft(a, n=n, axis=axis, norm=norm, workers=_WORKERS)

@@ -16,7 +16,8 @@ import numpy as np
 from .arrays import is_gpu_array
 
 __all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
-           "overlapped_windows", "overlap_add"]
+           "overlapped_windows", "overlap_add", "matmul",
+           "capturable_matmul"]
 
 PARTS = 256
 """Long reductions run in two stages over ``split_last``'s parts: a reduction of L samples
@@ -155,3 +156,25 @@ def overlap_add(y, window):
     xp = np if not is_gpu_array(y) else sys.modules["cupy"]
     y = y * window
     return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, S * h)
+
+
+
+
+def matmul(a, b):
+    """complex [..., I, J] @ [..., J, K] -> [..., I, K], batch axes broadcast: BLAS on the CPU,
+    ``capturable_matmul`` on the GPU."""
+    if not is_gpu_array(a):
+        return np.matmul(a, b)
+    return capturable_matmul(a, b)
+
+
+def capturable_matmul(a, b):
+    """``a @ b`` in elementwise array code, which a CUDA graph can capture (CuPy will not
+    capture cuBLAS): J rank-one updates for a short J, else one broadcast product reduced
+    over J. Any array module."""
+    if a.shape[-1] > 16:
+        return (a[..., :, :, None] * b[..., None, :, :]).sum(axis=-2)
+    out = a[..., :, 0, None] * b[..., 0, None, :]
+    for j in range(1, a.shape[-1]):
+        out += a[..., :, j, None] * b[..., j, None, :]
+    return out

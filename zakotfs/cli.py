@@ -49,6 +49,9 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--estimator", default="accurate", choices=[e for e in ESTIMATORS if e != "perfect"])
     g.add_argument("--cg-iterations", type=int, help="fixed CG iterations (default by modulation: 8/12/24/32)")
     g.add_argument("--max-doppler-hz", type=float, default=1000.0)
+    g.add_argument("--operator-window", type=int,
+                   help="apply the channel per window of this many samples (0: the exact frame-long "
+                        "operator; default: the shortest window under -40 dB predicted error, if any)")
     g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
 
 
@@ -83,10 +86,10 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
-    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``): JSON-serialisable, so that
-    scale-out workers get them too (:func:`make_worker_process`)."""
-    return {"backend": args.backend, "estimator": args.estimator,
-            "cg_iterations": args.cg_iterations, "max_doppler_hz": args.max_doppler_hz}
+    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``):
+    JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
+    return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
+            "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -286,7 +289,7 @@ def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_
     from channel_models.paths import FramePaths
 
     perfect = Receiver(config, backend=receiver.backend, estimator="perfect",
-                       cg_iterations=receiver.cg_iterations)
+                       cg_iterations=receiver.cg_iterations, operator_window=receiver.operator_window)
     spf, skip = config.samples_per_frame, config.preamble_len
     errors = 0
     for f in range(bits.shape[0]):
@@ -681,15 +684,19 @@ def cmd_bench(args) -> int:
         print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
-                  realtime=realtime.describe(), frames_lost=0,
+                  operator_window=receiver.operator_window, realtime=realtime.describe(), frames_lost=0,
                   channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
+    side = min(args.frames, 200 * args.batch)          # frames for each comparison below
+    compare = {}
     if receiver.backend.name == "gpu":
-        side = min(args.frames, 200 * args.batch)
-        result["compare"] = {
-            "no_graph": time_receiver(RealtimeReceiver(receiver, args.batch, graph=False), data, side,
-                                      batch=args.batch),
-            "staged": time_receiver(receiver, data, side, batch=args.batch),
-        }
+        compare["no_graph"] = time_receiver(RealtimeReceiver(receiver, args.batch, graph=False), data, side,
+                                            batch=args.batch)
+        compare["staged"] = time_receiver(receiver, data, side, batch=args.batch)
+    if receiver.operator_window:
+        exact = Receiver(config, **{**receiver_options(args), "operator_window": 0}, quiet=True)
+        compare["exact_operator"] = time_receiver(RealtimeReceiver(exact, args.batch), data, side, batch=args.batch)
+    if compare:
+        result["compare"] = compare
     if args.baseline:
         result["baselines"] = {"scipy-sparse-cg": time_sparse_baseline(config, data, args.baseline)}
         if receiver.backend.name == "gpu":

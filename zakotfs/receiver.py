@@ -20,6 +20,7 @@ from .equalizer import cg_lmmse, default_segments, lmmse_bias
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import constellation
+from .windowed_operator import WindowedOperator, default_window, window_polynomials
 from .zak_transform import inverse_zak, zak
 
 __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"]
@@ -98,6 +99,11 @@ class Receiver:
     segments : int or None
         Preconditioner windows (None: ``default_segments`` for the grid, the tap window and
         ``max_doppler_hz``); ``python -m bench.cg_tuning`` measures the choice.
+    operator_window : int or None
+        Apply the channel as LTI filters per window of this many samples
+        (``zakotfs.windowed_operator``); 0: the exact frame-long operator; None:
+        ``default_window`` for the grid, the tap window and ``max_doppler_hz`` (0 where no
+        window keeps the predicted error under -40 dB).
     dtype : complex64 (real-time default) or complex128
     keep_symbols : bool
         Also return the equalised symbols (an extra device-to-host copy per frame).
@@ -105,8 +111,8 @@ class Receiver:
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
-                 segments: int | None = None, dtype=np.complex64, keep_symbols: bool = False,
-                 quiet: bool = False):
+                 segments: int | None = None, operator_window: int | None = None,
+                 dtype=np.complex64, keep_symbols: bool = False, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if cg_iterations is None:
@@ -124,8 +130,20 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
-        self.segments = segments or default_segments(config.MN, sum(config.tap_window) + 1,
-                                                     max_doppler_hz * config.frame_time)
+        taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
+        self.segments = segments or default_segments(config.MN, taps, doppler_bins)
+        if operator_window is None:
+            operator_window = default_window(config.MN, taps, doppler_bins)
+        if operator_window and (config.MN % operator_window or config.MN // operator_window < 2
+                                or operator_window < taps):
+            raise ValueError(f"operator_window={operator_window} must divide MN={config.MN} at least "
+                             f"twice and cover the {taps} taps of the tap window")
+        self.operator_window = operator_window
+        if operator_window:
+            t_neg, t_pos = config.tap_window
+            self.delay_start = (t_pos - t_neg) // 2 - operator_window // 2   # taps' support centred
+            self.polynomials = xp.asarray(window_polynomials(operator_window),
+                                          dtype=self.dtype.type(0).real.dtype)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
@@ -145,6 +163,13 @@ class Receiver:
     def estimate(self, r) -> ChannelEstimate:
         """complex [F, MN] (CP removed, on the backend) -> channel estimate."""
         return self.estimator(r)
+
+    def equalizer_operator(self, op: ChannelOperator):
+        """The operator the equaliser applies: ``op`` itself, or its windowed form
+        (``operator_window``)."""
+        if not self.operator_window:
+            return op
+        return WindowedOperator.from_operator(op, self.polynomials, self.delay_start)
 
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
             stages: dict | None = None) -> DeviceResult:
@@ -178,14 +203,15 @@ class Receiver:
         # floor: a noiseless or erased frame must not divide by zero
         n0 = xp.maximum(xp.asarray(n0, dtype=self.dtype.type(0).real.dtype), 1e-12)
 
-        def equalize(r):
+        def equalize(r, operator):
+            operator = self.equalizer_operator(operator)
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
             sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments)
             mu = xp.clip(lmmse_bias(operator, n0), 1e-6, 1 - 1e-6)
             x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual
 
-        x, mu, residual = stage("equalize", equalize, r)
+        x, mu, residual = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
         llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information

@@ -3,7 +3,8 @@ replace, for a basis shared by all frames and for one basis per frame."""
 import numpy as np
 import pytest
 
-from dsp_kernels.fused import basis_project, cg_step, overlap_add, overlapped_windows, real_dot, taps_reduce, xpby
+from dsp_kernels.fused import (basis_project, capturable_matmul, cg_step, matmul, overlap_add, overlapped_windows,
+                               real_dot, taps_reduce, xpby)
 
 
 def _complex(rng, *shape):
@@ -48,3 +49,14 @@ def test_window_steps_match_numpy(backend, rng):
     lhs = np.vdot(want_windows, y)
     rhs = np.vdot(v, want)
     assert abs(lhs - rhs) < 1e-3 * abs(lhs)
+
+
+@pytest.mark.parametrize("J", [3, 40])
+def test_matmul_matches_numpy(backend, rng, J):
+    """Both branches of the graph-capturable product (rank-one updates for J <= 16, a
+    broadcast reduction above), with broadcast batch axes, on numpy here and on the backend."""
+    a, b = _complex(rng, 2, 1, 5, J), _complex(rng, 3, J, 7)
+    want = np.matmul(a.astype(complex), b.astype(complex))
+    np.testing.assert_allclose(capturable_matmul(a, b), want, rtol=1e-5, atol=1e-5)
+    got = backend.asnumpy(matmul(backend.asarray(a), backend.asarray(b)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -86,13 +86,15 @@ def test_bits_and_llrs_agree(backend, link, estimator):
 
 
 @pytest.mark.parametrize("graph", [True, False])
-def test_realtime_path_gives_the_receivers_results(backend, link, graph):
+@pytest.mark.parametrize("operator_window", [0, 1024])
+def test_realtime_path_gives_the_receivers_results(backend, link, graph, operator_window):
     """The pre-allocated path (a CUDA graph replay on the GPU) computes what Receiver.process
-    does, call after call, on distinct frames; a NaN frame is erased in both."""
+    does, call after call, on distinct frames, with the exact and the windowed operator; a
+    NaN frame is erased in both."""
     from zakotfs.realtime import RealtimeReceiver
 
     c, frames, _, _, nu = link
-    receiver = Receiver(c, backend=backend, max_doppler_hz=1.15 * nu, quiet=True)
+    receiver = Receiver(c, backend=backend, max_doppler_hz=1.15 * nu, operator_window=operator_window, quiet=True)
     realtime = RealtimeReceiver(receiver, batch=2, graph=graph)
     assert realtime.capture_error is None
     bad = frames[[2, 0]].copy()

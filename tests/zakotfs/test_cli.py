@@ -215,7 +215,8 @@ def test_scaleout_worker_process_honours_its_options():
     from zakotfs import FrameBuilder, preset, random_bits
     from zakotfs.receiver import Receiver
 
-    options = {"backend": "cpu", "estimator": "paper", "cg_iterations": 4, "max_doppler_hz": 500.0}
+    options = {"backend": "cpu", "estimator": "paper", "cg_iterations": 4, "max_doppler_hz": 500.0,
+               "operator_window": 256}
     config = preset("tiny")
     rng = np.random.default_rng(11)
     bits = random_bits(config, 3, rng)
