@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from channel_models.emulator import ChannelEmulator
-from channel_models.paths import FramePaths, draw_paths
+from channel_models.paths import draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.channel_operator import ChannelOperator
