@@ -28,17 +28,20 @@ from zakotfs.equalizer import cg_lmmse
 from zakotfs.receiver import Receiver
 
 
-def residuals(preset_name: str, snr_db: float, segments: list[int], iterations: list[int], frames: int) -> None:
+def residuals(preset_name: str, snr_db: float, segments: list[int], iterations: list[int], frames: int,
+              doppler_bins: float) -> None:
     config = preset(preset_name)
-    receiver = Receiver(config, backend="cpu", quiet=True)
-    data = make_frames(config, frames, snr_db=snr_db)
+    nu = doppler_bins / config.frame_time
+    receiver = Receiver(config, backend="cpu", max_doppler_hz=1.15 * nu, quiet=True)
+    data = make_frames(config, frames, snr_db=snr_db, nu_max_hz=nu)
     r = data.frames[:, config.cp_len:].astype(np.complex64)
     estimate = receiver.estimate(r)
-    op = estimate.operator.astype(np.complex64)
+    op = receiver.equalizer_operator(estimate.operator.astype(np.complex64))
     n0 = np.maximum(estimate.noise_var.astype(np.float32), 1e-12)
     data_part = r - op.apply(np.broadcast_to(receiver.pilot_time, r.shape))
     print(f"{preset_name}: L = {config.MN}, tap window {sum(config.tap_window) + 1}, "
-          f"default S = {receiver.segments}; worst relative residual over {frames} frames")
+          f"default S = {receiver.segments}, operator window {receiver.operator_window}; {snr_db:g} dB, "
+          f"{doppler_bins:g} Doppler bins; worst relative residual over {frames} frames")
     for S in segments:
         cells = [f"K={K}: {cg_lmmse(op, data_part, n0, K, S).residual.max():.2e}" for K in iterations]
         print(f"  S={S:5d} (windows of {2 * config.MN // S:6d})  " + "  ".join(cells), flush=True)
@@ -82,6 +85,7 @@ def main(argv=None) -> int:
     p.add_argument("--segments", default="64,128,256,512,1024")
     p.add_argument("--iterations", default="6,8,12")
     p.add_argument("--frames", type=int, default=2)
+    p.add_argument("--doppler-bins", type=float, default=1.74)
     p = sub.add_parser("ber")
     p.add_argument("--preset", default="demo")
     p.add_argument("--mod", default="16qam")
@@ -92,7 +96,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",")]          # noqa: E731
     if args.what == "residual":
-        residuals(args.preset, args.snr, ints(args.segments), ints(args.iterations), args.frames)
+        residuals(args.preset, args.snr, ints(args.segments), ints(args.iterations), args.frames,
+                  args.doppler_bins)
     else:
         pairs = [tuple(int(v) for v in pair.split("/")) for pair in args.pairs.split(",")]
         bit_errors(args.preset, args.mod, args.snr, pairs, args.realisations, args.doppler_bins)

@@ -68,3 +68,16 @@ def test_perfect_csi_operator_matches_the_emulator():
     s = inverse_zak(FrameBuilder(c).grid(bits))
     error = np.sum(np.abs(op.apply(s) - r) ** 2) / np.sum(np.abs(r) ** 2)
     assert 10 * np.log10(error) < -35
+
+
+def test_fractional_delay_response_is_the_dft_ramp():
+    """The factored evaluation equals exp(-j2pi f d / L) over fftfreq f, with cos(pi d) at
+    the Nyquist bin of an even L, for odd, even and tiny L and delays of either sign."""
+    from zakotfs.channel_operator import fractional_delay_response
+
+    d = np.random.default_rng(0).uniform(-700, 700, (2, 5))
+    for L in (1, 2, 7, 64, 1000, 1023, 65536):
+        want = np.exp(-2j * np.pi / L * d[..., None] * np.fft.fftfreq(L, 1.0 / L))
+        if L % 2 == 0:
+            want[..., L // 2] = np.cos(np.pi * d)
+        np.testing.assert_allclose(fractional_delay_response(d, L), want, rtol=0, atol=1e-11)

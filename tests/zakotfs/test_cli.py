@@ -25,6 +25,18 @@ def test_demo_json_report(capsys):
     assert report["bits"] == 3 * report["config"]["N"] * (report["config"]["M"] - 127) * 4
     assert report["ber"] < 0.05
     assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]   # near the bound
+    assert 0 < report["cg_residual"]["p50"] <= report["cg_residual"]["max"] < 1e-2   # CG converged
+
+
+def test_demo_warns_when_cg_has_not_converged(capsys):
+    """One CG iteration at 30 dB leaves a residual of ~0.3: the summary says so, and says
+    what to do; the default iterations do not trigger it."""
+    assert main(["demo", "--preset", "tiny", "--frames", "2", "--backend", "cpu", "--snr", "30",
+                 "--cg-iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "has not converged" in out and "--cg-iterations" in out
+    assert main(["demo", "--preset", "tiny", "--frames", "2", "--backend", "cpu", "--snr", "30"]) == 0
+    assert "has not converged" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
