@@ -30,15 +30,17 @@ ESTIMATORS = ("accurate", "paper", "perfect")
 CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
 """Default CG iterations. Higher orders work at higher SNR, where CG converges more
 slowly. Measured with ``python -m bench.cg_tuning ber`` on the demo grid, Veh-A, 6
-realisations, with ``default_segments``' windows (S = 128):
+realisations, with ``default_segments``' windows and the window-averaged preconditioner
+(BER with perfect CSI / ``accurate``):
 
-- 16QAM at 24 dB, 1.74 Doppler bins: 8 iterations give a BER of 1.70e-3 with perfect CSI
-  and 1.99e-3 with ``accurate``; 12 give 1.35e-3 and 1.62e-3, as good as 24 with the
-  earlier windows.
-- 16QAM at 28 dB, 3.5 bins: 8 iterations give 3.6e-4 and 3.8e-4; 12 give 1.4e-4 and
-  1.8e-4. Fewer iterations are an option (``cg_iterations``) that costs BER at high SNR.
-- QPSK at 14 dB: 4 to 8 iterations give the same BER, 3.3e-3.
-- 64QAM at 32 dB: 24 iterations give 2.18e-3 and 2.43e-3; 16 give 4.33e-3 and 3.44e-3."""
+- 16QAM at 24 dB, 1.74 Doppler bins (S = 64): 8 iterations 1.25e-3 / 1.52e-3, 12
+  1.24e-3 / 1.47e-3, 24 1.20e-3 / 1.46e-3.
+- 16QAM at 28 dB, 3.5 bins (S = 128): 8 iterations 1.02e-4 / 1.43e-4, 12 6.5e-5 /
+  1.03e-4, 24 5.3e-5 / 9.5e-5. Fewer iterations are an option (``cg_iterations``) that
+  costs BER at high SNR.
+- QPSK at 14 dB: 4, 8 and 16 iterations give the same BER, 3.3e-3 / 3.6e-3.
+- 64QAM at 32 dB: 16 iterations 1.28e-3 / 1.72e-3, 24 1.18e-3 / 1.64e-3, 48 1.06e-3 /
+  1.56e-3."""
 
 
 @dataclass
