@@ -34,7 +34,8 @@ from dsp_kernels.fused import basis_project, matmul, taps_reduce
 
 from .config import FrameConfig
 
-__all__ = ["ChannelOperator", "fractional_delay_response", "doppler_exponentials"]
+__all__ = ["ChannelOperator", "DelayAtoms", "fractional_delay_response", "periodic_sinc", "doppler_exponentials",
+           "basis_gram", "power_transfer", "frozen_response"]
 
 
 def fractional_delay_response(delays, L: int, xp=np, dtype=np.complex128):
@@ -63,10 +64,46 @@ def fractional_delay_response(delays, L: int, xp=np, dtype=np.complex128):
     return ramp
 
 
+def periodic_sinc(x, L: int, xp=np):
+    """The L-periodic band-limited pulse, the inverse DFT of ``fractional_delay_response``:
+
+        (1/L) [ sum_{|f| < L/2} e^{j2pi f x/L} + cos(pi x) ]
+          = [ sin(pi x (L-1)/L) / sin(pi x/L) + cos(pi x) ] / L           (even L),
+          = sinc(x) / sinc(x/L)                                              (odd L),
+
+    written with sinc so that integer x (0 -> 1, others -> 0) needs no special case."""
+    x = xp.asarray(x, dtype=np.float64)
+    if L % 2:
+        return (xp.sinc(x) / xp.sinc(x / L)).astype(complex)
+    core = (L - 1) / L * xp.sinc(x * (L - 1) / L) / xp.sinc(x / L)
+    return ((core + xp.cos(np.pi * x) / L)).astype(complex)
+
+
 def doppler_exponentials(frequencies, L: int, xp=np):
     """complex [..., L]: exp(j 2 pi nu q) for q in [0, L), nu in cycles per sample."""
     q = xp.arange(L)
     return xp.exp(2j * np.pi * xp.asarray(frequencies)[..., None] * q)
+
+
+def basis_gram(basis):
+    """complex [..., P, L] -> [..., P, P]: G_pp' = mean_q conj(b_p[q]) b_p'[q]."""
+    return xp_of(basis).einsum("...pq,...rq->...pr", basis.conj(), basis) / basis.shape[-1]
+
+
+def power_transfer(gram, taps):
+    """complex [..., P, P] G, [F, P, B] C_p at B DFT bins -> float [F, B]:
+    P(f) = sum_{p,p'} conj(C_p(f)) G_pp' C_p'(f) (module doc)."""
+    weighted = (gram[..., :, :, None] * taps[..., None, :, :]).sum(axis=-2)
+    return (taps.conj() * weighted).sum(axis=-2).real
+
+
+def frozen_response(basis, taps, times):
+    """complex [..., P, L] b_p, [F, P, B] C_p at B DFT bins, int [S] instants -> complex [F, S, B]:
+    G(q, f) = sum_p b_p[q] C_p(f), the channel's frequency response frozen at time q."""
+    xp = xp_of(taps)
+    basis_t = basis[..., xp.asarray(times)]                                          # [.., P, S]
+    basis_t = xp.broadcast_to(basis_t, taps.shape[:-1] + basis_t.shape[-1:])
+    return (basis_t[..., :, :, None] * taps[..., None, :]).sum(axis=-3)
 
 
 @dataclass
@@ -109,10 +146,7 @@ class ChannelOperator:
 
     def basis_gram(self):
         """complex [..., P, P]: G_pp' (``gram``, or computed from the basis)."""
-        if self.gram is not None:
-            return self.gram
-        xp = xp_of(self.basis)
-        return xp.einsum("...pq,...rq->...pr", self.basis.conj(), self.basis) / self.L
+        return self.gram if self.gram is not None else basis_gram(self.basis)
 
     def normal(self, s, noise_var):
         """complex [F, L], float [F] N0 -> (H^H H + N0 I) s, as
@@ -129,19 +163,13 @@ class ChannelOperator:
     def power_spectrum(self, stride: int = 1):
         """float [F, ceil(L / stride)]: P(f), the frame-averaged power transfer function (see
         module doc), at every ``stride``-th DFT bin."""
-        taps = self.taps_fft[..., ::stride]
-        weighted = (self.basis_gram()[..., :, :, None] * taps[..., None, :, :]).sum(axis=-2)
-        return (taps.conj() * weighted).sum(axis=-2).real
+        return power_transfer(self.basis_gram(), self.taps_fft[..., ::stride])
 
     def local_response(self, times, n_bins: int):
         """complex [F, S, n_bins]: G(q, f) = sum_p b_p[q] C_p(f) at instants q = ``times`` [S]
         and ``n_bins`` DFT bins (every L / n_bins-th bin of C_p): the frequency response of
         the channel frozen at time q."""
-        xp = xp_of(self.taps_fft)
-        step = self.L // n_bins
-        basis_t = self.basis[..., xp.asarray(times)]                               # [.., P, S]
-        basis_t = xp.broadcast_to(basis_t, self.taps_fft.shape[:-1] + basis_t.shape[-1:])
-        return (basis_t[..., :, :, None] * self.taps_fft[..., None, ::step]).sum(axis=-3)
+        return frozen_response(self.basis, self.taps_fft[..., ::self.L // n_bins], times)
 
     def astype(self, dtype) -> "ChannelOperator":
         """The operator in ``dtype`` (no copy where it already is)."""
@@ -174,12 +202,54 @@ class ChannelOperator:
 
     @classmethod
     def from_delay_doppler_atoms(cls, L: int, basis, amplitudes, delays, gram=None) -> "ChannelOperator":
-        """c_p = sum_j amplitudes[..., j, p] * periodic-sinc delay by delays[..., j].
+        """``DelayAtoms(L, basis, amplitudes, delays, gram).operator()``."""
+        return DelayAtoms(L, basis, amplitudes, delays, gram).operator()
 
-        amplitudes: complex [F, J, P]; delays: float [F, J] (samples); basis: [.., P, L];
-        gram: the basis' G, if known. C_p(f) = sum_j a_{jp} exp(-j2pi f delta_j / L).
-        """
-        xp = xp_of(amplitudes)
-        ramps = fractional_delay_response(delays, L, xp, amplitudes.dtype)          # [F, J, L]
-        taps_fft = matmul(amplitudes.swapaxes(-1, -2), ramps)
-        return cls(basis, taps_fft, gram)
+
+@dataclass
+class DelayAtoms:
+    """A channel as J fractional-delay atoms, each with its own combination of the P basis
+    functions (the accurate estimator's fit):
+
+        c_p[d] = sum_j a_jp psinc_L(d - delta_j),   C_p(f) = sum_j a_jp e^{-j2pi f delta_j / L}.
+
+    Attributes
+    ----------
+    L : int
+    basis : complex [..., P, L]
+    amplitudes : complex [F, J, P]
+    delays : float [F, J] (samples)
+    gram : complex [..., P, P] or None (the basis' G, if known)
+    """
+
+    L: int
+    basis: object
+    amplitudes: object
+    delays: object
+    gram: object = None
+
+    def taps_fft(self, stride: int = 1):
+        """complex [F, P, L / stride]: C_p(f) at every ``stride``-th DFT bin (stride divides L):
+        the delay ramp on every stride-th bin of L is the ramp of L / stride bins."""
+        if self.L % stride:
+            raise ValueError(f"stride {stride} must divide L={self.L}")
+        xp = xp_of(self.amplitudes)
+        ramps = fractional_delay_response(self.delays, self.L // stride, xp, self.amplitudes.dtype)   # [F, J, B]
+        return matmul(self.amplitudes.swapaxes(-1, -2), ramps)
+
+    def taps(self, start: int, count: int):
+        """complex [F, P, count]: c_p[d] for d = start ... start + count - 1 (circular)."""
+        xp = xp_of(self.amplitudes)
+        d = xp.arange(start, start + count, dtype=np.float64)
+        atoms = periodic_sinc(d[None, None, :] - self.delays[..., None], self.L, xp)             # [F, J, count]
+        return matmul(self.amplitudes.swapaxes(-1, -2), atoms.astype(self.amplitudes.dtype, copy=False))
+
+    def operator(self) -> ChannelOperator:
+        """The operator with all L taps' spectra."""
+        return ChannelOperator(self.basis, self.taps_fft(), self.gram)
+
+    def astype(self, dtype) -> "DelayAtoms":
+        """The atoms with basis, amplitudes and Gram in ``dtype`` (delays stay float64)."""
+        gram = None if self.gram is None else self.gram.astype(dtype, copy=False)
+        return DelayAtoms(self.L, self.basis.astype(dtype, copy=False), self.amplitudes.astype(dtype, copy=False),
+                          self.delays, gram)

@@ -33,7 +33,7 @@ from scipy.signal.windows import dpss
 
 from dsp_kernels import Backend, fft, get_backend, xp_of
 
-from .channel_operator import ChannelOperator
+from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
@@ -44,7 +44,7 @@ __all__ = ["ChannelEstimate", "pilot_snapshots", "SnapshotReader", "PaperEstimat
 class ChannelEstimate:
     """What the equaliser needs: the operator and the noise variance per sample [F]."""
 
-    operator: ChannelOperator
+    operator: ChannelOperator       # or DelayAtoms (AccurateEstimator.fit)
     noise_var: object
     n_components: object = None     # int [F]: taps (paper) or delay atoms (accurate) kept
 
@@ -87,21 +87,6 @@ def guard_noise_variance(config: FrameConfig, z):
     cells = fft(z[..., first:t_neg, :], axis=-1, norm="ortho")     # y / (a_p / sqrt(N))
     power = xp.abs(cells.reshape(cells.shape[0], -1)) ** 2
     return xp.median(power, axis=-1) / np.log(2) * (config.pilot_amplitude ** 2 / config.N)
-
-
-def periodic_sinc(x, L: int, xp=np):
-    """The L-periodic band-limited pulse, the inverse DFT of ``fractional_delay_response``:
-
-        (1/L) [ sum_{|f| < L/2} e^{j2pi f x/L} + cos(pi x) ]
-          = [ sin(pi x (L-1)/L) / sin(pi x/L) + cos(pi x) ] / L           (even L),
-          = sinc(x) / sinc(x/L)                                              (odd L),
-
-    written with sinc so that integer x (0 -> 1, others -> 0) needs no special case."""
-    x = xp.asarray(x, dtype=np.float64)
-    if L % 2:
-        return (xp.sinc(x) / xp.sinc(x / L)).astype(complex)
-    core = (L - 1) / L * xp.sinc(x * (L - 1) / L) / xp.sinc(x / L)
-    return ((core + xp.cos(np.pi * x) / L)).astype(complex)
 
 
 @lru_cache(maxsize=16)
@@ -255,13 +240,11 @@ class AccurateEstimator:
         amplitudes = amplitudes * active[..., None]
         return amplitudes, coeffs - xp.einsum("fwj,fjp->fwp", atoms, amplitudes)
 
-    def __call__(self, r) -> ChannelEstimate:
-        """complex [F, MN] -> ChannelEstimate.
-
-        Where the backend has the fused kernels (``sparse_delay_fit``, ``atom_taps_fft``:
-        the GPU), the delay fit and the taps run as one launch each; otherwise as the array
-        code of ``fit_delays`` and ``ChannelOperator.from_delay_doppler_atoms``.
-        """
+    def fit(self, r) -> ChannelEstimate:
+        """complex [F, MN] -> ChannelEstimate whose ``operator`` is the fitted ``DelayAtoms``
+        (no taps over the whole frame yet). Where the backend has the fused kernel
+        (``sparse_delay_fit``, the GPU) the delay fit runs as one launch; otherwise as the
+        array code of ``fit_delays``."""
         c, be = self.config, self.backend
         z = self.snapshots(r)                                                          # [F, W, N]
         coeffs = (self._pinv[None] * z[:, :, None, :]).sum(axis=-1)                    # [F, W, P]
@@ -275,11 +258,16 @@ class AccurateEstimator:
         fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
                                       self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
-        fused_taps = getattr(be, "atom_taps_fft", None)
-        taps_fft = fused_taps and fused_taps(amplitudes, delays, c.MN)
-        if taps_fft is None:
-            op = ChannelOperator.from_delay_doppler_atoms(c.MN, self._basis, amplitudes, delays, self._gram)
-        else:
-            op = ChannelOperator(self._basis, taps_fft, self._gram)
-        noise_var = snap_var * c.pilot_amplitude ** 2 / c.N
-        return ChannelEstimate(op, noise_var, active.sum(-1))
+        atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
+        return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1))
+
+    def __call__(self, r) -> ChannelEstimate:
+        """complex [F, MN] -> ChannelEstimate with the ``ChannelOperator``: ``fit``, then the
+        taps' spectra over the whole frame (one launch of the fused ``atom_taps_fft`` where
+        the backend has it, else ``DelayAtoms.operator``)."""
+        est = self.fit(r)
+        atoms = est.operator
+        fused_taps = getattr(self.backend, "atom_taps_fft", None)
+        taps_fft = fused_taps and fused_taps(atoms.amplitudes, atoms.delays, atoms.L)
+        op = atoms.operator() if taps_fft is None else ChannelOperator(atoms.basis, taps_fft, atoms.gram)
+        return ChannelEstimate(op, est.noise_var, est.n_components)

@@ -14,9 +14,9 @@ import numpy as np
 from dsp_kernels import Backend, get_backend
 from dsp_kernels.fused import split_last
 
-from .channel_operator import ChannelOperator
+from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
-from .equalizer import cg_lmmse, default_segments, lmmse_bias
+from .equalizer import cg_lmmse, default_segments, lmmse_bias, spectrum_stride
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import constellation
@@ -146,6 +146,7 @@ class Receiver:
             self.delay_start = (t_pos - t_neg) // 2 - operator_window // 2   # taps' support centred
             self.polynomials = xp.asarray(window_polynomials(operator_window),
                                           dtype=self.dtype.type(0).real.dtype)
+            self.bin_stride = spectrum_stride(config.MN, self.segments)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
@@ -166,12 +167,14 @@ class Receiver:
         """complex [F, MN] (CP removed, on the backend) -> channel estimate."""
         return self.estimator(r)
 
-    def equalizer_operator(self, op: ChannelOperator):
-        """The operator the equaliser applies: ``op`` itself, or its windowed form
-        (``operator_window``)."""
+    def equalizer_operator(self, channel: ChannelOperator | DelayAtoms):
+        """The operator the equaliser applies: the channel's ``ChannelOperator``, or its
+        windowed form (``operator_window``), built from delay atoms where the estimator
+        gave them."""
         if not self.operator_window:
-            return op
-        return WindowedOperator.from_operator(op, self.polynomials, self.delay_start)
+            return channel.operator() if isinstance(channel, DelayAtoms) else channel
+        build = WindowedOperator.from_atoms if isinstance(channel, DelayAtoms) else WindowedOperator.from_operator
+        return build(channel, self.polynomials, self.delay_start, self.bin_stride)
 
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
             stages: dict | None = None) -> DeviceResult:
@@ -192,7 +195,9 @@ class Receiver:
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
         if operator is None:
-            est = stage("estimate", self.estimate, r)
+            # windowed: the accurate estimator's atoms, no taps over the whole frame
+            fit = getattr(self.estimator, "fit", None) if self.operator_window else None
+            est = stage("estimate", fit or self.estimate, r)
             operator, n0 = est.operator.astype(self.dtype), est.noise_var
         else:
             operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),

@@ -28,7 +28,7 @@ phase, theta^4 / 720 for K = 2, and the delay taps' periodic-sinc tails cut at a
 A = (Lw - taps) / 2 delays, at most 1 / (pi^2 A) of a path's power (a half-sample delay at
 the edge of the tap window). ``default_window`` picks the shortest Lw that keeps both under
 ``WINDOW_ERROR_DB``, or none: then the receiver keeps the exact operator. The other
-operator methods (power spectrum, local response, per frame) come from the exact operator.
+per-frame quantities (power spectrum, local response) read C_p on a subset of DFT bins.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ import numpy as np
 from dsp_kernels import fft, ifft, xp_of
 from dsp_kernels.fused import matmul, overlap_add, overlapped_windows
 
-from .channel_operator import ChannelOperator
+from .channel_operator import ChannelOperator, DelayAtoms, basis_gram, frozen_response, power_transfer
 
 __all__ = ["WindowedOperator", "window_polynomials", "window_error", "default_window", "WINDOW_ERROR_DB"]
 
@@ -92,56 +92,74 @@ class WindowedOperator:
 
     Attributes
     ----------
-    exact : ChannelOperator
-        The operator it approximates (power spectrum and local response come from it).
     response : complex [F, K, S, 2 Lw]
         G'_{k,w}, S = L / Lw windows.
     polynomials : float [K, Lw]
         phi_k.
     delay_start : int
         d0, the first delay of the taps' support [d0, d0 + Lw].
+    basis, gram : the channel's b_p [..., P, L] and G [..., P, P] (or None)
+    spectra : complex [F, P, L / bin_stride]
+        C_p at every ``bin_stride``-th DFT bin: what the power spectrum and the local
+        response (bias and preconditioner) read.
+    bin_stride : int
     """
 
-    exact: ChannelOperator
     response: object
     polynomials: object
     delay_start: int
+    basis: object
+    gram: object
+    spectra: object
+    bin_stride: int
 
     @property
     def L(self) -> int:
-        return self.exact.L
-
-    @property
-    def taps_fft(self):
-        """The exact operator's C_p (its dtype and backend are this operator's)."""
-        return self.exact.taps_fft
+        return self.basis.shape[-1]
 
     @property
     def window(self) -> int:
         return self.polynomials.shape[-1]
 
     @classmethod
-    def from_operator(cls, op: ChannelOperator, polynomials, delay_start: int) -> "WindowedOperator":
-        """Fit ``op`` per window (module doc): its taps c_p = IFFT(C_p) on [d0, d0 + Lw],
-        its basis projected on phi_k.
+    def from_operator(cls, op: ChannelOperator, polynomials, delay_start: int,
+                      bin_stride: int = 1) -> "WindowedOperator":
+        """Fit ``op`` per window (module doc): its taps c_p = IFFT(C_p) on [d0, d0 + Lw].
 
         polynomials : float [K, Lw] (``window_polynomials``, on op's backend)
         """
         xp = xp_of(op.taps_fft)
         Lw, L = polynomials.shape[-1], op.L
-        if L % Lw or L // Lw < 2:
-            raise ValueError(f"window {Lw} must divide the frame length L={L} at least twice")
         support = xp.arange(delay_start, delay_start + Lw + 1) % L
         taps = ifft(op.taps_fft, axis=-1)[..., support]                          # [F, P, Lw+1]
+        return cls._fit(op.basis, op.gram, taps, op.taps_fft[..., ::bin_stride], polynomials, delay_start,
+                        bin_stride)
+
+    @classmethod
+    def from_atoms(cls, atoms: DelayAtoms, polynomials, delay_start: int, bin_stride: int = 1) -> "WindowedOperator":
+        """Fit a channel given as delay atoms per window: its taps on [d0, d0 + Lw] evaluated
+        from the atoms directly, with no transform of the frame's length."""
+        Lw = polynomials.shape[-1]
+        return cls._fit(atoms.basis, atoms.gram, atoms.taps(delay_start, Lw + 1), atoms.taps_fft(bin_stride),
+                        polynomials, delay_start, bin_stride)
+
+    @classmethod
+    def _fit(cls, basis, gram, taps, spectra, polynomials, delay_start: int, bin_stride: int) -> "WindowedOperator":
+        """taps: complex [F, P, Lw + 1] c_p[d0 ... d0 + Lw] -> the operator (module doc)."""
+        xp = xp_of(taps)
+        Lw, L = polynomials.shape[-1], basis.shape[-1]
+        if L % Lw or L // Lw < 2:
+            raise ValueError(f"window {Lw} must divide the frame length L={L} at least twice")
         spectrum = fft(taps, axis=-1, n=2 * Lw)                                  # [F, P, 2Lw]
         spectrum[..., 1::2] *= -1                                               # valid half first
-        basis = op.basis.reshape(op.basis.shape[:-1] + (L // Lw, Lw))           # [.., P, S, Lw]
-        beta = matmul(polynomials.astype(basis.dtype), basis.swapaxes(-1, -2))  # [.., P, K, S]
+        windows = basis.reshape(basis.shape[:-1] + (L // Lw, Lw))               # [.., P, S, Lw]
+        beta = matmul(polynomials.astype(basis.dtype), windows.swapaxes(-1, -2))  # [.., P, K, S]
         F, P, K, S = spectrum.shape[0], spectrum.shape[1], polynomials.shape[0], L // Lw
         beta = xp.broadcast_to(beta, (F, P, K, S)).reshape(F, P, K * S)
         response = matmul(beta.swapaxes(-1, -2), spectrum).reshape(F, K, S, 2 * Lw)
-        return cls(op, response.astype(op.taps_fft.dtype, copy=False),
-                   polynomials.astype(op.taps_fft.real.dtype, copy=False), delay_start)
+        dtype = basis.dtype
+        return cls(response.astype(dtype, copy=False), polynomials.astype(basis.real.dtype, copy=False),
+                   delay_start, basis, gram, spectra.astype(dtype, copy=False), bin_stride)
 
     def _blocks(self, s):
         """complex [F, L] -> [F, S, 2Lw]: block w holds s[w Lw - d0 - Lw ... w Lw - d0 + Lw - 1]
@@ -176,10 +194,17 @@ class WindowedOperator:
         """complex [F, L], float [F] N0 -> (H^H H + N0 I) s."""
         return self.adjoint(self.apply(s)) + noise_var[:, None] * s
 
+    def _spectra(self, stride: int):
+        """C_p at every ``stride``-th DFT bin, from ``spectra``."""
+        if stride % self.bin_stride:
+            raise ValueError(f"C_p is kept at every {self.bin_stride}-th bin; stride {stride} is not a multiple")
+        return self.spectra[..., ::stride // self.bin_stride]
+
     def power_spectrum(self, stride: int = 1):
-        """The exact operator's P(f) (``ChannelOperator.power_spectrum``)."""
-        return self.exact.power_spectrum(stride)
+        """float [F, L / stride]: P(f) (``ChannelOperator.power_spectrum``)."""
+        gram = self.gram if self.gram is not None else basis_gram(self.basis)
+        return power_transfer(gram, self._spectra(stride))
 
     def local_response(self, times, n_bins: int):
-        """The exact operator's G(q, f) (``ChannelOperator.local_response``)."""
-        return self.exact.local_response(times, n_bins)
+        """complex [F, S, n_bins]: G(q, f) (``ChannelOperator.local_response``)."""
+        return frozen_response(self.basis, self._spectra(self.L // n_bins), times)

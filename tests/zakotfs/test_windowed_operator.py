@@ -171,3 +171,29 @@ def test_backends_agree(backend, veh_a):
                        ("adjoint", got.adjoint(s_dev), want.adjoint(s)),
                        ("normal", got.normal(s_dev, backend.asarray(n0, np.float32)), want.normal(s, n0))):
         assert _error_db(backend.asnumpy(a), b) < -90, name       # float32 rounding: about -120 dB
+
+
+def test_atoms_give_the_operators_taps_and_the_same_windowed_operator(rng):
+    """DelayAtoms' strided spectra and support taps are those of the full operator; the
+    windowed operator built from the atoms is the one built from that operator, and its
+    power spectrum and local response on the kept bins are the exact operator's."""
+    from zakotfs.channel_operator import DelayAtoms
+
+    L, P, J, F, Lw, d0, stride = 4096, 3, 4, 2, 512, -100, 8
+    q = np.arange(L)
+    basis = np.exp(2j * np.pi * np.outer([-1.5, 0.0, 2.0], q) / L)
+    atoms = DelayAtoms(L, basis, _random(rng, F, J, P), rng.uniform(0, 60, (F, J)))
+    op = atoms.operator()
+    np.testing.assert_allclose(atoms.taps_fft(stride), op.taps_fft[..., ::stride], atol=1e-9)
+    support = np.arange(d0, d0 + Lw + 1) % L
+    np.testing.assert_allclose(atoms.taps(d0, Lw + 1), np.fft.ifft(op.taps_fft)[..., support], atol=1e-12)
+    phi = window_polynomials(Lw)
+    from_atoms = WindowedOperator.from_atoms(atoms, phi, d0, stride)
+    from_op = WindowedOperator.from_operator(op, phi, d0, stride)
+    np.testing.assert_allclose(from_atoms.response, from_op.response, atol=1e-9)
+    np.testing.assert_allclose(from_atoms.power_spectrum(stride * 4), op.power_spectrum(stride * 4), rtol=1e-9)
+    times = np.array([5, 700, 3000])
+    np.testing.assert_allclose(from_atoms.local_response(times, L // stride), op.local_response(times, L // stride),
+                               atol=1e-9)
+    with pytest.raises(ValueError, match="every 8-th bin"):
+        from_atoms.power_spectrum(4)
