@@ -106,11 +106,13 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         "run (whole chain)": lambda: receiver.run(r),
     }
     if receiver.operator_window:             # the windowed operator beside the exact one
-        windowed = receiver.equalizer_operator(op)
+        atoms = estimator.fit(r).operator.astype(np.complex64)
+        windowed = receiver.equalizer_operator(atoms)
         tag = f"windowed Lw={receiver.operator_window}"
         pieces.update({
             "operator normal (H^H H + N0) s": lambda: op.normal(s, n0),
-            f"{tag}: build": lambda: receiver.equalizer_operator(op),
+            "estimate up to the delay atoms (AccurateEstimator.fit)": lambda: estimator.fit(r),
+            f"{tag}: build from the atoms": lambda: receiver.equalizer_operator(atoms),
             f"{tag}: apply H s": lambda: windowed.apply(s),
             f"{tag}: adjoint H^H r": lambda: windowed.adjoint(s),
             f"{tag}: normal (H^H H + N0) s": lambda: windowed.normal(s, n0),
