@@ -152,7 +152,7 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
         receiver = Receiver(config, backend=backend, estimator=estimator,
                             max_doppler_hz=args.max_doppler_hz, quiet=True, **extra)
         point.update(cg_iterations=receiver.cg_iterations, preconditioner_segments=receiver.segments,
-                     basis_functions=getattr(receiver.estimator, "P", None)
+                     operator_window=receiver.operator_window, basis_functions=getattr(receiver.estimator, "P", None)
                      or len(getattr(receiver.estimator, "dopplers", [])) or None)
         n_distinct = max(args.batch, min(frames, args.distinct))
         data = make_frames(config, n_distinct, snr_db=args.snr, nu_max_hz=args.doppler_hz, seed=args.seed)

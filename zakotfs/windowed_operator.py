@@ -27,8 +27,9 @@ The approximation has two errors (``window_error``): the polynomial fit of the D
 phase, theta^4 / 720 for K = 2, and the delay taps' periodic-sinc tails cut at a margin of
 A = (Lw - taps) / 2 delays, at most 1 / (pi^2 A) of a path's power (a half-sample delay at
 the edge of the tap window). ``default_window`` picks the shortest Lw that keeps both under
-``WINDOW_ERROR_DB``, or none: then the receiver keeps the exact operator. The other
-per-frame quantities (power spectrum, local response) read C_p on a subset of DFT bins.
+``WINDOW_ERROR_DB``, or none: then the receiver keeps the exact operator. What else the
+equaliser reads of the channel once a frame (its power spectrum and local responses)
+comes from C_p on every ``bin_stride``-th DFT bin.
 """
 from __future__ import annotations
 
@@ -67,9 +68,9 @@ def window_error(window: int, taps: int, doppler_phase: float, order: int = ORDE
     margin = (window - taps) / 2
     if margin < 1:
         return np.inf
-    fit = {1: doppler_phase ** 2 / 12, 2: doppler_phase ** 4 / 720}.get(order)
-    if fit is None:
-        fit = doppler_phase ** (2 * order) / 720      # a bound for K > 2, used only when asked
+    if order not in (1, 2):
+        raise ValueError(f"the error model covers orders 1 and 2, got {order}")
+    fit = doppler_phase ** 2 / 12 if order == 1 else doppler_phase ** 4 / 720
     return fit + 1 / (np.pi ** 2 * margin)
 
 
