@@ -136,6 +136,8 @@ class Receiver:
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
         if operator_window is None:
             operator_window = default_window(config.MN, taps, doppler_bins)
+        if not (isinstance(operator_window, (int, np.integer)) and operator_window >= 0):
+            raise ValueError(f"operator_window must be a non-negative integer, got {operator_window!r}")
         if operator_window and (config.MN % operator_window or config.MN // operator_window < 2
                                 or operator_window < taps):
             raise ValueError(f"operator_window={operator_window} must divide MN={config.MN} at least "

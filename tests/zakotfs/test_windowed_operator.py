@@ -151,7 +151,7 @@ def test_receiver_gives_the_exact_operators_bits():
 
 def test_receiver_rejects_a_bad_window():
     c = preset("demo")
-    for window in (1000, c.MN, 32):         # not a divisor; one window; shorter than the taps
+    for window in (1000, c.MN, 32, -1024):  # not a divisor; one window; shorter than the taps; negative
         with pytest.raises(ValueError, match="operator_window"):
             Receiver(c, backend="cpu", operator_window=window, quiet=True)
 
