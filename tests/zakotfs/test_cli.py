@@ -274,3 +274,19 @@ def test_scaleout_worker_with_a_bad_receiver_option_is_one_line(tmp_path, capsys
     assert main(["rx", "--in", tx, "--workers", "1", "--cg-iterations", "-1", "--backend", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a worker process exited" in err[0], err
+
+
+def test_bench_json_compares_the_windowed_and_the_exact_operator(tmp_path, capsys):
+    """bench with a windowed operator records its window and times the exact operator on the
+    same frames (compare.exact_operator), with the run metadata; both decode the link."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--preset", "tiny", "--backend", "cpu", "--frames", "4", "--operator-window", "256",
+                 "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["operator_window"] == 256
+    exact = result["compare"]["exact_operator"]
+    assert exact["frames"] == result["frames"] == 4
+    assert set(exact["latency_us"]) >= {"p50", "p99", "p999", "max"}
+    assert result["ber"] < 0.05 and exact["ber"] < 0.05
+    assert {"date", "commit", "command"} <= set(result)
+    assert "exact_operator" in capsys.readouterr().out
