@@ -83,3 +83,37 @@ def test_default_segments_tile_the_frame(L, taps, bins):
     S = default_segments(L, taps, bins)
     h = L // S
     assert L % S == 0 and L % (2 * h) == 0 and S >= 2
+
+
+def test_default_segments_are_the_longest_windows_within_the_doppler_phase():
+    """2h: the longest power of two with 2 pi (nu T) 2h / L <= 0.4 rad, unless h must grow to
+    the smallest power of two >= the taps."""
+    from zakotfs.equalizer import DOPPLER_PHASE
+
+    for L, taps, bins, two_h in ((524288, 638, 2.13, 8192), (524288, 638, 4.0, 8192), (16384, 64, 4.0, 256),
+                                 (16384, 64, 2.0, 512), (2048, 15, 1.07, 64), (16384, 100, 8.0, 256)):
+        S = default_segments(L, taps, bins)
+        assert 2 * L // S == two_h, (L, taps, bins, S)
+        phase = 2 * np.pi * bins * two_h / L
+        assert phase <= DOPPLER_PHASE or two_h // 4 < taps      # the tap floor may exceed the phase
+
+
+def test_preconditioner_keeps_cg_converging_under_doppler_at_high_snr():
+    """Veh-A at 3.5 Doppler bins, 28 dB, exact operator (demo grid): with the window's mean
+    power response, 12 iterations reach a worst residual of 4.7e-4 over 3 realisations; the
+    response frozen at the window centre left 3.6e-3 (moving channel nulls)."""
+    from zakotfs import preset
+
+    c = preset("demo")
+    rng = np.random.default_rng(7)
+    n0 = np.array([10 ** (-28 / 10)], np.float32)
+    worst = 0.0
+    for trial in range(3):
+        em = ChannelEmulator(draw_paths(load_profile("veh-a"), 3.5 / c.frame_time, rng), c.bandwidth, seed=trial)
+        op = em.frame_paths(1000).operator(c.MN).astype(np.complex64)
+        s = ((rng.integers(0, 2, (1, c.MN)) * 2 - 1) + 1j * (rng.integers(0, 2, (1, c.MN)) * 2 - 1)) / np.sqrt(2)
+        noise = np.sqrt(n0 / 2) * (rng.standard_normal((1, c.MN)) + 1j * rng.standard_normal((1, c.MN)))
+        r = (op.apply(s.astype(np.complex64)) + noise).astype(np.complex64)
+        segments = default_segments(c.MN, sum(c.tap_window) + 1, 3.5)
+        worst = max(worst, float(cg_lmmse(op, r, n0, 12, segments).residual[0]))
+    assert worst < 1.5e-3, worst
