@@ -18,7 +18,7 @@ import numpy as np
 from dsp_kernels import fft, get_backend
 from zakotfs.benchmark import make_frames, run_metadata, write_json
 from zakotfs.config import preset
-from zakotfs.equalizer import cg_lmmse, lmmse_bias, local_fourier_preconditioner
+from zakotfs.equalizer import cg_lmmse, lmmse_bias, local_fourier_preconditioner, local_power
 from zakotfs.receiver import Receiver
 from zakotfs.zak_transform import zak
 
@@ -86,6 +86,7 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
     s = r.copy()
     wide = xp.broadcast_to(s[:, None, :], (1, P, L)).copy()
     precond = local_fourier_preconditioner(op, n0, receiver.segments)
+    power = local_power(op, receiver.segments)
     time_us = _timer(be, repeats)
     probe = xp.empty(8 << 20, np.complex64)
     estimator = receiver.estimator
@@ -99,7 +100,8 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         "operator adjoint H^H r": lambda: op.adjoint(s),
         "preconditioner build": lambda: local_fourier_preconditioner(op, n0, receiver.segments),
         "preconditioner apply": lambda: precond(s),
-        "lmmse bias": lambda: lmmse_bias(op, n0),
+        "local power (S instants x 2h bins)": lambda: local_power(op, receiver.segments),
+        "lmmse bias": lambda: lmmse_bias(power, n0),
         f"cg_lmmse, {receiver.cg_iterations} iterations": lambda: cg_lmmse(op, s, n0, receiver.cg_iterations,
                                                                            receiver.segments),
         "zak + data gather": lambda: zak(s, config.M, config.N).reshape(1, -1)[:, receiver.data_index],

@@ -35,7 +35,7 @@ from dsp_kernels.fused import basis_project, matmul, taps_reduce
 from .config import FrameConfig
 
 __all__ = ["ChannelOperator", "DelayAtoms", "fractional_delay_response", "periodic_sinc", "doppler_exponentials",
-           "basis_gram", "power_transfer", "frozen_response"]
+           "frozen_response"]
 
 
 def fractional_delay_response(delays, L: int, xp=np, dtype=np.complex128):
@@ -83,18 +83,6 @@ def doppler_exponentials(frequencies, L: int, xp=np):
     """complex [..., L]: exp(j 2 pi nu q) for q in [0, L), nu in cycles per sample."""
     q = xp.arange(L)
     return xp.exp(2j * np.pi * xp.asarray(frequencies)[..., None] * q)
-
-
-def basis_gram(basis):
-    """complex [..., P, L] -> [..., P, P]: G_pp' = mean_q conj(b_p[q]) b_p'[q]."""
-    return xp_of(basis).einsum("...pq,...rq->...pr", basis.conj(), basis) / basis.shape[-1]
-
-
-def power_transfer(gram, taps):
-    """complex [..., P, P] G, [F, P, B] C_p at B DFT bins -> float [F, B]:
-    P(f) = sum_{p,p'} conj(C_p(f)) G_pp' C_p'(f) (module doc)."""
-    weighted = (gram[..., :, :, None] * taps[..., None, :, :]).sum(axis=-2)
-    return (taps.conj() * weighted).sum(axis=-2).real
 
 
 def frozen_response(basis, taps, times):
@@ -146,7 +134,10 @@ class ChannelOperator:
 
     def basis_gram(self):
         """complex [..., P, P]: G_pp' (``gram``, or computed from the basis)."""
-        return self.gram if self.gram is not None else basis_gram(self.basis)
+        if self.gram is not None:
+            return self.gram
+        xp = xp_of(self.basis)
+        return xp.einsum("...pq,...rq->...pr", self.basis.conj(), self.basis) / self.L
 
     def normal(self, s, noise_var):
         """complex [F, L], float [F] N0 -> (H^H H + N0 I) s, as
@@ -163,7 +154,9 @@ class ChannelOperator:
     def power_spectrum(self, stride: int = 1):
         """float [F, ceil(L / stride)]: P(f), the frame-averaged power transfer function (see
         module doc), at every ``stride``-th DFT bin."""
-        return power_transfer(self.basis_gram(), self.taps_fft[..., ::stride])
+        taps = self.taps_fft[..., ::stride]
+        weighted = (self.basis_gram()[..., :, :, None] * taps[..., None, :, :]).sum(axis=-2)
+        return (taps.conj() * weighted).sum(axis=-2).real
 
     def local_response(self, times, n_bins: int):
         """complex [F, S, n_bins]: G(q, f) = sum_p b_p[q] C_p(f) at instants q = ``times`` [S]

@@ -16,7 +16,7 @@ from dsp_kernels.fused import split_last
 
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
-from .equalizer import cg_lmmse, default_segments, lmmse_bias, spectrum_stride
+from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import constellation
@@ -148,7 +148,7 @@ class Receiver:
             self.delay_start = (t_pos - t_neg) // 2 - operator_window // 2   # taps' support centred
             self.polynomials = xp.asarray(window_polynomials(operator_window),
                                           dtype=self.dtype.type(0).real.dtype)
-            self.bin_stride = spectrum_stride(config.MN, self.segments)
+            self.bin_stride = spectrum_stride(self.segments)
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
@@ -215,8 +215,9 @@ class Receiver:
         def equalize(r, operator):
             operator = self.equalizer_operator(operator)
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
-            sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments)
-            mu = xp.clip(lmmse_bias(operator, n0), 1e-6, 1 - 1e-6)
+            power = local_power(operator, self.segments)
+            sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments, power)
+            mu = xp.clip(lmmse_bias(power, n0), 1e-6, 1 - 1e-6)
             x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual
 

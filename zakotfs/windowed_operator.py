@@ -28,8 +28,8 @@ phase, theta^4 / 720 for K = 2, and the delay taps' periodic-sinc tails cut at a
 A = (Lw - taps) / 2 delays, at most 1 / (pi^2 A) of a path's power (a half-sample delay at
 the edge of the tap window). ``default_window`` picks the shortest Lw that keeps both under
 ``WINDOW_ERROR_DB``, or none: then the receiver keeps the exact operator. What else the
-equaliser reads of the channel once a frame (its power spectrum and local responses)
-comes from C_p on every ``bin_stride``-th DFT bin.
+equaliser reads of the channel once a frame (its local responses) comes from C_p on
+every ``bin_stride``-th DFT bin.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ import numpy as np
 from dsp_kernels import fft, ifft, xp_of
 from dsp_kernels.fused import matmul, overlap_add, overlapped_windows
 
-from .channel_operator import ChannelOperator, DelayAtoms, basis_gram, frozen_response, power_transfer
+from .channel_operator import ChannelOperator, DelayAtoms, frozen_response
 
 __all__ = ["WindowedOperator", "window_polynomials", "window_error", "default_window", "WINDOW_ERROR_DB"]
 
@@ -99,10 +99,11 @@ class WindowedOperator:
         phi_k.
     delay_start : int
         d0, the first delay of the taps' support [d0, d0 + Lw].
-    basis, gram : the channel's b_p [..., P, L] and G [..., P, P] (or None)
+    basis : complex [..., P, L]
+        The channel's b_p.
     spectra : complex [F, P, L / bin_stride]
-        C_p at every ``bin_stride``-th DFT bin: what the power spectrum and the local
-        response (bias and preconditioner) read.
+        C_p at every ``bin_stride``-th DFT bin: what the local responses (preconditioner and
+        bias, ``zakotfs.equalizer.local_power``) read.
     bin_stride : int
     """
 
@@ -110,7 +111,6 @@ class WindowedOperator:
     polynomials: object
     delay_start: int
     basis: object
-    gram: object
     spectra: object
     bin_stride: int
 
@@ -133,19 +133,18 @@ class WindowedOperator:
         Lw, L = polynomials.shape[-1], op.L
         support = xp.arange(delay_start, delay_start + Lw + 1) % L
         taps = ifft(op.taps_fft, axis=-1)[..., support]                          # [F, P, Lw+1]
-        return cls._fit(op.basis, op.gram, taps, op.taps_fft[..., ::bin_stride], polynomials, delay_start,
-                        bin_stride)
+        return cls._fit(op.basis, taps, op.taps_fft[..., ::bin_stride], polynomials, delay_start, bin_stride)
 
     @classmethod
     def from_atoms(cls, atoms: DelayAtoms, polynomials, delay_start: int, bin_stride: int = 1) -> "WindowedOperator":
         """Fit a channel given as delay atoms per window: its taps on [d0, d0 + Lw] evaluated
         from the atoms directly, with no transform of the frame's length."""
         Lw = polynomials.shape[-1]
-        return cls._fit(atoms.basis, atoms.gram, atoms.taps(delay_start, Lw + 1), atoms.taps_fft(bin_stride),
-                        polynomials, delay_start, bin_stride)
+        return cls._fit(atoms.basis, atoms.taps(delay_start, Lw + 1), atoms.taps_fft(bin_stride), polynomials,
+                        delay_start, bin_stride)
 
     @classmethod
-    def _fit(cls, basis, gram, taps, spectra, polynomials, delay_start: int, bin_stride: int) -> "WindowedOperator":
+    def _fit(cls, basis, taps, spectra, polynomials, delay_start: int, bin_stride: int) -> "WindowedOperator":
         """taps: complex [F, P, Lw + 1] c_p[d0 ... d0 + Lw] -> the operator (module doc)."""
         xp = xp_of(taps)
         Lw, L = polynomials.shape[-1], basis.shape[-1]
@@ -160,7 +159,7 @@ class WindowedOperator:
         response = matmul(beta.swapaxes(-1, -2), spectrum).reshape(F, K, S, 2 * Lw)
         dtype = basis.dtype
         return cls(response.astype(dtype, copy=False), polynomials.astype(basis.real.dtype, copy=False),
-                   delay_start, basis, gram, spectra.astype(dtype, copy=False), bin_stride)
+                   delay_start, basis, spectra.astype(dtype, copy=False), bin_stride)
 
     def _blocks(self, s):
         """complex [F, L] -> [F, S, 2Lw]: block w holds s[w Lw - d0 - Lw ... w Lw - d0 + Lw - 1]
@@ -200,11 +199,6 @@ class WindowedOperator:
         if stride % self.bin_stride:
             raise ValueError(f"C_p is kept at every {self.bin_stride}-th bin; stride {stride} is not a multiple")
         return self.spectra[..., ::stride // self.bin_stride]
-
-    def power_spectrum(self, stride: int = 1):
-        """float [F, L / stride]: P(f) (``ChannelOperator.power_spectrum``)."""
-        gram = self.gram if self.gram is not None else basis_gram(self.basis)
-        return power_transfer(gram, self._spectra(stride))
 
     def local_response(self, times, n_bins: int):
         """complex [F, S, n_bins]: G(q, f) (``ChannelOperator.local_response``)."""

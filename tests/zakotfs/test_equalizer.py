@@ -117,3 +117,29 @@ def test_preconditioner_keeps_cg_converging_under_doppler_at_high_snr():
         segments = default_segments(c.MN, sum(c.tap_window) + 1, 3.5)
         worst = max(worst, float(cg_lmmse(op, r, n0, 12, segments).residual[0]))
     assert worst < 1.5e-3, worst
+
+
+def test_predicted_sinr_is_the_measured_one_under_doppler():
+    """The receiver's SINR (the time-frequency mean of the local gains) against the measured
+    error of its unbiased symbols, perfect CSI, Veh-A at 815 Hz (0.87 Doppler bins on the demo
+    grid), 20 dB: within 0.3 dB on every frame. The frame-averaged P(f) overstated it by 1.6
+    to 3.9 dB on these frames."""
+    from zakotfs import preset
+    from zakotfs.receiver import Receiver
+
+    c = preset("demo")
+    rng = np.random.default_rng(11)
+    receiver = Receiver(c, backend="cpu", estimator="perfect", keep_symbols=True, quiet=True)
+    builder = FrameBuilder(c)
+    noise_var = 0.01
+    for _ in range(3):
+        bits = random_bits(c, 1, rng)
+        tx = builder.stream(bits)
+        em = ChannelEmulator(draw_paths(load_profile("veh-a"), 815.0, rng), c.bandwidth, noise_var=noise_var,
+                             seed=int(rng.integers(2**31)))
+        rx = np.concatenate([em.process(tx), em.flush()])[:tx.size][None, c.preamble_len:]
+        truth = FramePaths.stack([em.frame_paths(c.preamble_len + c.cp_len)]).operator(c.MN)
+        out = receiver.process(rx, operator=truth, noise_var=noise_var)
+        x = extract_data(c, builder.grid(bits))
+        measured_db = -10 * np.log10(np.mean(np.abs(out.symbols - x) ** 2))
+        assert abs(out.sinr_db[0] - measured_db) < 0.3, (out.sinr_db[0], measured_db)
