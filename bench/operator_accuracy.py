@@ -12,7 +12,8 @@ realisation each frame. Two measurements:
     - int8 LLRs: q = clip(round(LLR / step), -127, 127), step = clip / 127 (``--llr-clip``).
       Hard decisions keep their sign (q = 0 is an erasure), so the cost is in the LLRs'
       information: the BICM mutual information per bit, I = 1 - mean log2(1 + exp(-(1 - 2b)
-      LLR)), with the true bits b, before and after.
+      LLR)), with the true bits b, before and after. I(a LLR) for a few scales a shows
+      whether the LLRs are calibrated (the best a is 1).
 
     python -m bench.operator_accuracy window --preset paper --snr 20 --doppler-hz 815 --frames 4 \\
         --json bench/results/windowed_ber_paper_20db.json
@@ -124,6 +125,9 @@ def precision_cost(args, config) -> dict:
                                    **{f"int8, clip {c:g}": mutual_information(int8_llr(llr, c), bits)
                                       for c in clips}},
         "llr_erased_by_int8": {f"clip {c:g}": float(np.mean(int8_llr(llr, c) == 0)) for c in clips},
+        # calibration: a scale a != 1 that raises I(a LLR) means the LLRs are mis-scaled
+        "llr_mutual_information_by_scale": {f"{a:g}": mutual_information(a * llr, bits)
+                                            for a in (0.5, 0.7, 1.0, 1.4, 2.0)},
         "llr_abs_percentiles": {str(q): float(np.percentile(np.abs(llr), q)) for q in (50, 90, 99)},
     }
     for name, ber in result["ber"].items():
