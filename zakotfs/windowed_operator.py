@@ -34,6 +34,7 @@ every ``bin_stride``-th DFT bin.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -118,6 +119,12 @@ class WindowedOperator:
     def L(self) -> int:
         return self.basis.shape[-1]
 
+    @cached_property
+    def response_conj(self):
+        """conj(G'_{k,w}), made once per operator rather than in every adjoint (every CG
+        iteration)."""
+        return self.response.conj()
+
     @property
     def window(self) -> int:
         return self.polynomials.shape[-1]
@@ -188,7 +195,7 @@ class WindowedOperator:
         Lw = self.window
         weighted = r.reshape(F, 1, L // Lw, Lw) * self.polynomials[:, None, :]  # [F, K, S, Lw]
         spectra = fft(weighted, axis=-1, n=2 * Lw)
-        return self._unblock(ifft((self.response.conj() * spectra).sum(axis=1), axis=-1))
+        return self._unblock(ifft((self.response_conj * spectra).sum(axis=1), axis=-1))
 
     def normal(self, s, noise_var):
         """complex [F, L], float [F] N0 -> (H^H H + N0 I) s."""
