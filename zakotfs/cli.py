@@ -784,7 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
     p.add_argument("--out-pattern", default="pub", choices=["pub", "push"], help="ZeroMQ output pattern")
     p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers on the output")
-    p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without input before stopping")
+    p.add_argument("--idle-timeout", type=float, default=2.0,
+                   help="seconds without input before flushing the held samples and stopping (default 2, "
+                        "under rx's 5, so that a receiver downstream still gets the last frames)")
     p.set_defaults(func=cmd_channel)
 
     p = sub.add_parser("rx", help="the receiver on a file or a ZeroMQ stream")
