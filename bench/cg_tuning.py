@@ -11,6 +11,8 @@ Two measurements on Veh-A frames from the sample-level emulator:
 
     python -m bench.cg_tuning residual --preset paper --snr 20 --segments 64,128,256,512,1024
     python -m bench.cg_tuning ber --preset demo --mod 16qam --snr 24 --pairs 32/12,128/12,128/8,32/24
+    python -m bench.cg_tuning ber --preset paper --mod 16qam --snr 24 --pairs 128/6,128/8,128/12 \
+        --realisations 3 --json bench/results/cg_iterations_paper_24db.json
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
-from zakotfs.benchmark import make_frames
+from zakotfs.benchmark import make_frames, run_metadata, write_json
 from zakotfs.equalizer import cg_lmmse
 from zakotfs.receiver import Receiver
 
@@ -48,7 +50,7 @@ def residuals(preset_name: str, snr_db: float, segments: list[int], iterations: 
 
 
 def bit_errors(preset_name: str, modulation: str, snr_db: float, pairs: list[tuple[int, int]],
-               realisations: int, doppler_bins: float) -> None:
+               realisations: int, doppler_bins: float) -> dict:
     config = preset(preset_name, modulation=modulation)
     nu = doppler_bins / config.frame_time
     noise_var = 10 ** (-snr_db / 10)
@@ -72,8 +74,14 @@ def bit_errors(preset_name: str, modulation: str, snr_db: float, pairs: list[tup
                 errors[(S, K)][name] += int(np.count_nonzero(receiver.process(rx, **csi).bits != bits))
     print(f"{preset_name} {modulation} {snr_db:g} dB, Veh-A {doppler_bins:g} Doppler bins, "
           f"{realisations} realisations, {n_bits} bits per pair")
+    rows = []
     for (S, K), e in errors.items():
         print(f"  S={S:5d} K={K:3d}: BER perfect CSI {e['perfect'] / n_bits:.3e}, accurate {e['accurate'] / n_bits:.3e}")
+        rows.append({"segments": S, "iterations": K, "bit_errors": e,
+                     "ber": {name: count / n_bits for name, count in e.items()}})
+    return {"what": "BER against CG iterations and preconditioner windows", "preset": preset_name,
+            "modulation": modulation, "snr_db": snr_db, "doppler_bins": doppler_bins,
+            "realisations": realisations, "bits_per_pair": n_bits, "pairs": rows}
 
 
 def main(argv=None) -> int:
@@ -93,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", default="32/12,128/12,128/8", help="S/K pairs, comma separated")
     p.add_argument("--realisations", type=int, default=6)
     p.add_argument("--doppler-bins", type=float, default=1.74)
+    p.add_argument("--json", help="also write the result here (with the run's metadata)")
     args = ap.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",")]          # noqa: E731
     if args.what == "residual":
@@ -100,7 +109,9 @@ def main(argv=None) -> int:
                   args.doppler_bins)
     else:
         pairs = [tuple(int(v) for v in pair.split("/")) for pair in args.pairs.split(",")]
-        bit_errors(args.preset, args.mod, args.snr, pairs, args.realisations, args.doppler_bins)
+        result = bit_errors(args.preset, args.mod, args.snr, pairs, args.realisations, args.doppler_bins)
+        if args.json:
+            write_json(args.json, {**result, **run_metadata(sys.argv)})
     return 0
 
 

@@ -39,7 +39,8 @@ from functools import cached_property
 import numpy as np
 
 from dsp_kernels import fft, ifft, xp_of
-from dsp_kernels.fused import matmul, overlap_add, overlapped_windows
+from dsp_kernels.fused import matmul
+from dsp_kernels.windowed import window_gather, window_reduce, window_scatter, window_sum, window_weight
 
 from .channel_operator import ChannelOperator, DelayAtoms, frozen_response
 
@@ -168,38 +169,25 @@ class WindowedOperator:
         return cls(response.astype(dtype, copy=False), polynomials.astype(basis.real.dtype, copy=False),
                    delay_start, basis, spectra.astype(dtype, copy=False), bin_stride)
 
-    def _blocks(self, s):
-        """complex [F, L] -> [F, S, 2Lw]: block w holds s[w Lw - d0 - Lw ... w Lw - d0 + Lw - 1]
-        (circular), the input of output window w."""
-        xp = xp_of(s)
-        shifted = xp.roll(s, self.delay_start + self.window, axis=-1)
-        ones = xp.ones(2 * self.window, dtype=s.real.dtype)
-        return overlapped_windows(shifted, s.shape[-1] // self.window, ones)
-
-    def _unblock(self, blocks):
-        """complex [F, S, 2Lw] -> [F, L]: the adjoint of ``_blocks`` (overlap-add)."""
-        xp = xp_of(blocks)
-        ones = xp.ones(blocks.shape[-1], dtype=blocks.real.dtype)
-        return xp.roll(overlap_add(blocks, ones), -(self.delay_start + self.window), axis=-1)
+    @property
+    def shift(self) -> int:
+        """d0 + Lw: block w's input starts at sample w Lw - shift."""
+        return self.delay_start + self.window
 
     def apply(self, s):
         """complex [F, L] -> complex [F, L]: H s."""
-        Lw = self.window
-        spectrum = fft(self._blocks(s), axis=-1)                                 # [F, S, 2Lw]
-        filtered = ifft(self.response * spectrum[:, None], axis=-1)[..., :Lw]    # [F, K, S, Lw]
-        return (filtered * self.polynomials[:, None, :]).sum(axis=1).reshape(s.shape)
+        spectrum = fft(window_gather(s, self.window, self.shift), axis=-1)     # [F, S, 2Lw]
+        return window_sum(ifft(self.response * spectrum[:, None], axis=-1), self.polynomials)
 
-    def adjoint(self, r):
-        """complex [F, L] -> complex [F, L]: H^H r."""
-        F, L = r.shape
-        Lw = self.window
-        weighted = r.reshape(F, 1, L // Lw, Lw) * self.polynomials[:, None, :]  # [F, K, S, Lw]
-        spectra = fft(weighted, axis=-1, n=2 * Lw)
-        return self._unblock(ifft((self.response_conj * spectra).sum(axis=1), axis=-1))
+    def adjoint(self, r, s=None, noise_var=None):
+        """complex [F, L] -> complex [F, L]: H^H r (+ noise_var[f] s where given)."""
+        spectra = fft(window_weight(r, self.polynomials), axis=-1)            # [F, K, S, 2Lw]
+        blocks = ifft(window_reduce(self.response_conj, spectra), axis=-1)     # [F, S, 2Lw]
+        return window_scatter(blocks, self.shift, s, noise_var)
 
     def normal(self, s, noise_var):
         """complex [F, L], float [F] N0 -> (H^H H + N0 I) s."""
-        return self.adjoint(self.apply(s)) + noise_var[:, None] * s
+        return self.adjoint(self.apply(s), s, noise_var)
 
     def _spectra(self, stride: int):
         """C_p at every ``stride``-th DFT bin, from ``spectra``."""

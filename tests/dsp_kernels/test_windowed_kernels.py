@@ -1,0 +1,113 @@
+"""The windowed operator's fused steps (``dsp_kernels.windowed``) against their array code.
+
+Three ways: the backend fixture (numpy; CuPy kernels where a GPU works), and the CUDA
+source itself, ``windowed.cu``, compiled as C++ and run on the CPU element by element
+(``cuda_on_cpu/shim.hpp``), so CI checks the kernels' index arithmetic without a GPU.
+"""
+import ctypes
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsp_kernels.windowed import window_gather, window_reduce, window_scatter, window_sum, window_weight
+
+F, K, S, LW = 2, 2, 4, 8
+SHIFT = -5                 # d0 + Lw with d0 = -13: negative, so the modulo wraps both ways
+SHIM = Path(__file__).parent / "cuda_on_cpu"
+
+
+def _complex(rng, *shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.fixture
+def inputs(rng):
+    phi = rng.standard_normal((K, LW)).astype(np.float32)
+    return dict(s=_complex(rng, F, S * LW), r=_complex(rng, F, S * LW), phi=phi,
+                filtered=_complex(rng, F, K, S, 2 * LW), g=_complex(rng, F, K, S, 2 * LW),
+                z=_complex(rng, F, K, S, 2 * LW), y=_complex(rng, F, S, 2 * LW),
+                n0=rng.random(F).astype(np.float32))
+
+
+def test_gather_and_scatter_are_adjoint(rng, inputs):
+    """<gather(s), y> = <s, scatter(y)>: scatter is the overlap-add that undoes gather's reads."""
+    s, y = inputs["s"].astype(np.complex128), inputs["y"].astype(np.complex128)
+    lhs = np.vdot(window_gather(s, LW, SHIFT), y)
+    rhs = np.vdot(s, window_scatter(y, SHIFT))
+    assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
+    # block w reads s from w Lw - shift on: explicit index check
+    blocks = window_gather(s, LW, SHIFT)
+    L = S * LW
+    assert np.array_equal(blocks[1, 2], s[1, (2 * LW + np.arange(2 * LW) - SHIFT) % L])
+
+
+def test_steps_match_array_code_on_backend(backend, inputs):
+    dev, host = backend.asarray, backend.asnumpy
+    i = inputs
+
+    def close(got, want):
+        got = host(got)
+        assert got.shape == want.shape
+        assert np.linalg.norm(got - want) <= 1e-6 * np.linalg.norm(want)
+
+    close(window_gather(dev(i["s"]), LW, SHIFT), window_gather(i["s"], LW, SHIFT))
+    close(window_sum(dev(i["filtered"]), dev(i["phi"])), window_sum(i["filtered"], i["phi"]))
+    close(window_weight(dev(i["r"]), dev(i["phi"])), window_weight(i["r"], i["phi"]))
+    close(window_reduce(dev(i["g"]), dev(i["z"])), window_reduce(i["g"], i["z"]))
+    close(window_scatter(dev(i["y"]), SHIFT), window_scatter(i["y"], SHIFT))
+    close(window_scatter(dev(i["y"]), SHIFT, dev(i["s"]), dev(i["n0"])),
+          window_scatter(i["y"], SHIFT, i["s"], i["n0"]))
+
+
+@pytest.fixture(scope="module")
+def cuda_source_on_cpu(tmp_path_factory):
+    """``windowed.cu`` built as a C++ shared library with the shim (skips without g++)."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to build the CUDA source for the CPU")
+    source = resources.files("dsp_kernels").joinpath("windowed.cu")
+    library = tmp_path_factory.mktemp("cuda_on_cpu") / "windowed.so"
+    subprocess.run([compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-include", str(SHIM / "shim.hpp"),
+                    f"-I{SHIM}", "-x", "c++", str(source), "-o", str(library)], check=True)
+    return ctypes.CDLL(str(library))
+
+
+def _run(lib, name: str, n: int, *args) -> None:
+    """Launch kernel ``name`` over n elements, one call per element."""
+    kernel = getattr(lib, name)
+    c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else a for a in args]
+    for i in range(n):
+        lib.shim_set_element(ctypes.c_uint(i))
+        kernel(*c_args)
+
+
+def test_cuda_source_matches_array_code(cuda_source_on_cpu, inputs):
+    lib, i = cuda_source_on_cpu, inputs
+    ll, c_int = ctypes.c_longlong, ctypes.c_int
+    dims = (ll(F), ll(S), ll(LW))
+
+    blocks = np.empty((F, S, 2 * LW), np.complex64)
+    _run(lib, "window_gather", blocks.size, i["s"], blocks, *dims, ll(SHIFT))
+    np.testing.assert_array_equal(blocks, window_gather(i["s"], LW, SHIFT))
+
+    y = np.empty((F, S * LW), np.complex64)
+    _run(lib, "window_sum", y.size, i["filtered"], i["phi"], y, ll(F), c_int(K), ll(S), ll(LW))
+    np.testing.assert_allclose(y, window_sum(i["filtered"], i["phi"]), rtol=1e-5, atol=1e-5)
+
+    weighted = np.full((F, K, S, 2 * LW), np.nan, np.complex64)       # the zeros must be written
+    _run(lib, "window_weight", weighted.size, i["r"], i["phi"], weighted, ll(F), c_int(K), ll(S), ll(LW))
+    np.testing.assert_allclose(weighted, window_weight(i["r"], i["phi"]), rtol=1e-6, atol=1e-6)
+
+    reduced = np.empty((F, S, 2 * LW), np.complex64)
+    _run(lib, "window_reduce", reduced.size, i["g"], i["z"], reduced, ll(F), c_int(K), ll(S), ll(LW))
+    np.testing.assert_allclose(reduced, window_reduce(i["g"], i["z"]), rtol=1e-5, atol=1e-5)
+
+    out = np.empty((F, S * LW), np.complex64)
+    _run(lib, "window_scatter", out.size, i["y"], out, *dims, ll(SHIFT))
+    np.testing.assert_allclose(out, window_scatter(i["y"], SHIFT), rtol=1e-6, atol=1e-6)
+    _run(lib, "window_scatter_add", out.size, i["y"], i["s"], i["n0"], out, *dims, ll(SHIFT))
+    np.testing.assert_allclose(out, window_scatter(i["y"], SHIFT, i["s"], i["n0"]), rtol=1e-5, atol=1e-5)
