@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 import time
@@ -413,7 +414,7 @@ def _default_iterations(modulation: str = "16qam") -> int:
 
 def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz: float = 1000.0,
                    hw: dict = H100_SXM, P: int | None = None, bytes_per_coeff: int = 8,
-                   llr_bytes: float = 4.0, basis_shared_by: int = 1) -> dict:
+                   llr_bytes: float = 4.0, basis_shared_by: int = 1, window: int | None = None) -> dict:
     """Bytes moved and flops per stage of one frame, and their roofline times on ``hw``.
 
     Two accountings per stage:
@@ -428,11 +429,15 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     Time of a stage = max(bytes / HBM bandwidth, flops / FP32 peak) + link bytes / PCIe.
     Units: ``U`` = one frame of complex64, 8 L bytes. ``bytes_per_coeff`` = storage of the
     operator's C_p and b_p (8: complex64; 4: complex bf16/fp16), ``basis_shared_by`` = frames
-    of a batch reading one copy of the (frame-independent) DPSS basis.
+    of a batch reading one copy of the (frame-independent) DPSS basis. ``window`` = Lw of the
+    windowed operator (``zakotfs.windowed_operator``, K = 2 filters a window, the fused
+    kernels of ``dsp_kernels/windowed.cu``); None: the receiver's default; 0: the exact
+    frame-long operator (2 + 2P FFTs of L per normal product).
     """
     from zakotfs import preset
     from zakotfs.equalizer import default_segments
     from zakotfs.estimation import AccurateEstimator
+    from zakotfs.windowed_operator import ORDER, default_window
 
     c = config or preset("paper")
     iterations = _default_iterations(c.modulation) if iterations is None else iterations
@@ -448,21 +453,47 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     log2 = np.log2
     fft_f = lambda n, count=1: 5.0 * n * log2(n) * count      # noqa: E731  (complex FFT flops)
 
-    apply_flops = fft_f(L, P + 1) + P * L * 14                 # C.S (6), b.u (6), sum (2)
+    Lw = default_window(L, sum(c.tap_window) + 1, max_doppler_hz * c.frame_time) if window is None else window
+    Kw = ORDER
     precond_flops = 2 * fft_f(2 * h, S) + 2 * L * 16
     vector_flops = 10 * L * 8
-    iter_flops = 2 * apply_flops + precond_flops + vector_flops + 4 * L
-
-    # as written, in U (reads + writes), per operation of the code
-    apply_w = 8 * P + 4          # fft 2, C*X 2P+1, ifft 2P, b*u 3P, sum P+1
-    adjoint_w = 12 * P + 4       # conj(b) 2P, *r 2P+1, fft 2P, conj(C) 2P, *v 3P, sum P+1, ifft 2
-    normal_extra_w = 5           # n0 v, + ...
-    precond_w = 32               # roll, concat, window, fft, *inverse, ifft, window, roll, add
-    vector_w = 27                # two dots, three axpys (conj, products, real, sums)
-    # fused lower bound, in U
-    normal_f = 1 + 2 * P * cw + 2 * P * bw + 1    # r p, C twice, b twice, w Ap^H A p (+ n0 p)
+    precond_w = 19               # overlapped_windows 3, fft 4, * inverse 5, ifft 4, overlap_add 3
+    vector_w = 13                # real_dot x2 4, cg_step 6, xpby 3 (dsp_kernels.fused)
     precond_f = 3                                 # r res, r 1/(|G|^2+N0) (2L float32), w z
     vector_f = 7                                  # r x, p, res, z; w x, res, p (dots fused)
+    # the operator, as written, in U (reads + writes) per operation of the code; and the
+    # fused lower bound
+    if Lw:
+        # blocks [S', 2Lw] are 2 U; the filters G'_k [K, S', 2Lw] 2K U each of G', conj(G')
+        apply_flops = fft_f(2 * Lw, (1 + Kw) * (L // Lw)) + Kw * 2 * L * 6 + Kw * L * 4
+        apply_w = 10 + 9 * Kw        # gather 3, fft 4, G'X 2+4K, ifft 4K, window_sum K+1
+        adjoint_w = 10 + 10 * Kw     # weight 1+2K, fft 4K, reduce 4K+2, ifft 4, scatter 3
+        normal_extra_w = 1           # scatter_add reads p for n0 p
+        normal_f = 1 + 4 * Kw * cw + 1                # r p, G' and conj(G'), w A p
+        build_written = 6 * Kw + 1 + (P * 2 * Lw * 8 * 3) / U   # G' (and its conj), taps' FFT
+        build_f = 2 * Kw * cw
+        build_what = (f"G'_k,w = FFT_2Lw(sum_p beta_pkw c_p[d0 ... d0 + Lw]), {L // Lw} windows of "
+                      f"Lw = {Lw}, K = {Kw}, from J = {J} atoms")
+        build_flops = J * P * (Lw + 1) * 20 + fft_f(2 * Lw, P) + 8 * P * 2 * Kw * L
+        build_link = 0
+        build_note = ("taps on Lw + 1 delays straight from the atoms (no frame-long transform), "
+                      "their FFT of 2Lw, G' = beta^T x spectrum, conj(G') once per frame")
+        operator_what = (f"windowed operator ({L // Lw} windows of {Lw}, K = {Kw}): 1 + K FFTs and "
+                         f"K + 1 IFFTs of 2Lw per window")
+    else:
+        apply_flops = fft_f(L, P + 1) + P * L * 14             # C.S (6), b.u (6), sum (2)
+        apply_w = 8 * P + 4          # fft 2, C*X 2P+1, ifft 2P, b*u 3P, sum P+1
+        adjoint_w = 12 * P + 4       # conj(b) 2P, *r 2P+1, fft 2P, conj(C) 2P, *v 3P, sum P+1, ifft 2
+        normal_extra_w = 5           # n0 v, + ...
+        normal_f = 1 + 2 * P * cw + 2 * P * bw + 1    # r p, C twice, b twice, w Ap^H A p (+ n0 p)
+        build_written = P
+        build_f = P * cw
+        build_what = f"C_p(f) = sum_j a_jp exp(-j2pi f delta_j / L), J = {J} atoms, P = {P}"
+        build_flops = J * L * 20 + J * P * L * 8
+        build_link = 0
+        build_note = "one fused kernel (atom_taps_fft, sparse_fit.cu) writes C_p"
+        operator_what = f"exact operator: 1 FFT + {P} IFFTs, {P} FFTs + 1 IFFT of {L}"
+    iter_flops = 2 * apply_flops + precond_flops + vector_flops + 4 * L
 
     stages = []
 
@@ -481,53 +512,43 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     stage("estimate: snapshots + DPSS LS fit", f"gather W x N = {W} x {N} pilot samples, "
           f"coefficients pinv [W, P, N] x z (P = {P}), fit residual",
           2 * 8 * W * P * N, (W * N * 8 * 4 + 2 * W * P * N * 16) / U, (W * N * 8 + W * P * N * 8) / U,
-          link_written=2 * W * P * N * 16 + W * N * 8 * 2, link_fused=0,
-          note="as written, pinv and the DPSS samples (complex128) and the snapshot index are "
-               "uploaded from the host on every frame")
+          note="pinv, the DPSS samples and the snapshot index are resident on the device")
     omp_flops = J * (K * W * (30 + 8 * P) + W * J * (30 + 8 * J + 16 * P) + 8 * J ** 3)
     stage("estimate: OMP delay fit", f"{J} atoms x ({K} fine candidates x {W} taps periodic-sinc "
           f"scores, LS refit of <= {J} atoms)", omp_flops,
           J * (K * W * 16 * 6 + W * J * 16 * 8 + W * P * 8 * 8) / U, J * (W * P * 8 * 2) / U,
-          launches=J * 75,
-          note="latency-bound, not bandwidth-bound: ~60-90 small array operations per atom as written "
-               "(counted from the code), ~1000-1400 per frame; at 2-3 us per kernel (CUDA graph) to "
-               "5-10 us (eager CuPy) that is ~2-14 ms. One "
-               "fused kernel per frame (the W x P coefficients fit in shared memory) would take "
-               "tens of us")
-    build_written = (J * L * 8 + J * L * 24 + 2 * J * L * 32 + J * L * 24 + J * L * 8 + P * L * 8
-                     + 4 * P * L * 8 + L * 8) / U
-    stage("estimate: operator build C_p", "C_p(f) = sum_j a_jp exp(-j2pi f delta_j / L), "
-          f"J = {J} atoms, P = {P}", J * L * 20 + J * P * L * 8,
-          build_written, P * cw,
-          link_written=P * L * 16, link_fused=0,
-          note="as written: ramps in float64/complex128 ([J, L] = "
-               f"{J * L * 16 / 1e6:.0f} MB per pass), then the operator's astype copies; the DPSS "
-               f"basis b_p (complex128, {P * L * 16 / 1e6:.0f} MB) is uploaded from the host per frame")
-    stage("bias / SINR (power spectrum)", "P(f) = sum conj(C_p) G_pp' C_p', mu = mean P/(P+N0)",
-          P * P * L * 8 * 2, 12 * P + 4, P * cw, note="fusable into the operator build (then free)")
+          launches=1,
+          note="one fused kernel (sparse_fit.cu), one thread block per frame, stopping at the first "
+               "inactive atom: latency-bound on one SM, not bandwidth-bound (0.43 ms at batch 1 "
+               "on the H100, gpu_h100_profile.json)")
+    stage("estimate: operator build", build_what, build_flops, build_written, build_f,
+          link_written=build_link, link_fused=0,
+          note=build_note)
+    stage("local power + bias / SINR", f"|G(q_m, f)|^2 = |sum_p b_p[q_m] C_p(f)|^2 at S = {S} instants on "
+          f"2h = {2 * h} bins (shared with the preconditioner), mu = mean |G|^2 / (|G|^2 + N0)",
+          2 * L * P * 8 + 2 * L * 6, 4 * P + 6, 1,
+          note="as written: P rank-one updates of the [S, 2h] response (capturable_matmul), |.|^2, the mean")
     stage("pilot cancellation", "r - H s_p (one operator apply)", apply_flops, apply_w + 3,
-          1 + P * cw + P * bw + 1, note="fused: FFT(s_p) is constant, precomputable")
+          normal_f / 2 + 1, note="fused: FFT(s_p) is constant, precomputable")
     # b = H^H r; preconditioner build (local responses [S, 2h], 1/(|G|^2 + N0)): 13 U as
     # written, 1 U fused (the float32 inverse); x0 = M b; r0 = b - A x0; z0 = M r0; <r0, z0>
     setup_written = 2 * adjoint_w + apply_w + normal_extra_w + 2 * precond_w + 13 + 9
-    setup_fused = (1 + P * cw + P * bw + 1) + normal_f + 2 * precond_f + 1 + vector_f
+    setup_fused = (normal_f / 2 + 1) + normal_f + 2 * precond_f + 1 + vector_f
     stage("CG setup", "b = H^H r, preconditioner (local responses, 1/(|G|^2+N0)), x0 = M b, "
           "r0 = b - A x0, z0 = M r0", apply_flops + iter_flops + precond_flops, setup_written, setup_fused)
     stage(f"CG iterations x {iterations}",
-          f"per iteration: A p = H^H H p + N0 p (1 FFT + {P} IFFTs, {P} FFTs + 1 IFFT of {L}), "
+          f"per iteration: A p = H^H H p + N0 p ({operator_what}), "
           f"preconditioner ({S} windows of {2 * h}: FFT + IFFT), 2 dots, 3 axpys",
           iterations * iter_flops,
           iterations * (apply_w + adjoint_w + normal_extra_w + precond_w + vector_w),
           iterations * (normal_f + precond_f + vector_f))
     stage("forward Zak + data extraction", f"{M} FFTs of {N} points, gather {n_data} data symbols, / mu",
           fft_f(N, M), 2 + 2 + 1 + (n_data * 8 * 2 + n_data * 8 * 3) / U, 1 + n_data * 8 / U,
-          link_written=n_data * 8, link_fused=0,
-          note="as written: strided-axis copy, FFT, ortho scaling, data_index rebuilt on the host and "
-               "uploaded per frame")
+          note="as written: strided-axis copy, FFT, ortho scaling, gather at the resident data index")
     stage("demap", f"max-log LLRs, {q} bits per symbol", n_data * q * 16,
           (n_data * 8 + n_data * 4 * 2 + n_data * q * 4) / U, (n_data * 8 + n_data * q * llr_bytes) / U)
-    stage("transfer_out", "LLRs (and, as written, the equalised symbols) device -> host",
-          0, 0, 0, link_written=n_data * q * 4 + n_data * 8, link_fused=n_data * q * llr_bytes,
+    stage("transfer_out", "LLRs and hard bits (uint8), device -> host",
+          0, 0, 0, link_written=n_data * q * 5, link_fused=n_data * q * llr_bytes,
           note=f"float32 LLRs {n_data * q * 4 / 1e6:.2f} MB; int8 LLRs {n_data * q / 1e6:.2f} MB; "
                f"packed hard bits {n_data * q / 8e6:.2f} MB")
 
@@ -554,7 +575,9 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     per_iter["as_written_us"] = max(per_iter["as_written_hbm_bytes"] / hbm, iter_flops / peak) * 1e6
     per_iter["fused_us"] = max(per_iter["fused_hbm_bytes"] / hbm, iter_flops / peak) * 1e6
     per_iter["flops_us"] = iter_flops / peak * 1e6
-    return {"grid": f"{M}x{N}", "L": L, "P": P, "segments": S, "window": 2 * h, "W": W, "J": J,
+    return {"grid": f"{M}x{N}", "L": L, "P": P, "segments": S, "window": 2 * h, "operator_window": Lw,
+            "operator_U_as_written": {"apply": apply_w, "adjoint": adjoint_w, "normal_extra": normal_extra_w},
+            "W": W, "J": J,
             "iterations": iterations, "bytes_per_coeff": bytes_per_coeff, "llr_bytes": llr_bytes,
             "basis_shared_by": basis_shared_by, "U_bytes": U, "deadline_us": c.wire_time * 1e6,
             "hardware": hw, "stages": stages, "totals": totals, "per_iteration": per_iter}
@@ -571,6 +594,31 @@ def calibrate_spec(hw: dict = H100_SXM) -> dict:
     bound = bytes_ / hw["hbm_Bps"]
     return {"P": P, "as_written_bytes": bytes_, "bound_us": bound * 1e6, "measured_us": 420.0,
             "efficiency": bound / 420e-6}
+
+
+def calibrate_measured(profile: Path = Path("bench/results/gpu_h100_profile.json"), hw: dict = H100_SXM) -> dict | None:
+    """The exact operator's apply and adjoint as measured on the H100 (``gpu_profile``, CUDA
+    graph timing) against this model's as-written bytes: the fraction of HBM peak the array
+    code reaches, and at that fraction the windowed operator's normal product (a prediction,
+    until ``gpu_profile`` times it)."""
+    if not profile.exists():
+        return None
+    measured = json.loads(profile.read_text())
+    t = measured["time_us"]
+    exact = physical_limit(window=0, P=measured["P"])
+    windowed = physical_limit()
+    ops, U = exact["operator_U_as_written"], exact["U_bytes"]
+    apply_bound = ops["apply"] * U / hw["hbm_Bps"] * 1e6
+    adjoint_bound = ops["adjoint"] * U / hw["hbm_Bps"] * 1e6
+    efficiency = (apply_bound + adjoint_bound) / (t["operator apply H s"] + t["operator adjoint H^H r"])
+    w = windowed["operator_U_as_written"]
+    normal_bound = (w["apply"] + w["adjoint"] + w["normal_extra"]) * U / hw["hbm_Bps"] * 1e6
+    return {"profile": str(profile), "commit": measured.get("commit"), "device": measured.get("device"),
+            "exact_apply_us": {"measured": t["operator apply H s"], "bound": apply_bound},
+            "exact_adjoint_us": {"measured": t["operator adjoint H^H r"], "bound": adjoint_bound},
+            "efficiency": efficiency, "operator_window": windowed["operator_window"],
+            "windowed_normal_us": {"bound": normal_bound, "predicted": normal_bound / efficiency},
+            "exact_normal_us_measured": t["operator apply H s"] + t["operator adjoint H^H r"]}
 
 
 def host_side_costs(repeats: int = 20) -> dict:
@@ -608,7 +656,10 @@ def physical_limit_report(out: Path) -> dict:
     cal = calibrate_spec()
     scenarios = {}
     for name, kw in {
-        "as in the code (P=8, the default 12 iterations for 16QAM)": {},
+        "as in the code (P=8, the default 12 iterations for 16QAM, windowed operator)": {},
+        "8 iterations (no measurable BER cost at this grid, cg_iterations_paper_*.json)": {"iterations": 8},
+        "exact operator (as in the H100 run), 12 iterations": {"window": 0},
+        "exact operator, 8 iterations": {"window": 0, "iterations": 8},
         "6 iterations": {"iterations": 6},
         "4 iterations": {"iterations": 4},
         "P=8, 6 iterations, C_p and b_p in 16-bit": {"iterations": 6, "bytes_per_coeff": 4},
@@ -626,7 +677,8 @@ def physical_limit_report(out: Path) -> dict:
                            "fused_per_iteration_us": r["per_iteration"]["fused_us"]}
     eff = cal["efficiency"]
     extrapolated = base["per_iteration"]["as_written_us"] / eff
-    result = {"headline": base, "spec_calibration": cal, "host_side_measured": host_side_costs(),
+    result = {"headline": base, "spec_calibration": cal, "h100_calibration": calibrate_measured(),
+              "host_side_measured": host_side_costs(),
               "as_written_iteration_extrapolated_us": extrapolated, "scenarios": scenarios,
               "target_p999_us": 500.0}
     write_json(out, result)
@@ -656,6 +708,12 @@ def print_physical_limit(r: dict, file=sys.stdout) -> None:
     print(f"spec calibration (P=3, circulant): model bound {cal['bound_us']:.0f} us vs measured 420 us -> "
           f"{cal['efficiency'] * 100:.0f} % of HBM peak; this code's iteration at that efficiency: "
           f"~{r['as_written_iteration_extrapolated_us']:.0f} us (extrapolated, not measured)", file=file)
+    m = r.get("h100_calibration")
+    if m:
+        print(f"H100 calibration ({m['device']}, {m['commit'][:7]}): the exact operator's apply + adjoint "
+              f"{m['exact_normal_us_measured']:.0f} us measured, {m['efficiency'] * 100:.0f} % of HBM peak; "
+              f"windowed normal product (Lw = {m['operator_window']}): bound {m['windowed_normal_us']['bound']:.0f} us, "
+              f"predicted {m['windowed_normal_us']['predicted']:.0f} us at that efficiency", file=file)
     hs = r["host_side_measured"]
     print(f"host side per frame, measured on this CPU (load {hs['loadavg'][0]:.1f}): validation "
           f"{hs['validation_us']:.0f} us, hard bits {hs['hard_bits_us']:.0f} us, data index {hs['data_index_us']:.0f} us",
