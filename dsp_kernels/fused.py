@@ -16,8 +16,7 @@ import numpy as np
 from .arrays import is_gpu_array
 
 __all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
-           "overlapped_windows", "overlap_add", "matmul",
-           "capturable_matmul"]
+           "overlapped_windows", "overlap_add", "matmul", "capturable_matmul"]
 
 PARTS = 256
 """Long reductions run in two stages over ``split_last``'s parts: a reduction of L samples
@@ -160,12 +159,44 @@ def overlap_add(y, window):
 
 
 
+SHORT_INNER = 32
+"""Largest inner dimension J that ``matmul`` gives the one-pass kernel (``matmul.cu``, a loop
+over J per output element); longer ones go to ``capturable_matmul``."""
+
+
 def matmul(a, b):
-    """complex [..., I, J] @ [..., J, K] -> [..., I, K], batch axes broadcast: BLAS on the CPU,
-    ``capturable_matmul`` on the GPU."""
+    """complex [..., I, J] @ [..., J, K] -> [..., I, K], batch axes broadcast: BLAS on the CPU;
+    on the GPU one pass of ``matmul.cu`` (complex64, J <= SHORT_INNER), else
+    ``capturable_matmul`` (CuPy will not capture cuBLAS in a CUDA graph)."""
     if not is_gpu_array(a):
         return np.matmul(a, b)
+    if a.dtype == b.dtype == np.complex64 and a.shape[-1] <= SHORT_INNER:
+        return _short_matmul(a, b)
     return capturable_matmul(a, b)
+
+
+def _short_matmul(a, b):
+    """``matmul`` in one launch of ``batched_matmul``: each operand contiguous over the
+    broadcast batch, or one matrix for all (batch stride 0)."""
+    cp = sys.modules["cupy"]
+    from .gpu import _kernel
+
+    (I, J), K = a.shape[-2:], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    n = int(np.prod(batch, dtype=np.int64))
+
+    def operand(m):
+        if int(np.prod(m.shape[:-2], dtype=np.int64)) == 1:
+            return cp.ascontiguousarray(m), 0
+        m = cp.ascontiguousarray(cp.broadcast_to(m, batch + m.shape[-2:]))
+        return m, m.shape[-2] * m.shape[-1]
+    (a, a_stride), (b, b_stride) = operand(a), operand(b)
+    out = cp.empty(batch + (I, K), dtype=np.complex64)
+    threads = 256
+    _kernel("matmul.cu", "batched_matmul", cp.cuda.Device().id)(
+        ((out.size + threads - 1) // threads,), (threads,),
+        (a, b, out, np.int64(n), np.int64(I), np.int64(J), np.int64(K), np.int64(a_stride), np.int64(b_stride)))
+    return out
 
 
 def capturable_matmul(a, b):

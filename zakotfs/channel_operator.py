@@ -90,8 +90,7 @@ def frozen_response(basis, taps, times):
     G(q, f) = sum_p b_p[q] C_p(f), the channel's frequency response frozen at time q."""
     xp = xp_of(taps)
     basis_t = basis[..., xp.asarray(times)]                                          # [.., P, S]
-    basis_t = xp.broadcast_to(basis_t, taps.shape[:-1] + basis_t.shape[-1:])
-    return (basis_t[..., :, :, None] * taps[..., None, :]).sum(axis=-3)
+    return matmul(basis_t.swapaxes(-1, -2), taps)
 
 
 @dataclass

@@ -188,6 +188,13 @@ class AccurateEstimator:
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
 
+    @property
+    def operator_basis(self):
+        """The DPSS basis b_p [P, L] (on the backend, the receiver's dtype) that every
+        estimate's operator carries: one object, so that what depends on it alone is
+        computed once (``Receiver``'s windowed-operator coefficients)."""
+        return self._basis
+
     def _atoms(self, delays, xp):
         """complex [..., W, J]: periodic-sinc atoms at ``delays`` [..., J] on the tap window."""
         return periodic_sinc(self._taus[:, None] - delays[..., None, :], self.config.MN, xp)

@@ -20,7 +20,7 @@ from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spec
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import constellation
-from .windowed_operator import WindowedOperator, default_window, window_polynomials
+from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_polynomials
 from .zak_transform import inverse_zak, zak
 
 __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"]
@@ -157,6 +157,10 @@ class Receiver:
             self.estimator = AccurateEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype)
         else:
             self.estimator = None
+        # the windowed operator's fit of a constant basis, once (basis, beta)
+        basis = getattr(self.estimator, "operator_basis", None)
+        self._window_beta = (basis, window_coefficients(basis, self.polynomials)) \
+            if operator_window and basis is not None else None
 
     def _timed(self, stages: dict, name: str, fn, *args):
         start = time.perf_counter()
@@ -176,7 +180,9 @@ class Receiver:
         if not self.operator_window:
             return channel.operator() if isinstance(channel, DelayAtoms) else channel
         build = WindowedOperator.from_atoms if isinstance(channel, DelayAtoms) else WindowedOperator.from_operator
-        return build(channel, self.polynomials, self.delay_start, self.bin_stride)
+        known = self._window_beta is not None and channel.basis is self._window_beta[0]
+        return build(channel, self.polynomials, self.delay_start, self.bin_stride,
+                     beta=self._window_beta[1] if known else None)
 
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
             stages: dict | None = None) -> DeviceResult:

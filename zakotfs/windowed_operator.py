@@ -44,7 +44,7 @@ from dsp_kernels.windowed import window_gather, window_reduce, window_scatter, w
 
 from .channel_operator import ChannelOperator, DelayAtoms, frozen_response
 
-__all__ = ["WindowedOperator", "window_polynomials", "window_error", "default_window", "WINDOW_ERROR_DB"]
+__all__ = ["WindowedOperator", "window_polynomials", "window_coefficients", "window_error", "default_window", "WINDOW_ERROR_DB"]
 
 WINDOW_ERROR_DB = -40.0
 """Largest predicted operator error (power relative to the channel's) that ``default_window``
@@ -61,6 +61,15 @@ def window_polynomials(window: int, order: int = ORDER) -> np.ndarray:
     t = (np.arange(window) - (window - 1) / 2) / window
     q, r = np.linalg.qr(t[:, None] ** np.arange(order))
     return (q * np.sign(np.diag(r))).T
+
+
+def window_coefficients(basis, polynomials):
+    """complex [..., P, L] b_p, float [K, Lw] phi_k -> complex [..., P, K, S]:
+    beta_{p,k,w} = sum_m phi_k[m] b_p[w Lw + m], the least-squares fit of b_p on window w
+    (phi orthonormal). It depends on the basis only: a receiver computes it once."""
+    Lw, L = polynomials.shape[-1], basis.shape[-1]
+    windows = basis.reshape(basis.shape[:-1] + (L // Lw, Lw))                   # [.., P, S, Lw]
+    return matmul(polynomials.astype(basis.dtype), windows.swapaxes(-1, -2))
 
 
 def window_error(window: int, taps: int, doppler_phase: float, order: int = ORDER) -> float:
@@ -132,27 +141,32 @@ class WindowedOperator:
 
     @classmethod
     def from_operator(cls, op: ChannelOperator, polynomials, delay_start: int,
-                      bin_stride: int = 1) -> "WindowedOperator":
+                      bin_stride: int = 1, beta=None) -> "WindowedOperator":
         """Fit ``op`` per window (module doc): its taps c_p = IFFT(C_p) on [d0, d0 + Lw].
 
         polynomials : float [K, Lw] (``window_polynomials``, on op's backend)
+        beta : ``window_coefficients(op.basis, polynomials)`` where already known (a
+            receiver's basis is a constant), else computed here
         """
         xp = xp_of(op.taps_fft)
         Lw, L = polynomials.shape[-1], op.L
         support = xp.arange(delay_start, delay_start + Lw + 1) % L
         taps = ifft(op.taps_fft, axis=-1)[..., support]                          # [F, P, Lw+1]
-        return cls._fit(op.basis, taps, op.taps_fft[..., ::bin_stride], polynomials, delay_start, bin_stride)
+        return cls._fit(op.basis, taps, op.taps_fft[..., ::bin_stride], polynomials, delay_start, bin_stride, beta)
 
     @classmethod
-    def from_atoms(cls, atoms: DelayAtoms, polynomials, delay_start: int, bin_stride: int = 1) -> "WindowedOperator":
+    def from_atoms(cls, atoms: DelayAtoms, polynomials, delay_start: int, bin_stride: int = 1,
+                   beta=None) -> "WindowedOperator":
         """Fit a channel given as delay atoms per window: its taps on [d0, d0 + Lw] evaluated
-        from the atoms directly, with no transform of the frame's length."""
+        from the atoms directly, with no transform of the frame's length (``beta`` as in
+        ``from_operator``)."""
         Lw = polynomials.shape[-1]
         return cls._fit(atoms.basis, atoms.taps(delay_start, Lw + 1), atoms.taps_fft(bin_stride), polynomials,
-                        delay_start, bin_stride)
+                        delay_start, bin_stride, beta)
 
     @classmethod
-    def _fit(cls, basis, taps, spectra, polynomials, delay_start: int, bin_stride: int) -> "WindowedOperator":
+    def _fit(cls, basis, taps, spectra, polynomials, delay_start: int, bin_stride: int,
+             beta=None) -> "WindowedOperator":
         """taps: complex [F, P, Lw + 1] c_p[d0 ... d0 + Lw] -> the operator (module doc)."""
         xp = xp_of(taps)
         Lw, L = polynomials.shape[-1], basis.shape[-1]
@@ -160,8 +174,7 @@ class WindowedOperator:
             raise ValueError(f"window {Lw} must divide the frame length L={L} at least twice")
         spectrum = fft(taps, axis=-1, n=2 * Lw)                                  # [F, P, 2Lw]
         spectrum[..., 1::2] *= -1                                               # valid half first
-        windows = basis.reshape(basis.shape[:-1] + (L // Lw, Lw))               # [.., P, S, Lw]
-        beta = matmul(polynomials.astype(basis.dtype), windows.swapaxes(-1, -2))  # [.., P, K, S]
+        beta = window_coefficients(basis, polynomials) if beta is None else beta      # [.., P, K, S]
         F, P, K, S = spectrum.shape[0], spectrum.shape[1], polynomials.shape[0], L // Lw
         beta = xp.broadcast_to(beta, (F, P, K, S)).reshape(F, P, K * S)
         response = matmul(beta.swapaxes(-1, -2), spectrum).reshape(F, K, S, 2 * Lw)

@@ -53,10 +53,24 @@ def test_window_steps_match_numpy(backend, rng):
 
 @pytest.mark.parametrize("J", [3, 40])
 def test_matmul_matches_numpy(backend, rng, J):
-    """Both branches of the graph-capturable product (rank-one updates for J <= 16, a
-    broadcast reduction above), with broadcast batch axes, on numpy here and on the backend."""
+    """The graph-capturable product (rank-one updates for J <= 16, a broadcast reduction
+    above) on numpy, and ``matmul`` on the backend (on the GPU: the one-pass kernel for
+    J <= SHORT_INNER, the capturable product above), with broadcast batch axes."""
     a, b = _complex(rng, 2, 1, 5, J), _complex(rng, 3, J, 7)
     want = np.matmul(a.astype(complex), b.astype(complex))
     np.testing.assert_allclose(capturable_matmul(a, b), want, rtol=1e-5, atol=1e-5)
     got = backend.asnumpy(matmul(backend.asarray(a), backend.asarray(b)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # one matrix for the whole batch (stride 0), and a transposed (non-contiguous) operand
+    shared = _complex(rng, 7, J).T
+    got = backend.asnumpy(matmul(backend.asarray(a), backend.asarray(shared)))
+    np.testing.assert_allclose(got, np.matmul(a.astype(complex), shared.astype(complex)), rtol=1e-5, atol=1e-5)
+
+
+def test_short_matmul_cuda_source_on_cpu(cuda_on_cpu, rng):
+    """``matmul.cu`` run on the CPU: a batch of 3 against one shared matrix (stride 0)."""
+    B, I, J, K = 3, 4, 5, 6
+    a, x = _complex(rng, B, I, J), _complex(rng, J, K)
+    out = np.full((B, I, K), np.nan, np.complex64)
+    cuda_on_cpu("matmul.cu").launch("batched_matmul", out.size, a, x, out, B, I, J, K, I * J, 0)
+    np.testing.assert_allclose(out, np.matmul(a.astype(complex), x.astype(complex)), rtol=1e-5, atol=1e-5)

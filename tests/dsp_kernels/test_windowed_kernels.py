@@ -2,13 +2,9 @@
 
 Three ways: the backend fixture (numpy; CuPy kernels where a GPU works), and the CUDA
 source itself, ``windowed.cu``, compiled as C++ and run on the CPU element by element
-(``cuda_on_cpu/shim.hpp``), so CI checks the kernels' index arithmetic without a GPU.
+(the ``cuda_on_cpu`` fixture), so CI checks the kernels' index arithmetic without a GPU.
 """
 import ctypes
-import shutil
-import subprocess
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +13,6 @@ from dsp_kernels.windowed import window_gather, window_reduce, window_scatter, w
 
 F, K, S, LW = 2, 2, 4, 8
 SHIFT = -5                 # d0 + Lw with d0 = -13: negative, so the modulo wraps both ways
-SHIM = Path(__file__).parent / "cuda_on_cpu"
 
 
 def _complex(rng, *shape):
@@ -63,51 +58,28 @@ def test_steps_match_array_code_on_backend(backend, inputs):
           window_scatter(i["y"], SHIFT, i["s"], i["n0"]))
 
 
-@pytest.fixture(scope="module")
-def cuda_source_on_cpu(tmp_path_factory):
-    """``windowed.cu`` built as a C++ shared library with the shim (skips without g++)."""
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler to build the CUDA source for the CPU")
-    source = resources.files("dsp_kernels").joinpath("windowed.cu")
-    library = tmp_path_factory.mktemp("cuda_on_cpu") / "windowed.so"
-    subprocess.run([compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-include", str(SHIM / "shim.hpp"),
-                    f"-I{SHIM}", "-x", "c++", str(source), "-o", str(library)], check=True)
-    return ctypes.CDLL(str(library))
-
-
-def _run(lib, name: str, n: int, *args) -> None:
-    """Launch kernel ``name`` over n elements, one call per element."""
-    kernel = getattr(lib, name)
-    c_args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else a for a in args]
-    for i in range(n):
-        lib.shim_set_element(ctypes.c_uint(i))
-        kernel(*c_args)
-
-
-def test_cuda_source_matches_array_code(cuda_source_on_cpu, inputs):
-    lib, i = cuda_source_on_cpu, inputs
-    ll, c_int = ctypes.c_longlong, ctypes.c_int
-    dims = (ll(F), ll(S), ll(LW))
+def test_cuda_source_matches_array_code(cuda_on_cpu, inputs):
+    i, run = inputs, cuda_on_cpu("windowed.cu").launch
+    K32 = ctypes.c_int(K)
 
     blocks = np.empty((F, S, 2 * LW), np.complex64)
-    _run(lib, "window_gather", blocks.size, i["s"], blocks, *dims, ll(SHIFT))
+    run("window_gather", blocks.size, i["s"], blocks, F, S, LW, SHIFT)
     np.testing.assert_array_equal(blocks, window_gather(i["s"], LW, SHIFT))
 
     y = np.empty((F, S * LW), np.complex64)
-    _run(lib, "window_sum", y.size, i["filtered"], i["phi"], y, ll(F), c_int(K), ll(S), ll(LW))
+    run("window_sum", y.size, i["filtered"], i["phi"], y, F, K32, S, LW)
     np.testing.assert_allclose(y, window_sum(i["filtered"], i["phi"]), rtol=1e-5, atol=1e-5)
 
     weighted = np.full((F, K, S, 2 * LW), np.nan, np.complex64)       # the zeros must be written
-    _run(lib, "window_weight", weighted.size, i["r"], i["phi"], weighted, ll(F), c_int(K), ll(S), ll(LW))
+    run("window_weight", weighted.size, i["r"], i["phi"], weighted, F, K32, S, LW)
     np.testing.assert_allclose(weighted, window_weight(i["r"], i["phi"]), rtol=1e-6, atol=1e-6)
 
     reduced = np.empty((F, S, 2 * LW), np.complex64)
-    _run(lib, "window_reduce", reduced.size, i["g"], i["z"], reduced, ll(F), c_int(K), ll(S), ll(LW))
+    run("window_reduce", reduced.size, i["g"], i["z"], reduced, F, K32, S, LW)
     np.testing.assert_allclose(reduced, window_reduce(i["g"], i["z"]), rtol=1e-5, atol=1e-5)
 
     out = np.empty((F, S * LW), np.complex64)
-    _run(lib, "window_scatter", out.size, i["y"], out, *dims, ll(SHIFT))
+    run("window_scatter", out.size, i["y"], out, F, S, LW, SHIFT)
     np.testing.assert_allclose(out, window_scatter(i["y"], SHIFT), rtol=1e-6, atol=1e-6)
-    _run(lib, "window_scatter_add", out.size, i["y"], i["s"], i["n0"], out, *dims, ll(SHIFT))
+    run("window_scatter_add", out.size, i["y"], i["s"], i["n0"], out, F, S, LW, SHIFT)
     np.testing.assert_allclose(out, window_scatter(i["y"], SHIFT, i["s"], i["n0"]), rtol=1e-5, atol=1e-5)

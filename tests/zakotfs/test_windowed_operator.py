@@ -196,3 +196,20 @@ def test_atoms_give_the_operators_taps_and_the_same_windowed_operator(rng):
                                atol=1e-9)
     with pytest.raises(ValueError, match="every 8-th bin"):
         from_atoms.local_response(times, L // 4)
+
+
+def test_receiver_fits_its_basis_once(rng):
+    """The receiver's window coefficients of its estimator's basis, computed once, give the
+    operator that a fit from scratch gives; another basis is fitted from scratch."""
+    from zakotfs.channel_operator import DelayAtoms
+
+    c = preset("demo")
+    rx = Receiver(c, backend="cpu", operator_window=2048, quiet=True)
+    basis, beta = rx._window_beta
+    assert basis is rx.estimator.operator_basis
+    J, P = 3, basis.shape[0]
+    atoms = DelayAtoms(c.MN, basis, _random(rng, 1, J, P).astype(basis.dtype), rng.uniform(0, 20, (1, J)))
+    fresh = WindowedOperator.from_atoms(atoms, rx.polynomials, rx.delay_start, rx.bin_stride)
+    np.testing.assert_array_equal(rx.equalizer_operator(atoms).response, fresh.response)
+    other = DelayAtoms(c.MN, basis.copy() * 2, atoms.amplitudes, atoms.delays)
+    np.testing.assert_allclose(rx.equalizer_operator(other).response, 2 * fresh.response, rtol=1e-5)
