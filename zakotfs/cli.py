@@ -94,7 +94,9 @@ def receiver_options(args) -> dict:
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
     """The receiver for ``config`` with the command line's receiver options."""
-    return Receiver(config, **receiver_options(args))
+    receiver = Receiver(config, **receiver_options(args))
+    receiver.warm_up(getattr(args, "batch", 1))        # one-time costs out of the first frame's latency
+    return receiver
 
 
 def make_channel(args, config: FrameConfig, xp=np):

@@ -162,6 +162,17 @@ class Receiver:
         self._window_beta = (basis, window_coefficients(basis, self.polynomials)) \
             if operator_window and basis is not None else None
 
+    def warm_up(self, batch: int = 1) -> float:
+        """Process ``batch`` zero frames once, so that Numba's compilation (or its disk
+        cache), the FFT plans, the GPU kernels and the memory pool are made before the first
+        received frame, whose latency is then the steady state's. Returns the seconds taken
+        (0 for the ``perfect`` estimator, which needs a channel to run)."""
+        if self.estimator is None:
+            return 0.0
+        start = time.perf_counter()
+        self.process(np.zeros((batch, self.config.cp_len + self.config.MN), np.complex64))
+        return time.perf_counter() - start
+
     def _timed(self, stages: dict, name: str, fn, *args):
         start = time.perf_counter()
         out = fn(*args)

@@ -97,3 +97,19 @@ def test_bad_input_is_a_clear_error_and_nan_frames_are_flagged():
     assert result.valid.tolist() == [True, False]
     assert np.all(result.llr[1] == 0)
     assert np.all(np.isfinite(result.llr))
+
+
+def test_warm_up_leaves_the_receiver_as_it_was():
+    """Zero frames through the receiver (what ``make_receiver`` does before the first frame)
+    give finite, zero-information LLRs, and the next real frame decodes as without it."""
+    from zakotfs.benchmark import make_frames
+
+    c = preset("tiny")
+    data = make_frames(c, 1, snr_db=30, nu_max_hz=0.0)
+    cold = Receiver(c, backend="cpu", quiet=True).process(data.frames)
+    warm = Receiver(c, backend="cpu", quiet=True)
+    assert warm.warm_up(batch=2) > 0
+    np.testing.assert_array_equal(warm.process(data.frames).bits, cold.bits)
+    zeros = warm.process(np.zeros_like(data.frames))
+    assert np.all(np.isfinite(zeros.llr)) and np.abs(zeros.llr).max() < 1e-3 * np.abs(cold.llr).max()
+    assert Receiver(c, backend="cpu", estimator="perfect", quiet=True).warm_up() == 0
