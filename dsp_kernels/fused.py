@@ -157,8 +157,6 @@ def overlap_add(y, window):
     return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, S * h)
 
 
-
-
 SHORT_INNER = 32
 """Largest inner dimension J that ``matmul`` gives the one-pass kernel (``matmul.cu``, a loop
 over J per output element); longer ones go to ``capturable_matmul``."""
@@ -179,7 +177,7 @@ def _short_matmul(a, b):
     """``matmul`` in one launch of ``batched_matmul``: each operand contiguous over the
     broadcast batch, or one matrix for all (batch stride 0)."""
     cp = sys.modules["cupy"]
-    from .gpu import _kernel
+    from .gpu import launch
 
     (I, J), K = a.shape[-2:], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -192,10 +190,8 @@ def _short_matmul(a, b):
         return m, m.shape[-2] * m.shape[-1]
     (a, a_stride), (b, b_stride) = operand(a), operand(b)
     out = cp.empty(batch + (I, K), dtype=np.complex64)
-    threads = 256
-    _kernel("matmul.cu", "batched_matmul", cp.cuda.Device().id)(
-        ((out.size + threads - 1) // threads,), (threads,),
-        (a, b, out, np.int64(n), np.int64(I), np.int64(J), np.int64(K), np.int64(a_stride), np.int64(b_stride)))
+    launch("matmul.cu", "batched_matmul", out.size, a, b, out, np.int64(n), np.int64(I), np.int64(J), np.int64(K),
+           np.int64(a_stride), np.int64(b_stride))
     return out
 
 

@@ -19,6 +19,15 @@ def _kernel(file: str, name: str, device_id: int) -> cp.RawKernel:
     return cp.RawKernel(source, name, options=("-std=c++17",))
 
 
+THREADS = 256
+
+
+def launch(file: str, name: str, n: int, *args) -> None:
+    """Kernel ``name`` of ``dsp_kernels/<file>`` over ``n`` elements, one thread each, on the
+    current stream (so a CUDA graph captures it)."""
+    _kernel(file, name, cp.cuda.Device().id)(((n + THREADS - 1) // THREADS,), (THREADS,), args)
+
+
 @lru_cache(maxsize=None)
 def _levels(modulation: str, device_id: int):
     """(levels float32 [L], level_bits uint8 [L, h]) of a constellation, on the device once."""
@@ -68,12 +77,8 @@ class GpuBackend:
         levels, level_bits = _levels(constellation.name, cp.cuda.Device().id)
         h = constellation.q // 2
         out = cp.empty((flat.size, constellation.q), dtype=cp.float32)
-        threads = 256
-        blocks = (flat.size + threads - 1) // threads
-        _kernel("maxlog_llr.cu", "maxlog_llr", cp.cuda.Device().id)(
-            (blocks,), (threads,),
-            (flat, inv_var, levels, level_bits, np.int32(flat.size), np.int32(levels.size),
-             np.int32(h), out))
+        launch("maxlog_llr.cu", "maxlog_llr", flat.size, flat, inv_var, levels, level_bits, np.int32(flat.size),
+               np.int32(levels.size), np.int32(h), out)
         return out.reshape(z.shape + (constellation.q,))
 
     # ---- fused kernels of the accurate estimator (sparse_fit.cu); the CPU runs the
@@ -117,11 +122,8 @@ class GpuBackend:
         if P > self.MAX_BASIS:
             return None
         out = cp.empty((F, P, L), dtype=cp.complex64)
-        threads = 256
-        _kernel("sparse_fit.cu", "atom_taps_fft", cp.cuda.Device().id)(
-            ((F * L + threads - 1) // threads,), (threads,),
-            (cp.ascontiguousarray(amplitudes, dtype=cp.complex128), cp.ascontiguousarray(delays, dtype=cp.float64),
-             np.int32(J), np.int32(P), np.int32(L), np.int32(F), out))
+        launch("sparse_fit.cu", "atom_taps_fft", F * L, cp.ascontiguousarray(amplitudes, dtype=cp.complex128),
+               cp.ascontiguousarray(delays, dtype=cp.float64), np.int32(J), np.int32(P), np.int32(L), np.int32(F), out)
         return out
 
     def synchronize(self) -> None:

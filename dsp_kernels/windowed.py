@@ -17,19 +17,15 @@ from .arrays import is_gpu_array, xp_of
 
 __all__ = ["window_gather", "window_sum", "window_weight", "window_reduce", "window_scatter"]
 
-THREADS = 256
-
-
 def _fused(a) -> bool:
     return is_gpu_array(a) and a.dtype == np.complex64
 
 
 def _launch(name: str, n: int, *args) -> None:
     """One thread per output element of ``windowed.cu``'s kernel ``name``."""
-    cp = sys.modules["cupy"]
-    from .gpu import _kernel
+    from .gpu import launch
 
-    _kernel("windowed.cu", name, cp.cuda.Device().id)(((n + THREADS - 1) // THREADS,), (THREADS,), args)
+    launch("windowed.cu", name, n, *args)
 
 
 def window_gather(s, window: int, shift: int):
