@@ -79,23 +79,6 @@ def parse_grids(text: str | None, default_frames: int) -> list[tuple[int, int, i
     return grids
 
 
-class _Recorder:
-    """Stands in for the Receiver inside ``time_receiver``, keeping each call's latency
-    (the raw samples behind the percentiles, for the CDF). Two extra perf_counter calls."""
-
-    def __init__(self, receiver: RealtimeReceiver):
-        self.receiver = receiver
-        self.config = receiver.config
-        self.pinned_frames = receiver.pinned_frames
-        self.samples: list[float] = []
-
-    def process(self, frames):
-        t0 = time.perf_counter()
-        out = self.receiver.process(frames)
-        self.samples.append(time.perf_counter() - t0)
-        return out
-
-
 def _free_device_memory(receiver) -> None:
     gc.collect()
     if receiver is not None and receiver.backend.name == "gpu":
@@ -178,25 +161,22 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
             f"projected {projected:.0f} s for {frames} frames")
         realtime = RealtimeReceiver(receiver, args.batch)
         point["realtime"] = realtime.describe()
-        recorder = _Recorder(realtime)
         step = max(1, (frames // args.batch) // 10)
 
-        def progress(i, n):
+        def progress(i, n, latency_s):
             if i == n or i % step == 0:
-                lat = recorder.samples[-1] * 1e3
-                log(f"    {i}/{n} batches, last {lat:.1f} ms")
-        result = time_receiver(recorder, data, frames, warmup=args.warmup, batch=args.batch,
-                               progress=progress)
-        samples = recorder.samples[args.warmup:]
+                log(f"    {i}/{n} batches, last {latency_s * 1e3:.1f} ms")
+        result = time_receiver(realtime, data, frames, warmup=args.warmup, batch=args.batch,
+                               progress=progress, samples=True)
+        n_samples = len(result["latency_samples_us"])
         lat = result["latency_us"]
         point.update(status="ok", **result)
-        point["latency_samples_us"] = [t * 1e6 for t in samples]
         point["p999_over_deadline"] = lat["p999"] / point["deadline_us"]
         point["p50_over_deadline"] = lat["p50"] / point["deadline_us"]
         # the same M x N at another bandwidth: the same samples a frame, so the receiver's work
         # is nearly unchanged (the Doppler in bins and the tap window move with it)
         point["realtime_bandwidth_hz"] = config.bandwidth / point["p999_over_deadline"]
-        point["percentile_note"] = (f"{len(samples)} samples: p99 and p99.9 are interpolated between the "
+        point["percentile_note"] = (f"{n_samples} samples: p99 and p99.9 are interpolated between the "
                                     f"largest samples (with fewer than 1000 samples p99.9 is close to the max)")
         if args.baseline and (args.baseline_grids is None or (M, N) in args.baseline_grids):
             left = args.max_seconds_per_point - (time.perf_counter() - started)

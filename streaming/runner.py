@@ -33,16 +33,21 @@ Contracts of the stages (the acquisition and the receiver come from their own mo
   ``FrameAcquirer(config).push``, with ``acquire_flush=acquirer.flush`` to emit the last
   frame at the end of a file).
 * ``process(frames: complex64 [F, L]) -> result`` with ``result.bits`` uint8 [F, B] and
-  ``result.llr`` float32 [F, B] (B = bits_per_frame); F <= ``batch_frames``.
+  ``result.llr`` float32 [F, B] (B = bits_per_frame); F <= ``batch_frames``. Or a pipeline
+  (``zakotfs.pipelined.PipelinedReceiver``): ``submit(frames)`` starts a batch,
+  ``collect() -> result`` waits for the oldest, up to ``depth`` batches in flight. Compute
+  submits while frames wait in the queue and collects when the pipeline is full or the
+  queue is empty, so an idle link still gets each batch's results at once. The sink reads a
+  result on its own thread while later batches run: ``collect`` must return arrays it does
+  not overwrite (``PipelinedReceiver(copy=True)``).
 * ``sink(result, frame_meta: list[dict])``; each meta gets ``seq`` (if absent), ``t_ingest``,
   ``t_done`` (``time.perf_counter`` seconds) and ``latency_us`` (ingest to done).
 
-GPU note: batches are assembled in ``n_buffers`` preallocated host buffers made by
-``allocate(shape, dtype)`` (default ``np.empty``). A GPU backend passes a pinned-memory
-allocator (e.g. ``cupyx.empty_pinned``) so that ``process`` can start an asynchronous
-host-to-device copy of batch k+1 while batch k computes; a buffer is reused only after the
-``process`` call that received it has returned, so ``process`` must have finished reading
-(or copied) its input by then.
+GPU note: batches are assembled in ``max(n_buffers, depth + 1)`` preallocated host buffers
+made by ``allocate(shape, dtype)`` (default ``np.empty``). A GPU backend passes a
+pinned-memory allocator (e.g. ``cupyx.empty_pinned``), so that a pipeline's asynchronous
+host-to-device copy of batch k+1 runs at full rate while batch k computes. A buffer is
+reused only after the batch that received it was collected (or, for ``process``, returned).
 """
 from __future__ import annotations
 
@@ -65,6 +70,21 @@ logger = logging.getLogger(__name__)
 POLICIES = ("drop-oldest", "drop-newest", "block")
 _POLL_S = 0.05
 _LATENCY_WINDOW = 1_000_000     # latency percentiles cover the most recent frames
+
+
+class _OneAtATime:
+    """A ``process(frames)`` callable as a pipeline of depth 1: ``submit`` computes."""
+
+    depth = 1
+
+    def __init__(self, process: Callable):
+        self.process, self.result = process, None
+
+    def submit(self, frames) -> None:
+        self.result = self.process(frames)
+
+    def collect(self):
+        return self.result
 
 
 class PipelineError(RuntimeError):
@@ -121,7 +141,7 @@ class PipelineRunner:
     Parameters
     ----------
     source, acquire, process, sink
-        The stages.
+        The stages (``process``: a callable or a pipeline, module doc).
     acquire_flush : callable() -> list[(frame, meta)] or None
         Called once when a file source ends (eof), for the frames the acquisition still holds.
     queue_frames : int
@@ -146,7 +166,7 @@ class PipelineRunner:
     allocate : callable(shape, dtype) -> array
         Host batch buffer allocator (pinned memory for a GPU backend).
     n_buffers : int
-        Batch buffers in rotation (2: double buffering).
+        Batch buffers in rotation (2: double buffering), at least the pipeline's depth + 1.
     """
 
     def __init__(self, source, acquire: Callable, process: Callable, sink: Callable, *,
@@ -258,6 +278,7 @@ class PipelineRunner:
                             s.frames_dropped, s.frames_lost, self._frames.qsize())
 
     def _finish(self) -> None:
+        self._discard_queued()         # what ingest queued after compute stopped (abort), counted
         s = self.stats
         s.wall_s = time.perf_counter() - self._t0
         if self._latencies:
@@ -374,12 +395,19 @@ class PipelineRunner:
 
     # ---- compute ---------------------------------------------------------------------------
     def _compute(self) -> None:
+        pipeline = self.process if hasattr(self.process, "submit") else _OneAtATime(self.process)
+        n_buffers = max(self._n_buffers, pipeline.depth + 1)      # one filling, depth in flight
         buffers: list[np.ndarray] = []
+        in_flight: deque[list[dict]] = deque()                     # metas per batch, oldest first
         turn = 0
         while True:
             if self._abort.is_set():
+                self._count_dropped(sum(map(len, in_flight)))
                 self._discard_queued()
                 return
+            if in_flight and (len(in_flight) == pipeline.depth or self._frames.empty()):
+                self._emit(pipeline.collect(), in_flight.popleft())
+                continue
             try:
                 first = self._frames.get(timeout=_POLL_S)
             except queue.Empty:
@@ -396,32 +424,35 @@ class PipelineRunner:
                 self.frame_len = int(np.asarray(first[0]).shape[-1])
             if not buffers:
                 buffers = [self._allocate((self.batch_frames, self.frame_len), np.complex64)
-                           for _ in range(self._n_buffers)]
-            batch = buffers[turn % len(buffers)]
+                           for _ in range(n_buffers)]
+            batch = buffers[turn % n_buffers]
             turn += 1
             for i, (frame, _) in enumerate(items):
                 if np.shape(frame) != (self.frame_len,):
                     raise ValueError(f"acquire returned a frame of shape {np.shape(frame)}, "
                                      f"expected ({self.frame_len},)")
                 batch[i] = frame
-            metas = [meta for _, meta in items]
-            result = self.process(batch[:len(items)])
-            t_done = time.perf_counter()
-            for meta in metas:
-                meta["t_done"] = t_done
-                meta["latency_us"] = (t_done - meta["t_ingest"]) * 1e6
-            with self._lock:
-                self.stats.frames_processed += len(items)
-                self.stats.batches += 1
-                self._latencies.extend(m["latency_us"] for m in metas)
-            while True:
-                if self._abort.is_set():
-                    return
-                try:
-                    self._results.put((result, metas), timeout=_POLL_S)
-                    break
-                except queue.Full:
-                    continue
+            pipeline.submit(batch[:len(items)])
+            in_flight.append([meta for _, meta in items])
+
+    def _emit(self, result, metas: list[dict]) -> None:
+        """Stamp a processed batch's metas and queue it for the sink (on abort: count it
+        dropped)."""
+        t_done = time.perf_counter()
+        for meta in metas:
+            meta["t_done"] = t_done
+            meta["latency_us"] = (t_done - meta["t_ingest"]) * 1e6
+        with self._lock:
+            self.stats.frames_processed += len(metas)
+            self.stats.batches += 1
+            self._latencies.extend(m["latency_us"] for m in metas)
+        while not self._abort.is_set():
+            try:
+                self._results.put((result, metas), timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+        self._count_dropped(len(metas))
 
     def _discard_queued(self) -> None:
         n = 0

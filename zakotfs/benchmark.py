@@ -20,6 +20,7 @@ import os
 import platform
 import subprocess
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,47 +67,82 @@ def make_frames(config: FrameConfig, n_distinct: int, *, snr_db: float = 20.0,
     return BenchFrames(np.ascontiguousarray(rx[:, config.preamble_len:]), bits, 10 ** (-snr_db / 10))
 
 
+class _OneAtATime:
+    """A ``process(frames)`` receiver as a pipeline of depth 1 (``submit`` computes)."""
+
+    depth = 1
+
+    def __init__(self, receiver):
+        self.receiver, self.config, self.result = receiver, receiver.config, None
+        self.pinned_frames = getattr(receiver, "pinned_frames", np.ascontiguousarray)
+
+    def submit(self, frames) -> None:
+        self.result = self.receiver.process(frames)
+
+    def collect(self):
+        return self.result
+
+
 def time_receiver(receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3,
-                  batch: int = 1, progress=None) -> dict:
+                  batch: int = 1, progress=None, samples: bool = False) -> dict:
     """Process ``n_frames`` frames (cycling through the distinct ones) in batches of ``batch``.
 
-    ``receiver`` is a ``Receiver`` or a ``RealtimeReceiver`` (anything with ``config``,
-    ``process(frames) -> RxResult``); the latter gets its input batches in pinned memory,
-    as the ingest would deliver them. Returns latency percentiles per batch (end to end and
-    per stage, microseconds), the deadline misses, throughput and the BER of the timed frames.
+    ``receiver`` is a ``Receiver`` or a ``RealtimeReceiver`` (``process(frames) -> RxResult``,
+    one batch at a time), or a ``PipelinedReceiver`` (``submit`` / ``collect``, kept
+    ``depth`` batches deep: the latency of a batch then includes its wait behind the ones
+    ahead of it, as in a stream at full load). Input batches are staged in pinned memory
+    where the receiver offers it, as the ingest would deliver them. Returns latency
+    percentiles per batch (submit to results, end to end and per stage, microseconds), the
+    deadline misses, throughput and the BER of the timed frames; with ``samples`` also each
+    batch's latency (``latency_samples_us``, for CDFs). ``progress(i, n, latency_s)`` is
+    called after each of the n timed batches.
     """
+    run = receiver if hasattr(receiver, "submit") else _OneAtATime(receiver)
     config = receiver.config
     deadline_s = config.wire_time * batch
     K = data.frames.shape[0]
-    stage_in = getattr(receiver, "pinned_frames", np.ascontiguousarray)
     index = [[(i * batch + j) % K for j in range(batch)] for i in range(K)]
-    inputs = [stage_in(data.frames[idx]) for idx in index]
+    inputs = [run.pinned_frames(data.frames[idx]) for idx in index]
     for i in range(warmup):
-        receiver.process(inputs[i % K])
+        run.submit(inputs[i % K])
+        run.collect()
     total, stages, errors, bits = [], {}, 0, 0
     n_batches = max(1, n_frames // batch)
-    started = time.perf_counter()
-    for i in range(n_batches):
-        t0 = time.perf_counter()
-        result = receiver.process(inputs[i % K])
+    submitted: deque = deque()                # (batch number, submit time), oldest first
+
+    def collect_one() -> None:
+        nonlocal errors, bits
+        i, t0 = submitted.popleft()
+        result = run.collect()
         total.append(time.perf_counter() - t0)
         for name, seconds in result.stage_s.items():
             stages.setdefault(name, []).append(seconds)
         errors += int(np.count_nonzero(result.bits != data.bits[index[i % K]]))
         bits += result.bits.size
         if progress:
-            progress(i + 1, n_batches)
+            progress(len(total), n_batches, total[-1])
+
+    started = time.perf_counter()
+    for i in range(n_batches):
+        if len(submitted) == run.depth:
+            collect_one()
+        submitted.append((i, time.perf_counter()))
+        run.submit(inputs[i % K])
+    while submitted:
+        collect_one()
     wall = time.perf_counter() - started
-    latency = percentiles(total)
-    return {
-        "frames": n_batches * batch, "batch": batch,
-        "latency_us": latency,
+    result = {
+        "frames": n_batches * batch, "batch": batch, "depth": run.depth,
+        "latency_us": percentiles(total),
         "stages": {name: percentiles(v) for name, v in stages.items()},
         "deadline_us": deadline_s * 1e6,
         "deadline_misses": int(np.count_nonzero(np.asarray(total) > deadline_s)),
         "throughput_mbps": bits / wall / 1e6,
         "bits": bits, "bit_errors": errors, "ber": errors / bits if bits else None,
     }
+    if samples:
+        result["latency_samples_us"] = [t * 1e6 for t in total]
+    return result
 
 
 def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse, xp=np):

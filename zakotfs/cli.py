@@ -17,6 +17,7 @@ from dsp_kernels import BackendError, get_backend
 
 from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
+from .pipelined import DEPTH, PipelinedReceiver
 from .receiver import ESTIMATORS, Receiver
 
 __all__ = ["main", "make_worker_process"]
@@ -569,15 +570,14 @@ class _WorkerResult:
 
 
 def _fast_process(receiver: Receiver, batch: int):
-    """(process, allocate) for the pipeline runner: on the GPU the CUDA-graph path
-    (``RealtimeReceiver``, results copied out of its pinned buffers because the output
-    thread reads them later) fed from pinned batch buffers; elsewhere ``receiver.process``."""
+    """(process, allocate) for the pipeline runner: on the GPU the CUDA-graph path with
+    batches in flight (``PipelinedReceiver``, transfers overlapped with compute; results
+    copied out of its pinned buffers because the output thread reads them later) fed from
+    pinned batch buffers; elsewhere ``receiver.process``."""
     if receiver.backend.name != "gpu" or receiver.estimator is None:
         return receiver.process, np.empty
-    from .realtime import RealtimeReceiver
-
-    realtime = RealtimeReceiver(receiver, batch)
-    return (lambda frames: realtime.process(frames, copy=True)), realtime.pinned
+    pipeline = PipelinedReceiver(receiver, batch, copy=True)
+    return pipeline, pipeline.pinned
 
 
 def make_worker_process(config: FrameConfig, **options):
@@ -684,9 +684,11 @@ def cmd_bench(args) -> int:
     """The latency-deadline benchmark on one configuration (``bench/latency_sweep.py`` for sweeps).
 
     The headline is the real-time path (``RealtimeReceiver``: on the GPU one CUDA graph per
-    batch). On the GPU the same run also times, side by side, the same chain launched op by
-    op (no graph) and the staged receiver (each stage synchronised, which gives the stage
-    breakdown), on up to 200 batches each.
+    batch, one batch at a time). The same run also times, side by side on up to 200 batches
+    each: ``depth`` batches in flight (``PipelinedReceiver``, the sustained throughput with
+    transfers overlapped with compute) and, on the GPU, the same chain launched op by op
+    (no graph) and the staged receiver (each stage synchronised, which gives the stage
+    breakdown).
     """
     from .benchmark import make_frames, run_metadata, time_receiver, time_sparse_baseline, write_json
     from .realtime import RealtimeReceiver
@@ -696,7 +698,7 @@ def cmd_bench(args) -> int:
     data = make_frames(config, min(args.frames, 8), snr_db=args.snr, nu_max_hz=args.doppler_hz)
     done = [0]
 
-    def progress(i, n):
+    def progress(i, n, _latency_s):
         if not args.quiet and (i == n or i - done[0] >= max(1, n // 20)):
             done[0] = i
             print(f"\r  {i}/{n} batches", end="", file=sys.stderr, flush=True)
@@ -709,6 +711,10 @@ def cmd_bench(args) -> int:
                   operator_window=receiver.operator_window, realtime=realtime.describe(), frames_lost=0,
                   channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
     side = min(args.frames, 200 * args.batch)          # frames for each comparison below
+    if args.depth >= 2:
+        pipelined = PipelinedReceiver(receiver, args.batch, args.depth)
+        result["pipelined"] = {**time_receiver(pipelined, data, side, batch=args.batch),
+                               "realtime": pipelined.describe()}
     compare = {}
     if receiver.backend.name == "gpu":
         compare["no_graph"] = time_receiver(RealtimeReceiver(receiver, args.batch, graph=False), data, side,
@@ -736,6 +742,11 @@ def cmd_bench(args) -> int:
           f"{result['throughput_mbps']:.2f} Mbps; BER {result['ber']:.2e}")
     if realtime.capture_error:
         print(f"  CUDA graph capture failed, ran op by op: {realtime.capture_error}")
+    if "pipelined" in result:
+        piped = result["pipelined"]
+        print(f"  pipelined, {args.depth} batches in flight: {piped['throughput_mbps']:.2f} Mbps "
+              f"({piped['throughput_mbps'] / result['throughput_mbps']:.2f}x one at a time), latency p50 "
+              f"{piped['latency_us']['p50']:.0f} us, p99.9 {piped['latency_us']['p999']:.0f} us")
     for name, other in result.get("compare", {}).items():
         print(f"  {name}: p50 {other['latency_us']['p50']:.0f} us, p99.9 {other['latency_us']['p999']:.0f} us "
               f"({other['latency_us']['p50'] / lat['p50']:.2f}x ours)")
@@ -822,6 +833,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doppler-hz", type=float, default=815.0)
     p.add_argument("--baseline", type=int, default=0, metavar="FRAMES",
                    help="also time the sparse-matrix CG baselines on this many frames")
+    p.add_argument("--depth", type=int, default=DEPTH,
+                   help="batches in flight for the pipelined throughput run (transfers overlapped with "
+                        "compute on the GPU); below 2 skips it")
     p.add_argument("--json", help="write the JSON result here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .receiver import Receiver, RxResult
 
-__all__ = ["RealtimeReceiver"]
+__all__ = ["RealtimeReceiver", "first_frames"]
 
 
 class RealtimeReceiver:
@@ -68,7 +68,7 @@ class RealtimeReceiver:
         self.stream.synchronize()
         self.host = {name: self.pinned(arr.shape, arr.dtype) for name, arr in self._outputs().items()}
         self.staging = self.pinned(self.shape, np.complex64)        # short batches, padded
-        self.events = [cp.cuda.Event() for _ in range(4)]            # stage boundaries
+        self.events = [cp.cuda.Event() for _ in range(6)]            # start and end of each stage
 
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
@@ -127,41 +127,75 @@ class RealtimeReceiver:
         transfer_out, measured with CUDA events on the GPU.
         """
         frames = np.asarray(frames)
-        F = frames.shape[0] if frames.ndim == 2 else 0
-        if frames.ndim != 2 or frames.shape[1] != self.shape[1] or not 1 <= F <= self.batch:
-            raise ValueError(f"frames: expected shape [F, {self.shape[1]}] (cp_len + MN) with 1 <= F <= "
-                             f"{self.batch}, got {frames.shape}")
+        F = self.check(frames)
         if self.backend.name != "gpu":
             return self.receiver.process(frames)
-        if F < self.batch:
-            self.staging[:F] = frames
-            self.staging[F:] = 0
-            frames = self.staging
-        result = self._replay(np.ascontiguousarray(frames, dtype=np.complex64))
-        return _first(result, F, copy)
+        return first_frames(self._replay(self.full_batch(frames)), F, copy)
+
+    def check(self, frames: np.ndarray) -> int:
+        """F, the number of frames in ``frames``; ValueError unless complex [F, cp_len + MN],
+        1 <= F <= batch."""
+        shape = np.shape(frames)
+        if len(shape) != 2 or shape[1] != self.shape[1] or not 1 <= shape[0] <= self.batch:
+            raise ValueError(f"frames: expected shape [F, {self.shape[1]}] (cp_len + MN) with 1 <= F <= "
+                             f"{self.batch}, got {shape}")
+        return shape[0]
+
+    def full_batch(self, frames: np.ndarray) -> np.ndarray:
+        """complex64 C-contiguous [batch, cp_len + MN]: ``frames`` itself where it already is
+        one, else a copy in the pinned staging buffer, padded with zero frames."""
+        if frames.shape[0] == self.batch and frames.dtype == np.complex64 and frames.flags.c_contiguous:
+            return frames
+        F = frames.shape[0]
+        self.staging[:F] = frames
+        self.staging[F:] = 0
+        return self.staging
 
     def _replay(self, frames: np.ndarray) -> RxResult:
-        """One full batch through the graph (or op by op), results in the pinned buffers."""
+        """One full batch through the graph (or op by op) on this object's stream, results
+        in the pinned buffers."""
+        self.enqueue(frames, self.stream, self.stream, self.stream)
+        return self.result()
+
+    def enqueue(self, frames: np.ndarray, upload, compute, download) -> None:
+        """Enqueue one full batch without waiting: its host-to-device copy on ``upload``,
+        the chain on ``compute``, the copies back on ``download`` (CuPy streams, the same or
+        not), each stream waiting on the previous step's event. ``frames`` (complex64
+        [batch, cp_len + MN], C-contiguous, best pinned) must stay unchanged, and the pinned
+        outputs unread, until ``result`` returns. Replays of graphs that share a
+        ``Receiver`` (and with it CuPy's cuFFT plans and their work areas) must all go to one
+        ``compute`` stream."""
         import cupy as cp
 
         copy = cp.cuda.runtime.memcpyAsync
-        events = self.events
-        with self.stream:
-            events[0].record(self.stream)
-            copy(self.frames_dev.data.ptr, frames.ctypes.data, frames.nbytes,
-                 cp.cuda.runtime.memcpyHostToDevice, self.stream.ptr)
-            events[1].record(self.stream)
+        up0, up1, c0, c1, down0, down1 = self.events
+        up0.record(upload)
+        copy(self.frames_dev.data.ptr, frames.ctypes.data, frames.nbytes, cp.cuda.runtime.memcpyHostToDevice,
+             upload.ptr)
+        up1.record(upload)
+        compute.wait_event(up1)
+        c0.record(compute)
+        with compute:
             if self.graph is not None:
-                self.graph.launch(self.stream)
+                self.graph.launch(compute)
             else:
                 self._chain()
-            events[2].record(self.stream)
-            for name, arr in self._outputs().items():
-                copy(self.host[name].ctypes.data, arr.data.ptr, arr.nbytes,
-                     cp.cuda.runtime.memcpyDeviceToHost, self.stream.ptr)
-            events[3].record(self.stream)
-        self.stream.synchronize()
-        stage_ms = [cp.cuda.get_elapsed_time(a, b) for a, b in zip(events, events[1:])]
+        c1.record(compute)
+        download.wait_event(c1)
+        down0.record(download)
+        for name, arr in self._outputs().items():
+            copy(self.host[name].ctypes.data, arr.data.ptr, arr.nbytes, cp.cuda.runtime.memcpyDeviceToHost,
+                 download.ptr)
+        down1.record(download)
+
+    def result(self) -> RxResult:
+        """Wait for the batch last enqueued; its results (views of the pinned buffers) with
+        the device seconds of transfer_in, chain and transfer_out from CUDA events."""
+        import cupy as cp
+
+        up0, up1, c0, c1, down0, down1 = self.events
+        down1.synchronize()
+        stage_ms = [cp.cuda.get_elapsed_time(a, b) for a, b in ((up0, up1), (c0, c1), (down0, down1))]
         stats = self.host["stats"]
         mu = stats[:, 1].astype(float)
         return RxResult(
@@ -177,7 +211,7 @@ class RealtimeReceiver:
                 "cuda_graph": self.graph is not None, "capture_error": self.capture_error}
 
 
-def _first(result: RxResult, n: int, copy: bool) -> RxResult:
+def first_frames(result: RxResult, n: int, copy: bool) -> RxResult:
     """The first ``n`` frames of ``result`` (copied when ``copy``)."""
     take = (lambda a: a[:n].copy()) if copy else (lambda a: a[:n])
     return RxResult(bits=take(result.bits), llr=take(result.llr), symbols=None,

@@ -270,6 +270,60 @@ def test_pinned_style_allocator_is_used_for_batches():
     assert shapes == [(3, L), (3, L)]
 
 
+class Pipeline:
+    """Stub pipeline (submit / collect, ``depth`` batches in flight). It keeps the submitted
+    batches as views of the runner's buffers, as a GPU's asynchronous upload reads them, and
+    checks at collect that nobody wrote them meanwhile."""
+
+    def __init__(self, depth, collect_s=0.0):
+        self.depth, self.collect_s = depth, collect_s
+        self.pending, self.max_in_flight = [], 0
+
+    def submit(self, frames):
+        assert len(self.pending) < self.depth
+        self.pending.append((frames, frames.copy()))
+        self.max_in_flight = max(self.max_in_flight, len(self.pending))
+
+    def collect(self):
+        time.sleep(self.collect_s)
+        frames, submitted = self.pending.pop(0)
+        np.testing.assert_array_equal(frames, submitted)          # buffer not reused in flight
+        return Result(frames)
+
+
+def test_pipeline_keeps_batches_in_flight_in_order_without_reusing_their_buffers():
+    pipeline, sink, shapes = Pipeline(depth=3, collect_s=0.002), Sink(), []
+
+    def allocate(shape, dtype):
+        shapes.append(shape)
+        return np.empty(shape, dtype)
+
+    stats = PipelineRunner(ListSource(chunks_for(40)), FixedFramer(), pipeline, sink, policy="block",
+                           batch_frames=2, allocate=allocate).run()
+    assert sink.seqs == list(range(40)) and stats.frames_out == stats.frames_processed == 40
+    assert pipeline.max_in_flight == 3 and len(shapes) == 4      # depth + 1 buffers
+    assert stats.frames_dropped == 0 and not pipeline.pending
+
+
+def test_pipeline_hands_a_batch_back_at_once_when_no_more_frames_wait():
+    """An idle link does not hold results back waiting to fill the pipeline."""
+    sink = Sink(notify_after=1)
+    got_it = []
+    source = ListSource([np.zeros(L, np.complex64)], on_empty=lambda: got_it.append(sink.event.wait(5)))
+    PipelineRunner(source, FixedFramer(), Pipeline(depth=4), sink).run()
+    assert got_it == [True] and sink.seqs == [0]
+
+
+def test_stop_without_drain_counts_queued_and_in_flight_frames_as_dropped():
+    sink = Sink(notify_after=6)
+    runner = PipelineRunner(EndlessSource(), FixedFramer(), Pipeline(depth=2, collect_s=0.005), sink,
+                            policy="block", batch_frames=2)
+    threading.Thread(target=lambda: sink.event.wait(10) and runner.stop(drain=False), daemon=True).start()
+    stats = runner.run()
+    assert stats.frames_out >= 6 and stats.frames_dropped > 0
+    assert stats.frames_in == stats.frames_out + stats.frames_dropped
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"policy": "random"}, "policy"), ({"queue_frames": 0}, "queue_frames"),
     ({"stall_action": "panic"}, "stall_action"), ({"batch_frames": 0}, "batch_frames"),

@@ -116,6 +116,39 @@ def test_realtime_path_gives_the_receivers_results(backend, link, graph, operato
         realtime.process(frames)
 
 
+def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, link):
+    """Two batches in flight (on the GPU: uploads, chains and downloads on three streams,
+    two slots taking turns): each collect returns the oldest batch's results, the
+    receiver's own, through slot reuse and a short last batch; misuse raises instead of
+    blocking."""
+    from zakotfs.pipelined import PipelinedReceiver
+
+    c, frames, _, _, nu = link
+    receiver = Receiver(c, backend=backend, max_doppler_hz=1.15 * nu, quiet=True)
+    pipeline = PipelinedReceiver(receiver, batch=2, depth=2, copy=True)
+    with pytest.raises(RuntimeError, match="no batch in flight"):
+        pipeline.collect()
+    batches = [pipeline.pinned_frames(frames[:2]), pipeline.pinned_frames(frames[1:]), frames[[2, 0]], frames[2:]]
+    wants = [receiver.process(b) for b in batches]
+    got = []
+    pipeline.submit(batches[0])
+    pipeline.submit(batches[1])
+    with pytest.raises(RuntimeError, match="already in flight"):
+        pipeline.submit(batches[2])
+    for b in batches[2:]:
+        got.append(pipeline.collect())
+        pipeline.submit(b)
+    while pipeline.in_flight:
+        got.append(pipeline.collect())
+    assert len(got) == len(wants)
+    for g, w in zip(got, wants):
+        assert g.bits.shape == w.bits.shape
+        assert np.mean(g.bits != w.bits) < 1e-4
+        assert _relative_error(g.llr, w.llr) < 1e-4
+        np.testing.assert_allclose(g.noise_var, w.noise_var, rtol=1e-4)
+    assert pipeline.describe()["depth"] == 2
+
+
 def test_fused_estimator_kernels_match_the_array_code(backend, link):
     """The GPU's one-launch delay fit and taps (sparse_fit.cu) against the array code they
     replace, run on the CPU, on the tap coefficients of real frames."""

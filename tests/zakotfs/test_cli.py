@@ -288,5 +288,8 @@ def test_bench_json_compares_the_windowed_and_the_exact_operator(tmp_path, capsy
     assert exact["frames"] == result["frames"] == 4
     assert set(exact["latency_us"]) >= {"p50", "p99", "p999", "max"}
     assert result["ber"] < 0.05 and exact["ber"] < 0.05
+    piped = result["pipelined"]                        # two batches in flight, same frames
+    assert piped["depth"] == 2 and piped["frames"] == 4 and piped["ber"] < 0.05 and piped["throughput_mbps"] > 0
     assert {"date", "commit", "command"} <= set(result)
-    assert "exact_operator" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "exact_operator" in printed and "2 batches in flight" in printed
