@@ -5,9 +5,10 @@
 #   tests    python -m pytest -m gpu (CPU/GPU agreement, CuPy emulator)
 #   suite    the whole test suite (auto backend = the GPU) on 12 workers
 #   profile  python -m bench.gpu_profile: device time of each piece of the chain, paper grid
-#   bench    zakotfs bench, paper grid: batch 1 (with the exact operator, op-by-op and staged
-#            runs beside it) and 8 (accurate estimator), batch 1 with 8 CG iterations (the
-#            default is 12), batch 1 (paper estimator)
+#   bench    zakotfs bench, paper grid: batch 1 (with two batches in flight, the exact
+#            operator, op-by-op and staged runs beside it) and 8 (accurate estimator), batch 1
+#            with 8 CG iterations (the default is 12), the same with int8 LLRs, batch 1 (paper
+#            estimator)
 #   baseline zakotfs bench, paper grid, with the sparse-matrix CG baselines on one frame
 #   sweep    python -m bench.latency_sweep on the GPU (every grid, baselines on two)
 #   emulator the channel emulator's rate with CuPy
@@ -55,6 +56,8 @@ for step in "$@"; do
         timeout 150 $zk bench --preset paper --backend gpu --frames $((FRAMES * 8 / 5)) --batch 8 --json "$OUT/paper_b8.json" --quiet
         log "bench paper b1, 8 CG iterations"
         timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 8 --json "$OUT/paper_cg8.json" --quiet
+        log "bench paper b1, 8 CG iterations, int8 LLRs"
+        timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 8 --llr int8 --json "$OUT/paper_cg8_int8.json" --quiet
         log "bench paper estimator"
         timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --estimator paper --json "$OUT/paper_est_paper.json" --quiet
         ;;

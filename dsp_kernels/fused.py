@@ -1,4 +1,4 @@
-"""Fused elementwise steps of the CG-LMMSE equaliser.
+"""Fused elementwise steps of the CG-LMMSE equaliser and of the LLR output.
 
 Each function is one pass over memory on the GPU (a CuPy ElementwiseKernel or
 ReductionKernel, compiled once) and the same expression in numpy on the CPU, which is
@@ -13,10 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .arrays import is_gpu_array
+from .arrays import is_gpu_array, xp_of
 
 __all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
-           "overlapped_windows", "overlap_add", "matmul", "capturable_matmul"]
+           "overlapped_windows", "overlap_add", "matmul", "capturable_matmul", "quantize_llr"]
 
 PARTS = 256
 """Long reductions run in two stages over ``split_last``'s parts: a reduction of L samples
@@ -64,6 +64,9 @@ def _gpu_kernels():
             for (int p = 0; p < P; ++p) acc += conj(taps[(f * P + p) * L + l]) * v[(f * P + p) * L + l];
             w[i] = acc;
             """, "zakotfs_taps_reduce"),
+        "quantize_llr": cp.ElementwiseKernel(
+            "float32 llr, float32 inv_step", "int8 q", "q = (signed char)fminf(fmaxf(rintf(llr * inv_step), -127.0f), 127.0f)",
+            "zakotfs_quantize_llr"),
         "overlapped_windows": cp.ElementwiseKernel(
             "raw T v, raw float32 window, int64 S, int64 h", "T out",
             """
@@ -85,6 +88,16 @@ def real_dot(a, b):
     if _fused(a):
         return _gpu_kernels()["real_dot"](split_last(a), split_last(b), axis=-1).sum(axis=-1)
     return (a.conj() * b).real.sum(axis=-1)
+
+
+def quantize_llr(llr, step: float):
+    """float32 LLRs [...] -> int8 codes [...]: q = clip(rint(LLR / step), -127, 127), so that
+    LLR ~ q step (rounded in float32 on both backends: the same codes)."""
+    inv_step = np.float32(1 / step)
+    if is_gpu_array(llr) and llr.dtype == np.float32:
+        return _gpu_kernels()["quantize_llr"](llr, inv_step)
+    xp = xp_of(llr)
+    return xp.clip(xp.rint(llr.astype(np.float32, copy=False) * inv_step), -127, 127).astype(np.int8)
 
 
 def cg_step(x, res, p, Ap, alpha):

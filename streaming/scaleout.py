@@ -362,7 +362,7 @@ def run_worker(in_endpoint: str, out_endpoint: str, process: Callable, *, batch_
                     ok = out.publish(seq, bits=result.bits[i] if payload != "llr" else None,
                                      llr=result.llr[i] if payload != "bits" else None,
                                      timing={"worker_us": busy * 1e6 / len(frames)},
-                                     metrics={"worker": name})
+                                     metrics={"worker": name}, llr_step=getattr(result, "llr_step", None))
                     stats.results_dropped += not ok
     finally:
         pull.close(0)

@@ -639,23 +639,28 @@ class FrameResult:
     """One frame's result message.
 
     seq : int
-    header : dict — the decoded JSON header (``seq``, ``payload``, ``n``, ``timing``, ``metrics``)
+    header : dict — the decoded JSON header (``seq``, ``payload``, ``n``, ``timing``, ``metrics``,
+        and ``llr_step`` with int8 LLRs)
     bits : uint8 [n] or None
-    llr : float32 [n] or None
+    llr : float32 [n], int8 [n] codes (LLR = code x ``llr_step``) or None
+    llr_step : float or None
     """
 
     seq: int
     header: dict
     bits: np.ndarray | None = None
     llr: np.ndarray | None = None
+    llr_step: float | None = None
 
 
 def encode_result(seq: int, *, bits: np.ndarray | None = None, llr: np.ndarray | None = None,
-                  timing: dict | None = None, metrics: dict | None = None) -> list[bytes]:
-    """One frame's result -> multipart message [JSON header, packed bits?, float32 LLRs?].
+                  timing: dict | None = None, metrics: dict | None = None,
+                  llr_step: float | None = None) -> list[bytes]:
+    """One frame's result -> multipart message [JSON header, packed bits?, LLRs?].
 
-    bits : uint8 [n] of 0/1; llr : float [n]. At least one is required; both must have the
-    same n.
+    bits : uint8 [n] of 0/1; llr : float [n], sent as little-endian float32, or with
+    ``llr_step`` int8 [n] codes, sent as bytes with ``llr_step`` in the header. At least one
+    is required; both must have the same n.
     """
     if bits is None and llr is None:
         raise ValueError("encode_result needs bits, llr or both")
@@ -670,10 +675,17 @@ def encode_result(seq: int, *, bits: np.ndarray | None = None, llr: np.ndarray |
         if n is not None and llr.size != n:
             raise ValueError(f"llr has {llr.size} values, bits {n}")
         kinds.append("llr")
-        parts.append(llr.astype("<f4", copy=False).tobytes())
+        if llr_step is None:
+            parts.append(llr.astype("<f4", copy=False).tobytes())
+        elif llr.dtype == np.int8:
+            parts.append(llr.tobytes())
+        else:
+            raise ValueError(f"llr_step is given, so llr must be int8 codes, got {llr.dtype}")
         n = llr.size
     header = {"seq": int(seq), "payload": kinds, "n": int(n),
               "timing": timing or {}, "metrics": metrics or {}}
+    if llr is not None and llr_step is not None:
+        header["llr_step"] = float(llr_step)
     return [json.dumps(header, default=_json_default).encode("utf-8")] + parts
 
 
@@ -684,6 +696,7 @@ def decode_result(parts: list) -> FrameResult:
     try:
         header = json.loads(bytes(parts[0]))
         seq, kinds, n = int(header["seq"]), list(header["payload"]), int(header["n"])
+        step = None if header.get("llr_step") is None else float(header["llr_step"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"result header is not the expected JSON ({exc})") from None
     if len(parts) != 1 + len(kinds) or not set(kinds) <= {"bits", "llr"} or n < 0:
@@ -697,10 +710,11 @@ def decode_result(parts: list) -> FrameResult:
                 raise ValueError(f"packed bits: {len(raw)} bytes for n={n}")
             values["bits"] = np.unpackbits(np.frombuffer(raw, np.uint8), count=n)
         else:
-            if len(raw) != 4 * n:
-                raise ValueError(f"llr: {len(raw)} bytes for n={n}")
-            values["llr"] = np.frombuffer(raw, "<f4").astype(np.float32)
-    return FrameResult(seq, header, values.get("bits"), values.get("llr"))
+            width = 4 if step is None else 1
+            if len(raw) != width * n:
+                raise ValueError(f"llr: {len(raw)} bytes for n={n} {'float32' if step is None else 'int8'} values")
+            values["llr"] = np.frombuffer(raw, "<f4" if step is None else np.int8).copy()
+    return FrameResult(seq, header, values.get("bits"), values.get("llr"), step)
 
 
 class ResultPublisher(ZmqSocketBase):
@@ -717,7 +731,8 @@ class ResultPublisher(ZmqSocketBase):
         As for :class:`IQSink`.
 
     An instance is a runner sink: ``publisher(result, frame_meta)`` sends one message per
-    frame of ``result`` (``.bits`` uint8 [F, B], ``.llr`` float32 [F, B]); ``seq`` comes from
+    frame of ``result`` (``.bits`` uint8 [F, B], ``.llr`` float32 [F, B] or int8 with
+    ``.llr_step``); ``seq`` comes from
     ``meta["seq"]`` (else a running count), timing from the ``t_*``/``latency_us`` keys and
     metrics from ``meta["metrics"]``.
     """
@@ -740,9 +755,9 @@ class ResultPublisher(ZmqSocketBase):
                          context=context, options=_send_options(pattern, hwm, send_timeout_ms, nodrop))
 
     def publish(self, seq: int, *, bits: np.ndarray | None = None, llr: np.ndarray | None = None,
-                timing: dict | None = None, metrics: dict | None = None) -> bool:
+                timing: dict | None = None, metrics: dict | None = None, llr_step: float | None = None) -> bool:
         """Send one frame's result; False if it was dropped (counted in ``dropped``)."""
-        parts = encode_result(seq, bits=bits, llr=llr, timing=timing, metrics=metrics)
+        parts = encode_result(seq, bits=bits, llr=llr, timing=timing, metrics=metrics, llr_step=llr_step)
         try:
             self._socket.send_multipart(parts, copy=True)
         except zmq.Again:
@@ -759,7 +774,7 @@ class ResultPublisher(ZmqSocketBase):
             timing = {k: v for k, v in meta.items() if k.startswith("t_") or k == "latency_us"}
             self.publish(seq, bits=result.bits[i] if "bits" in kinds else None,
                          llr=result.llr[i] if "llr" in kinds else None,
-                         timing=timing, metrics=meta.get("metrics"))
+                         timing=timing, metrics=meta.get("metrics"), llr_step=getattr(result, "llr_step", None))
 
 
 class ResultSubscriber(ZmqSocketBase):

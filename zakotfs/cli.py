@@ -17,6 +17,7 @@ from dsp_kernels import BackendError, get_backend
 
 from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
+from .modulation import LLR_FORMATS, LLR_INT8_STEP
 from .pipelined import DEPTH, PipelinedReceiver
 from .receiver import ESTIMATORS, Receiver
 
@@ -54,6 +55,9 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
                    help="apply the channel per window of this many samples (0: the exact frame-long "
                         "operator; default: the shortest window under -40 dB predicted error, if any)")
     g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
+    g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
+                   help="LLR output: float32, or int8 codes of step 16/127 (quantised on the device; "
+                        "a quarter of the bytes)")
 
 
 def _channel_options(p: argparse.ArgumentParser) -> None:
@@ -87,10 +91,11 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
-    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``):
+    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``):
     JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
-            "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window}
+            "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
+            "llr_format": args.llr}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -462,7 +467,7 @@ def cmd_channel(args) -> int:
     return 0
 
 
-def _result_sink(target: str | None, config: FrameConfig):
+def _result_sink(target: str | None, config: FrameConfig, llr_step: float | None = None):
     if target is None:
         return None, lambda: None
     if _is_endpoint(target):
@@ -475,11 +480,13 @@ def _result_sink(target: str | None, config: FrameConfig):
 
         f = h5py.File(target, "w")
         f.attrs["zakotfs_config"] = config.to_json()
-        bits = f.create_dataset("bits", (0, config.bits_per_frame), maxshape=(None, config.bits_per_frame),
-                                dtype=np.uint8, chunks=(1, config.bits_per_frame))
-        llr = f.create_dataset("llr", (0, config.bits_per_frame), maxshape=(None, config.bits_per_frame),
-                               dtype=np.float32, chunks=(1, config.bits_per_frame))
+        B = config.bits_per_frame
+        bits = f.create_dataset("bits", (0, B), maxshape=(None, B), dtype=np.uint8, chunks=(1, B))
         seq = f.create_dataset("seq", (0,), maxshape=(None,), dtype=np.int64)
+        llr = f.create_dataset("llr", (0, B), maxshape=(None, B), dtype=np.float32 if llr_step is None else np.int8,
+                               chunks=(1, B))
+        if llr_step is not None:
+            llr.attrs["llr_step"] = llr_step        # int8 codes: LLR = code x llr_step
 
         def write(result, metas):
             if result.llr is None:
@@ -504,7 +511,7 @@ def cmd_rx(args) -> int:
     truth = None if args.truth else getattr(source, "truth_bits", None)
     receiver = None if args.workers else make_receiver(args, config)
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
-    sink, close_sink = _result_sink(args.out, config)
+    sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
     acquirer = FrameAcquirer(config)
     session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth)
     if args.record:
@@ -567,6 +574,7 @@ class _WorkerResult:
     def __init__(self, frame_result):
         self.bits = frame_result.bits[None, :]
         self.llr = None if frame_result.llr is None else frame_result.llr[None, :]
+        self.llr_step = frame_result.llr_step
 
 
 def _fast_process(receiver: Receiver, batch: int):
@@ -684,11 +692,11 @@ def cmd_bench(args) -> int:
     """The latency-deadline benchmark on one configuration (``bench/latency_sweep.py`` for sweeps).
 
     The headline is the real-time path (``RealtimeReceiver``: on the GPU one CUDA graph per
-    batch, one batch at a time). The same run also times, side by side on up to 200 batches
-    each: ``depth`` batches in flight (``PipelinedReceiver``, the sustained throughput with
-    transfers overlapped with compute) and, on the GPU, the same chain launched op by op
-    (no graph) and the staged receiver (each stage synchronised, which gives the stage
-    breakdown).
+    batch, one batch at a time). On the GPU the same run also times, side by side on up to
+    200 batches each: ``depth`` batches in flight (``PipelinedReceiver``, the sustained
+    throughput with transfers overlapped with compute), the same chain launched op by op (no
+    graph) and the staged receiver (each stage synchronised, which gives the stage
+    breakdown). With a windowed operator, the exact operator is timed too, on both backends.
     """
     from .benchmark import make_frames, run_metadata, time_receiver, time_sparse_baseline, write_json
     from .realtime import RealtimeReceiver
@@ -708,10 +716,11 @@ def cmd_bench(args) -> int:
         print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
-                  operator_window=receiver.operator_window, realtime=realtime.describe(), frames_lost=0,
+                  operator_window=receiver.operator_window, llr_format=receiver.llr_format,
+                  realtime=realtime.describe(), frames_lost=0,
                   channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
     side = min(args.frames, 200 * args.batch)          # frames for each comparison below
-    if args.depth >= 2:
+    if args.depth >= 2 and receiver.backend.name == "gpu":
         pipelined = PipelinedReceiver(receiver, args.batch, args.depth)
         result["pipelined"] = {**time_receiver(pipelined, data, side, batch=args.batch),
                                "realtime": pipelined.describe()}
@@ -834,8 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", type=int, default=0, metavar="FRAMES",
                    help="also time the sparse-matrix CG baselines on this many frames")
     p.add_argument("--depth", type=int, default=DEPTH,
-                   help="batches in flight for the pipelined throughput run (transfers overlapped with "
-                        "compute on the GPU); below 2 skips it")
+                   help="on the GPU, batches in flight for the pipelined throughput run (transfers "
+                        "overlapped with compute); below 2 skips it")
     p.add_argument("--json", help="write the JSON result here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)

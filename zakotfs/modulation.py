@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["MODULATIONS", "bits_per_symbol", "Constellation", "constellation"]
+__all__ = ["MODULATIONS", "bits_per_symbol", "Constellation", "constellation", "LLR_FORMATS", "LLR_INT8_STEP"]
 
 MODULATIONS = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 _SCALE = {2: np.sqrt(2.0), 4: np.sqrt(10.0), 6: np.sqrt(42.0), 8: np.sqrt(170.0)}
@@ -82,6 +82,15 @@ class Constellation:
     def hard_bits(self, llr):
         """LLRs [..., n, q] -> uint8 hard decisions (LLR < 0 means 1)."""
         return (llr < 0).astype(np.uint8)
+
+
+LLR_FORMATS = ("float32", "int8")
+
+LLR_INT8_STEP = 16 / 127
+"""int8 LLRs: code q stands for LLR = q x step, |LLR| clipped at 16 (a bit error
+probability of e^-16). At the paper grid and 20 dB the LLRs' mutual information with the
+sent bits goes from 0.90073 to 0.90070 bit (``python -m bench.operator_accuracy precision``,
+``bench/results/precision_paper_20db.json``); a quarter of float32's bytes to copy and send."""
 
 
 @lru_cache(maxsize=None)

@@ -15,8 +15,8 @@ one compute stream: the slots share the ``Receiver``'s cuFFT plans and their wor
 which two chains running at once would corrupt. A slot is reused only after its results
 were collected, which orders its next upload after its previous chain and download.
 
-On the CPU there is nothing to overlap: ``submit`` runs the receiver and ``collect`` hands
-the results back in order, so callers run one code path on both backends.
+On the CPU there is nothing to overlap: the depth is 1, ``submit`` runs the receiver and
+``collect`` hands its results back, so callers run one code path on both backends.
 """
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ class PipelinedReceiver:
                  copy: bool = False):
         if not (isinstance(depth, int) and depth >= 1):
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        if receiver.backend.name != "gpu":
+            depth = 1
         self.slots = [RealtimeReceiver(receiver, batch, graph=graph) for _ in range(depth)]
         self.receiver, self.batch, self.depth, self.copy = receiver, batch, depth, copy
         self.config, self.backend = receiver.config, receiver.backend

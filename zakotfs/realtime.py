@@ -203,6 +203,7 @@ class RealtimeReceiver:
             noise_var=stats[:, 0].astype(float), sinr_db=10 * np.log10(mu / (1 - mu)),
             cg_residual=stats[:, 2].astype(float), valid=stats[:, 3] > 0.5,
             stage_s={name: ms * 1e-3 for name, ms in zip(("transfer_in", "chain", "transfer_out"), stage_ms)},
+            llr_step=self.receiver.llr_step,
         )
 
     def describe(self) -> dict:
@@ -216,4 +217,5 @@ def first_frames(result: RxResult, n: int, copy: bool) -> RxResult:
     take = (lambda a: a[:n].copy()) if copy else (lambda a: a[:n])
     return RxResult(bits=take(result.bits), llr=take(result.llr), symbols=None,
                     noise_var=result.noise_var[:n], sinr_db=result.sinr_db[:n],
-                    cg_residual=result.cg_residual[:n], valid=result.valid[:n], stage_s=result.stage_s)
+                    cg_residual=result.cg_residual[:n], valid=result.valid[:n], stage_s=result.stage_s,
+                    llr_step=result.llr_step)

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp_kernels import Backend, get_backend
-from dsp_kernels.fused import split_last
+from dsp_kernels.fused import quantize_llr, split_last
 
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
-from .modulation import constellation
+from .modulation import LLR_FORMATS, LLR_INT8_STEP, constellation
 from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_polynomials
 from .zak_transform import inverse_zak, zak
 
@@ -48,13 +48,14 @@ class RxResult:
     """Per-batch output (host numpy arrays)."""
 
     bits: np.ndarray          # uint8 [F, bits_per_frame]
-    llr: np.ndarray           # float32 [F, bits_per_frame], positive: bit 0; 0 for invalid frames
+    llr: np.ndarray           # float32 (or int8 codes, llr_step) [F, bits_per_frame], positive: bit 0; 0 for invalid frames
     symbols: np.ndarray | None  # complex64 [F, n_data] unbiased equalised symbols (keep_symbols)
     noise_var: np.ndarray     # float [F], N0 per sample (estimated, or given)
     sinr_db: np.ndarray       # float [F], post-equalisation SINR
     cg_residual: np.ndarray   # float [F], relative residual of the last CG iteration
     valid: np.ndarray         # bool [F], False where the input had NaN/Inf samples
     stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
+    llr_step: float | None = None   # int8 LLRs: LLR = llr x llr_step; None: float32 LLRs
 
 
 @dataclass
@@ -71,7 +72,7 @@ class DeviceResult:
     valid: object
 
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
-                stages: dict) -> RxResult:
+                stages: dict, llr_step: float | None) -> RxResult:
         """RxResult with the already-copied ``llr`` and ``bits`` and the small arrays copied now."""
         mu = backend.asnumpy(self.mu)
         return RxResult(
@@ -81,7 +82,7 @@ class DeviceResult:
             sinr_db=10 * np.log10(mu / (1 - mu)),
             cg_residual=backend.asnumpy(self.cg_residual).astype(float),
             valid=backend.asnumpy(self.valid),
-            stage_s=stages,
+            stage_s=stages, llr_step=llr_step,
         )
 
 
@@ -109,14 +110,20 @@ class Receiver:
     dtype : complex64 (real-time default) or complex128
     keep_symbols : bool
         Also return the equalised symbols (an extra device-to-host copy per frame).
+    llr_format : "float32" | "int8"
+        int8: LLRs as int8 codes of step ``LLR_INT8_STEP`` (``RxResult.llr_step``), quantised
+        on the device: a quarter of the bytes to copy back and to send on.
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
-                 dtype=np.complex64, keep_symbols: bool = False, quiet: bool = False):
+                 dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
+                 quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if llr_format not in LLR_FORMATS:
+            raise ValueError(f"llr_format must be one of {', '.join(LLR_FORMATS)}, got {llr_format!r}")
         if cg_iterations is None:
             cg_iterations = CG_ITERATIONS[config.modulation]
         if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
@@ -130,6 +137,8 @@ class Receiver:
         self.cg_iterations = cg_iterations
         self.dtype = np.dtype(dtype)
         self.keep_symbols = keep_symbols
+        self.llr_format = llr_format
+        self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
@@ -242,7 +251,10 @@ class Receiver:
         error_var = (1 - mu) / mu
         llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information
-        return DeviceResult(llr=llr, bits=self.constellation.hard_bits(llr), symbols=x,
+        bits = self.constellation.hard_bits(llr)
+        if self.llr_step is not None:
+            llr = quantize_llr(llr, self.llr_step)
+        return DeviceResult(llr=llr, bits=bits, symbols=x,
                             noise_var=n0, mu=mu, cg_residual=residual, valid=valid)
 
     def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
@@ -263,4 +275,4 @@ class Receiver:
         out = self.run(r, operator=operator, noise_var=noise_var, stages=stages)
         llr_host, bits_host = self._timed(stages, "transfer_out",
                                           lambda: (be.asnumpy(out.llr), be.asnumpy(out.bits)))
-        return out.to_host(be, llr_host, bits_host, self.keep_symbols, stages)
+        return out.to_host(be, llr_host, bits_host, self.keep_symbols, stages, self.llr_step)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dsp_kernels.fused import (basis_project, capturable_matmul, cg_step, matmul, overlap_add, overlapped_windows,
-                               real_dot, taps_reduce, xpby)
+                               quantize_llr, real_dot, taps_reduce, xpby)
 
 
 def _complex(rng, *shape):
@@ -31,6 +31,21 @@ def test_fused_steps_match_numpy(backend, rng, shared_basis):
     new_x, new_res = cg_step(dev(x.copy()), dev(res.copy()), dev(p), dev(Ap), dev(alpha))
     close(new_x, x + alpha[:, None] * p)
     close(new_res, res - alpha[:, None] * Ap)
+
+
+def test_llr_quantiser_rounds_to_the_nearest_code_and_clips(backend, rng):
+    """q = clip(rint(LLR / step), -127, 127): the same codes on both backends, LLR within
+    half a step of q step inside the range, the range's ends beyond it, 0 stays 0."""
+    step = 16 / 127
+    llr = np.concatenate([rng.normal(0, 12, 4000), [0.0, 15.9, 16.1, -40.0, 1e6, 0.49 * step, 0.51 * step]])
+    llr = llr.astype(np.float32).reshape(1, -1)
+    q = backend.asnumpy(quantize_llr(backend.asarray(llr), step))
+    assert q.dtype == np.int8 and q.shape == llr.shape
+    np.testing.assert_array_equal(q, quantize_llr(llr, step))
+    inside = np.abs(llr) <= 127 * step
+    assert np.all(np.abs(q[inside] * step - llr[inside]) <= step / 2 + 1e-6)
+    assert np.all(q[~inside] == 127 * np.sign(llr[~inside]))
+    assert q[0, -7] == 0 and q[0, -2] == 0 and q[0, -1] == 1
 
 
 def test_window_steps_match_numpy(backend, rng):

@@ -1,4 +1,5 @@
 """gr-zeromq compatible IQ source/sink, pass_tags/PMT, results, endpoint rules, CurveZMQ."""
+import json
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import zmq
 
 from streaming.security import CurveConfig, generate_certificates
 from streaming.zmq_io import (FrameResult, IQSink, IQSource, ResultPublisher, ResultSubscriber,
-                              Tag, check_endpoint, decode_tag_header, encode_result,
+                              Tag, check_endpoint, decode_result, decode_tag_header, encode_result,
                               encode_tag_header)
 
 pytestmark = pytest.mark.timeout(60)
@@ -368,6 +369,20 @@ def test_results_round_trip_one_message_per_frame():
     assert got[0].header["metrics"] == {"snr_db": 12.5}
     assert got[3].bits is None and got[3].header["timing"] == {"total_us": 3}
     np.testing.assert_array_equal(got[3].llr, llr[0])
+
+
+def test_int8_llrs_travel_as_one_byte_each_with_their_step():
+    codes = np.array([-127, -3, 0, 5, 127], np.int8)
+    parts = encode_result(4, bits=(codes < 0).astype(np.uint8), llr=codes, llr_step=0.125)
+    assert len(parts[2]) == codes.size and json.loads(parts[0])["llr_step"] == 0.125
+    got = decode_result(parts)
+    assert got.llr.dtype == np.int8 and got.llr_step == 0.125
+    np.testing.assert_array_equal(got.llr, codes)
+    assert decode_result(encode_result(5, llr=np.ones(3, np.float32))).llr_step is None
+    with pytest.raises(ValueError, match="int8 codes"):
+        encode_result(6, llr=np.ones(3, np.float32), llr_step=0.125)
+    with pytest.raises(ValueError, match="int8 values"):
+        decode_result(parts[:2] + [parts[2][:-1]])                 # one byte short
 
 
 def test_malformed_result_messages_are_skipped():

@@ -117,9 +117,9 @@ def test_realtime_path_gives_the_receivers_results(backend, link, graph, operato
 
 
 def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, link):
-    """Two batches in flight (on the GPU: uploads, chains and downloads on three streams,
-    two slots taking turns): each collect returns the oldest batch's results, the
-    receiver's own, through slot reuse and a short last batch; misuse raises instead of
+    """Batches in flight (on the GPU two: uploads, chains and downloads on three streams, two
+    slots taking turns; on the CPU one): each collect returns the oldest batch's results,
+    the receiver's own, through slot reuse and a short last batch; misuse raises instead of
     blocking."""
     from zakotfs.pipelined import PipelinedReceiver
 
@@ -130,12 +130,14 @@ def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, lin
         pipeline.collect()
     batches = [pipeline.pinned_frames(frames[:2]), pipeline.pinned_frames(frames[1:]), frames[[2, 0]], frames[2:]]
     wants = [receiver.process(b) for b in batches]
+    depth = pipeline.describe()["depth"]
+    assert depth == (2 if backend.name == "gpu" else 1)
     got = []
-    pipeline.submit(batches[0])
-    pipeline.submit(batches[1])
+    for b in batches[:depth]:
+        pipeline.submit(b)
     with pytest.raises(RuntimeError, match="already in flight"):
-        pipeline.submit(batches[2])
-    for b in batches[2:]:
+        pipeline.submit(batches[depth])
+    for b in batches[depth:]:
         got.append(pipeline.collect())
         pipeline.submit(b)
     while pipeline.in_flight:
@@ -146,7 +148,29 @@ def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, lin
         assert np.mean(g.bits != w.bits) < 1e-4
         assert _relative_error(g.llr, w.llr) < 1e-4
         np.testing.assert_allclose(g.noise_var, w.noise_var, rtol=1e-4)
-    assert pipeline.describe()["depth"] == 2
+
+
+def test_int8_llrs_are_the_float_llrs_quantised(backend, link):
+    """llr_format="int8": codes of the float32 LLRs (within one code where CG's float32
+    rounding moves an LLR across a code boundary), the same bits, through Receiver.process
+    and the real-time path; an erased frame's codes are 0."""
+    from dsp_kernels.fused import quantize_llr
+    from zakotfs.modulation import LLR_INT8_STEP
+    from zakotfs.realtime import RealtimeReceiver
+
+    c, frames, _, _, nu = link
+    frames = frames.copy()
+    frames[1, 700] = np.inf
+    options = dict(backend=backend, max_doppler_hz=1.15 * nu, quiet=True)
+    want = Receiver(c, **options).process(frames)
+    receiver = Receiver(c, **options, llr_format="int8")
+    realtime = RealtimeReceiver(receiver, batch=3)
+    for got in (receiver.process(frames), realtime.process(realtime.pinned_frames(frames))):
+        assert got.llr.dtype == np.int8 and got.llr_step == LLR_INT8_STEP
+        codes = quantize_llr(want.llr, LLR_INT8_STEP).astype(int)
+        assert np.abs(got.llr.astype(int) - codes).max() <= 1 and np.mean(got.llr == codes) > 0.999
+        assert np.mean(got.bits != want.bits) < 1e-4
+        assert np.all(got.llr[1] == 0) and not got.valid[1]
 
 
 def test_fused_estimator_kernels_match_the_array_code(backend, link):

@@ -64,7 +64,8 @@ def test_gpu_backend_without_gpu_is_one_line(capsys):
 
 def test_file_chain_and_replay(tmp_path, capsys):
     """tx -> HDF5 -> channel -> HDF5 (+ channel truth) -> rx with report; rx --record and a replay
-    of that recording decode the same bits."""
+    of that recording decode the same bits; rx --llr int8 writes the same bits and int8 LLR
+    codes with their step."""
     tx, ch = str(tmp_path / "tx.h5"), str(tmp_path / "ch.h5")
     assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "6", "--seed", "3"]) == 0
     assert main(["channel", "--in", tx, "--out", ch, "--snr", "30", "--seed", "4", "--speed-kmh", "100"]) == 0
@@ -79,6 +80,14 @@ def test_file_chain_and_replay(tmp_path, capsys):
     with h5py.File(live) as a, h5py.File(replay) as b:
         np.testing.assert_array_equal(a["bits"][:], b["bits"][:])
         np.testing.assert_array_equal(a["seq"][:], b["seq"][:])
+    int8 = str(tmp_path / "int8.h5")
+    assert main(["rx", "--in", ch, "--out", int8, "--llr", "int8", "--json"]) == 0
+    with h5py.File(live) as a, h5py.File(int8) as b:
+        step = b["llr"].attrs["llr_step"]
+        assert b["llr"].dtype == np.int8 and step == pytest.approx(16 / 127)
+        np.testing.assert_array_equal(a["bits"][:], b["bits"][:])
+        float_llr = np.clip(a["llr"][:], -127 * step, 127 * step)
+        assert np.abs(b["llr"][:] * step - float_llr).max() <= 1.5 * step
 
 
 def _cli(*args):
@@ -288,8 +297,7 @@ def test_bench_json_compares_the_windowed_and_the_exact_operator(tmp_path, capsy
     assert exact["frames"] == result["frames"] == 4
     assert set(exact["latency_us"]) >= {"p50", "p99", "p999", "max"}
     assert result["ber"] < 0.05 and exact["ber"] < 0.05
-    piped = result["pipelined"]                        # two batches in flight, same frames
-    assert piped["depth"] == 2 and piped["frames"] == 4 and piped["ber"] < 0.05 and piped["throughput_mbps"] > 0
+    assert "pipelined" not in result                   # a GPU-only comparison
     assert {"date", "commit", "command"} <= set(result)
     printed = capsys.readouterr().out
-    assert "exact_operator" in printed and "2 batches in flight" in printed
+    assert "exact_operator" in printed and "in flight" not in printed
