@@ -17,8 +17,10 @@ Three threads joined by bounded queues::
   ``max_frames`` or a stall with ``stall_action="exit"`` stop the ingest; frames already
   queued are still processed and output (``stop(drain=False)`` discards them, counted as
   dropped), then :meth:`run` returns the statistics (and writes them to ``stats_file``).
-* No samples for ``stall_timeout_s``: logged and counted (``stats.stalls``); the runner keeps
-  waiting (``stall_action="wait"``) or stops (``"exit"``).
+* No samples for ``stall_timeout_s`` once samples have come: logged and counted
+  (``stats.stalls``); the runner keeps waiting (``stall_action="wait"``) or stops
+  (``"exit"``). Before the first sample it waits for the sender, however late it starts,
+  unless ``start_timeout_s`` is given (then it stops, ``stopped_by="no_input"``).
 * Progress: ``progress(Progress)`` is called about every ``progress_interval_s`` from the
   thread running :meth:`run`.
 * An exception in acquire, process or sink stops the pipeline; :meth:`run` re-raises it as
@@ -159,6 +161,8 @@ class PipelineRunner:
         Stop after this many acquired frames.
     stall_timeout_s : float
     stall_action : {"wait", "exit"}
+    start_timeout_s : float or None
+        Stop when no sample has come this long after the start (None: wait).
     progress : callable(Progress) or None
     progress_interval_s : float
     stats_file : path or None
@@ -174,7 +178,8 @@ class PipelineRunner:
                  policy: str = "drop-oldest", batch_frames: int = 1,
                  frame_len: int | None = None, result_queue: int = 4,
                  max_frames: int | None = None, stall_timeout_s: float = 5.0,
-                 stall_action: str = "wait", progress: Callable[[Progress], Any] | None = None,
+                 stall_action: str = "wait", start_timeout_s: float | None = None,
+                 progress: Callable[[Progress], Any] | None = None,
                  progress_interval_s: float = 1.0, stats_file: str | Path | None = None,
                  allocate: Callable = np.empty, n_buffers: int = 2):
         for name, value in (("queue_frames", queue_frames), ("batch_frames", batch_frames),
@@ -187,6 +192,8 @@ class PipelineRunner:
             raise ValueError(f"stall_action must be 'wait' or 'exit', got {stall_action!r}")
         if not stall_timeout_s > 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s!r}")
+        if start_timeout_s is not None and not start_timeout_s > 0:
+            raise ValueError(f"start_timeout_s must be None or > 0, got {start_timeout_s!r}")
         if not progress_interval_s > 0:
             raise ValueError(f"progress_interval_s must be > 0, got {progress_interval_s!r}")
         if max_frames is not None and max_frames < 1:
@@ -201,6 +208,7 @@ class PipelineRunner:
         self.max_frames = max_frames
         self.stall_timeout_s = float(stall_timeout_s)
         self.stall_action = stall_action
+        self.start_timeout_s = start_timeout_s
         self.progress = progress
         self.progress_interval_s = float(progress_interval_s)
         self.stats_file = None if stats_file is None else Path(stats_file)
@@ -328,6 +336,11 @@ class PipelineRunner:
                     break
                 if now - t_read < 1e-3:          # a source that does not wait: do not spin
                     time.sleep(_POLL_S / 5)
+                if not self.stats.reads:         # the sender has not started yet
+                    if self.start_timeout_s is not None and now - last_data >= self.start_timeout_s:
+                        logger.warning("no samples within %.1f s of the start; stopping", now - last_data)
+                        self.stop(reason="no_input")
+                    continue
                 if not stalled and now - last_data >= self.stall_timeout_s:
                     stalled = True
                     with self._lock:

@@ -60,6 +60,11 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
                         "a quarter of the bytes)")
 
 
+def _start_timeout_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start-timeout", type=float,
+                   help="seconds to wait for the first sample before stopping (default: wait for the sender)")
+
+
 def _channel_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("channel")
     g.add_argument("--profile", default="veh-a", help="veh-a, veh-b, ped-a, ped-b, epa, eva, etu or a JSON file")
@@ -441,7 +446,8 @@ def cmd_channel(args) -> int:
         while True:
             samples = source.read()
             if samples is None:
-                if source.eof or time.monotonic() - idle_since > args.idle_timeout:
+                timeout = args.idle_timeout if n_in else args.start_timeout
+                if source.eof or (timeout is not None and time.monotonic() - idle_since > timeout):
                     break
                 continue
             idle_since = time.monotonic()
@@ -529,6 +535,7 @@ def cmd_rx(args) -> int:
                 source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush,
                 allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
+                start_timeout_s=args.start_timeout,
                 progress=None if args.json else lambda p: _progress(session, args.frames))
             extra["runner"] = runner.run().to_dict()
             session.lost = max(session.lost, extra["runner"]["frames_lost"]) + extra["runner"]["frames_dropped"]
@@ -649,17 +656,18 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
             fanout.send(meta["seq"], frame, {"lost_before": meta.get("lost_before", 0)})
             session.lost += int(meta.get("lost_before", 0))
 
-    idle_since = time.monotonic()
+    idle_since, started = time.monotonic(), False
     first = True
     try:
         _wait_for_workers(fanout, workers, args.workers)
         while args.frames is None or fanout.sent < args.frames:
             samples = source.read()
             if samples is None:
-                if source.eof or time.monotonic() - idle_since > args.idle_timeout:
+                timeout = args.idle_timeout if started else args.start_timeout
+                if source.eof or (timeout is not None and time.monotonic() - idle_since > timeout):
                     break
             else:
-                idle_since = time.monotonic()
+                idle_since, started = time.monotonic(), True
                 frames = acquirer.push(samples)
                 if first and frames:
                     collector.next_seq, first = frames[0][1]["seq"], False
@@ -807,8 +815,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-pattern", default="pub", choices=["pub", "push"], help="ZeroMQ output pattern")
     p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers on the output")
     p.add_argument("--idle-timeout", type=float, default=2.0,
-                   help="seconds without input before flushing the held samples and stopping (default 2, "
-                        "under rx's 5, so that a receiver downstream still gets the last frames)")
+                   help="seconds without input, once it has started, before flushing the held samples and "
+                        "stopping (default 2, under rx's 5, so that a receiver downstream still gets the last "
+                        "frames)")
+    _start_timeout_option(p)
     p.set_defaults(func=cmd_channel)
 
     p = sub.add_parser("rx", help="the receiver on a file or a ZeroMQ stream")
@@ -823,7 +833,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
     p.add_argument("--record", help="also record the incoming samples to FILE.h5 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
-    p.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without samples before stopping")
+    p.add_argument("--idle-timeout", type=float, default=5.0,
+                   help="seconds without samples, once they have started, before stopping")
+    _start_timeout_option(p)
     p.add_argument("--queue", type=int, default=64, help="frames queued between ingest and compute")
     p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
                    help="when compute falls behind (drops are counted in the report)")

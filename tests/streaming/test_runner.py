@@ -227,6 +227,37 @@ def test_stall_is_counted_and_exits_when_asked():
     assert stats.stalls == 1 and stats.stopped_by == "stall" and stats.frames_out == 1
 
 
+class LateSource:
+    """A sender that starts ``late_s`` after the receiver, then sends two frames and ends;
+    with ``late_s=None`` it never starts."""
+
+    eof = False
+
+    def __init__(self, late_s):
+        self.t0, self.late_s, self.chunks = time.monotonic(), late_s, [np.zeros(2 * L, np.complex64)]
+
+    def read(self):
+        time.sleep(0.005)
+        if self.late_s is None or time.monotonic() - self.t0 < self.late_s:
+            return None
+        if self.chunks:
+            return self.chunks.pop()
+        self.eof = True
+        return None
+
+
+def test_a_late_sender_is_waited_for_and_is_not_a_stall():
+    stats = PipelineRunner(LateSource(0.5), FixedFramer(), Process(), Sink(), stall_timeout_s=0.2,
+                           stall_action="exit").run()
+    assert stats.stopped_by == "eof" and stats.stalls == 0 and stats.frames_out == 2
+
+
+def test_start_timeout_stops_a_runner_whose_sender_never_comes():
+    t0 = time.monotonic()
+    stats = PipelineRunner(LateSource(None), FixedFramer(), Process(), Sink(), start_timeout_s=0.3).run()
+    assert stats.stopped_by == "no_input" and stats.frames_in == 0 and time.monotonic() - t0 < 5
+
+
 def test_stall_is_counted_and_waited_out():
     runner = PipelineRunner(StallingSource(silence_s=0.4), FixedFramer(), Process(), Sink(),
                             stall_timeout_s=0.2, stall_action="wait")
@@ -327,6 +358,7 @@ def test_stop_without_drain_counts_queued_and_in_flight_frames_as_dropped():
 @pytest.mark.parametrize("kwargs, message", [
     ({"policy": "random"}, "policy"), ({"queue_frames": 0}, "queue_frames"),
     ({"stall_action": "panic"}, "stall_action"), ({"batch_frames": 0}, "batch_frames"),
+    ({"start_timeout_s": 0}, "start_timeout_s"),
 ])
 def test_parameter_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

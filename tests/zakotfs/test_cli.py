@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -132,6 +133,42 @@ def test_zeromq_link_three_processes(tmp_path):
     assert main(["rx", "--in", str(recording), "--out", str(replay), "--json"]) == 0
     with h5py.File(replay) as r:
         np.testing.assert_array_equal(r["bits"][:], got)
+
+
+@pytest.mark.timeout(120)
+def test_rx_and_channel_wait_for_a_late_sender_unless_told_not_to(tmp_path):
+    """--idle-timeout counts once samples have come; before, --start-timeout (default: wait)
+    decides. A sender 1 s late is still received with a 0.3 s idle timeout; with
+    --start-timeout and no sender both stages stop on time."""
+    import threading
+
+    import zmq
+
+    from zakotfs import FrameBuilder, preset, random_bits
+
+    config = preset("tiny")
+    endpoint, report = f"ipc://{tmp_path}/late", tmp_path / "late.json"
+
+    def late_sender():
+        time.sleep(1.0)
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PUSH)
+        sock.bind(endpoint)                            # gr-zeromq's convention: the sink binds
+        stream = FrameBuilder(config).stream(random_bits(config, 3, np.random.default_rng(2)))
+        sock.send(np.concatenate([stream, np.zeros(config.samples_per_frame, np.complex64)]).tobytes())
+        sock.close(linger=2000)
+        ctx.term()
+    threading.Thread(target=late_sender, daemon=True).start()
+    assert main(["rx", "--in", endpoint, "--pattern", "pull", "--preset", "tiny", "--idle-timeout", "0.3",
+                 "--start-timeout", "30", "--report", str(report), "--json"]) == 0
+    assert json.loads(report.read_text())["frames"] == 3
+    t0 = time.monotonic()
+    assert main(["rx", "--in", f"ipc://{tmp_path}/nobody", "--pattern", "pull", "--preset", "tiny",
+                 "--start-timeout", "0.3", "--report", str(report), "--json"]) == 0
+    assert json.loads(report.read_text())["frames"] == 0
+    assert main(["channel", "--in", f"ipc://{tmp_path}/nobody", "--in-pattern", "pull", "--out",
+                 str(tmp_path / "ch.h5"), "--preset", "tiny", "--start-timeout", "0.3"]) == 0
+    assert time.monotonic() - t0 < 60
 
 
 @pytest.mark.timeout(240)
