@@ -32,6 +32,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from dsp_kernels import get_backend
+from dsp_kernels.fused import quantize_llr
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.benchmark import run_metadata, write_json
 from zakotfs.receiver import Receiver
@@ -89,9 +90,10 @@ class HalfCoefficientReceiver(Receiver):
 
 
 def int8_llr(llr: np.ndarray, clip: float) -> np.ndarray:
-    """float32 LLRs -> the float32 values an int8 code with step clip / 127 stands for."""
+    """float32 LLRs -> the float32 values the receiver's int8 code (``quantize_llr``, step
+    clip / 127) stands for."""
     step = clip / 127
-    return np.clip(np.round(llr / step), -127, 127).astype(np.int8).astype(np.float32) * step
+    return quantize_llr(llr, step).astype(np.float32) * np.float32(step)
 
 
 def mutual_information(llr: np.ndarray, bits: np.ndarray) -> float:

@@ -65,7 +65,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "POLICIES"]
+__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "OneAtATime", "POLICIES"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ _POLL_S = 0.05
 _LATENCY_WINDOW = 1_000_000     # latency percentiles cover the most recent frames
 
 
-class _OneAtATime:
+class OneAtATime:
     """A ``process(frames)`` callable as a pipeline of depth 1: ``submit`` computes."""
 
     depth = 1
@@ -408,7 +408,7 @@ class PipelineRunner:
 
     # ---- compute ---------------------------------------------------------------------------
     def _compute(self) -> None:
-        pipeline = self.process if hasattr(self.process, "submit") else _OneAtATime(self.process)
+        pipeline = self.process if hasattr(self.process, "submit") else OneAtATime(self.process)
         n_buffers = max(self._n_buffers, pipeline.depth + 1)      # one filling, depth in flight
         buffers: list[np.ndarray] = []
         in_flight: deque[list[dict]] = deque()                     # metas per batch, oldest first

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streaming.runner import OneAtATime
+
 from .config import FrameConfig
 from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits
@@ -67,22 +69,6 @@ def make_frames(config: FrameConfig, n_distinct: int, *, snr_db: float = 20.0,
     return BenchFrames(np.ascontiguousarray(rx[:, config.preamble_len:]), bits, 10 ** (-snr_db / 10))
 
 
-class _OneAtATime:
-    """A ``process(frames)`` receiver as a pipeline of depth 1 (``submit`` computes)."""
-
-    depth = 1
-
-    def __init__(self, receiver):
-        self.receiver, self.config, self.result = receiver, receiver.config, None
-        self.pinned_frames = getattr(receiver, "pinned_frames", np.ascontiguousarray)
-
-    def submit(self, frames) -> None:
-        self.result = self.receiver.process(frames)
-
-    def collect(self):
-        return self.result
-
-
 def time_receiver(receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3,
                   batch: int = 1, progress=None, samples: bool = False) -> dict:
     """Process ``n_frames`` frames (cycling through the distinct ones) in batches of ``batch``.
@@ -97,12 +83,13 @@ def time_receiver(receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3
     batch's latency (``latency_samples_us``, for CDFs). ``progress(i, n, latency_s)`` is
     called after each of the n timed batches.
     """
-    run = receiver if hasattr(receiver, "submit") else _OneAtATime(receiver)
+    run = receiver if hasattr(receiver, "submit") else OneAtATime(receiver.process)
+    stage_in = getattr(receiver, "pinned_frames", np.ascontiguousarray)
     config = receiver.config
     deadline_s = config.wire_time * batch
     K = data.frames.shape[0]
     index = [[(i * batch + j) % K for j in range(batch)] for i in range(K)]
-    inputs = [run.pinned_frames(data.frames[idx]) for idx in index]
+    inputs = [stage_in(data.frames[idx]) for idx in index]
     for i in range(warmup):
         run.submit(inputs[i % K])
         run.collect()
