@@ -38,9 +38,10 @@ from zakotfs.benchmark import run_metadata, write_json
 from zakotfs.receiver import Receiver
 
 
-def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: int):
+def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: int, cfo_hz: float = 0.0):
     """Yield (bits uint8 [1, B], received frame [1, cp + MN], true operator, N0) per frame,
-    each through a new Veh-A realisation."""
+    each through a new Veh-A realisation (with a carrier offset of ``cfo_hz``, which the
+    true operator holds); the same seed gives the same realisations, bits and noise."""
     rng = np.random.default_rng(seed)
     builder = FrameBuilder(config)
     noise_var = 10 ** (-snr_db / 10)
@@ -48,7 +49,7 @@ def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: in
         bits = random_bits(config, 1, rng)
         tx = builder.stream(bits)
         emulator = ChannelEmulator(draw_paths(load_profile("veh-a"), doppler_hz, rng), config.bandwidth,
-                                   noise_var=noise_var, seed=int(rng.integers(2**31)))
+                                   noise_var=noise_var, seed=int(rng.integers(2**31)), cfo_hz=cfo_hz)
         rx = np.concatenate([emulator.process(tx), emulator.flush()])[:tx.size][None, config.preamble_len:]
         truth = FramePaths.stack([emulator.frame_paths(config.preamble_len + config.cp_len)]).operator(config.MN)
         yield bits, rx, truth, noise_var

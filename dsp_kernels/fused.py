@@ -16,7 +16,7 @@ import numpy as np
 from .arrays import is_gpu_array, xp_of
 
 __all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
-           "overlapped_windows", "overlap_add", "matmul", "capturable_matmul", "quantize_llr"]
+           "overlapped_windows", "overlap_add", "matmul", "capturable_matmul", "quantize_llr", "frequency_shift"]
 
 PARTS = 256
 """Long reductions run in two stages over ``split_last``'s parts: a reduction of L samples
@@ -98,6 +98,22 @@ def quantize_llr(llr, step: float):
         return _gpu_kernels()["quantize_llr"](llr, inv_step)
     xp = xp_of(llr)
     return xp.clip(xp.rint(llr.astype(np.float32, copy=False) * inv_step), -127, 127).astype(np.int8)
+
+
+def frequency_shift(r, cycles):
+    """complex [F, L], float64 [F] cycles per sample -> complex [F, L]:
+    r[f, q] exp(j 2 pi cycles[f] q). On the GPU one pass of ``frequency_shift.cu`` (complex64)."""
+    xp = xp_of(r)
+    cycles = xp.asarray(cycles, dtype=np.float64)
+    if _fused(r):
+        from .gpu import launch
+
+        out = xp.empty_like(r)
+        launch("frequency_shift.cu", "frequency_shift", r.size, xp.ascontiguousarray(r), cycles, out,
+               np.int64(r.shape[-1]), np.int64(r.size))
+        return out
+    q = xp.arange(r.shape[-1], dtype=np.float64)
+    return r * xp.exp(2j * np.pi * (cycles[:, None] * q)).astype(r.dtype, copy=False)
 
 
 def cg_step(x, res, p, Ap, alpha):

@@ -46,7 +46,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .security import CurveConfig
-from .zmq_io import FrameResult, ResultPublisher, ZmqSocketBase, decode_result
+from .zmq_io import FrameResult, ResultPublisher, ZmqSocketBase, decode_result, frame_metrics
 
 __all__ = ["encode_frame", "decode_frame", "FrameFanout", "FrameCollector", "CollectorStats",
            "WorkerStats", "run_worker", "main"]
@@ -362,7 +362,8 @@ def run_worker(in_endpoint: str, out_endpoint: str, process: Callable, *, batch_
                     ok = out.publish(seq, bits=result.bits[i] if payload != "llr" else None,
                                      llr=result.llr[i] if payload != "bits" else None,
                                      timing={"worker_us": busy * 1e6 / len(frames)},
-                                     metrics={"worker": name}, llr_step=getattr(result, "llr_step", None))
+                                     metrics={**frame_metrics(result, i), "worker": name},
+                                     llr_step=getattr(result, "llr_step", None))
                     stats.results_dropped += not ok
     finally:
         pull.close(0)

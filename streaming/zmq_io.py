@@ -77,7 +77,8 @@ from .security import CurveConfig
 __all__ = [
     "DEFAULT_IQ_ENDPOINT", "DEFAULT_RESULT_ENDPOINT",
     "IQSource", "IQSink", "IQChunk", "SourceStats", "SinkStats",
-    "ResultPublisher", "ResultSubscriber", "FrameResult", "encode_result", "decode_result",
+    "ResultPublisher", "ResultSubscriber", "FrameResult", "encode_result", "decode_result", "FRAME_METRICS",
+    "frame_metrics",
     "Tag", "encode_tag_header", "decode_tag_header", "check_endpoint", "ZmqSocketBase",
     # re-exported from .pmt, where the codec lives (tag keys and values are PMTs)
     "PmtPair", "PmtError", "pmt_serialize", "pmt_deserialize",
@@ -653,6 +654,16 @@ class FrameResult:
     llr_step: float | None = None
 
 
+FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "cg_residual")
+"""Per-frame fields of a receiver result that a result message carries in ``metrics``."""
+
+
+def frame_metrics(result, i: int) -> dict:
+    """{name: float} of frame ``i`` of ``result`` for each of ``FRAME_METRICS`` it has."""
+    return {name: float(values[i]) for name in FRAME_METRICS
+            if (values := getattr(result, name, None)) is not None}
+
+
 def encode_result(seq: int, *, bits: np.ndarray | None = None, llr: np.ndarray | None = None,
                   timing: dict | None = None, metrics: dict | None = None,
                   llr_step: float | None = None) -> list[bytes]:
@@ -734,7 +745,8 @@ class ResultPublisher(ZmqSocketBase):
     frame of ``result`` (``.bits`` uint8 [F, B], ``.llr`` float32 [F, B] or int8 with
     ``.llr_step``); ``seq`` comes from
     ``meta["seq"]`` (else a running count), timing from the ``t_*``/``latency_us`` keys and
-    metrics from ``meta["metrics"]``.
+    metrics from the result's ``FRAME_METRICS`` (post-equalisation SINR in dB, N0, the CFO
+    removed in Hz, the CG residual) and ``meta["metrics"]``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_RESULT_ENDPOINT, pattern: str = "pub", *,
@@ -774,7 +786,8 @@ class ResultPublisher(ZmqSocketBase):
             timing = {k: v for k, v in meta.items() if k.startswith("t_") or k == "latency_us"}
             self.publish(seq, bits=result.bits[i] if "bits" in kinds else None,
                          llr=result.llr[i] if "llr" in kinds else None,
-                         timing=timing, metrics=meta.get("metrics"), llr_step=getattr(result, "llr_step", None))
+                         timing=timing, metrics={**frame_metrics(result, i), **(meta.get("metrics") or {})},
+                         llr_step=getattr(result, "llr_step", None))
 
 
 class ResultSubscriber(ZmqSocketBase):

@@ -55,6 +55,9 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
                    help="apply the channel per window of this many samples (0: the exact frame-long "
                         "operator; default: the shortest window under -40 dB predicted error, if any)")
     g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
+    g.add_argument("--cfo", default="pilot", choices=["pilot", "off"],
+                   help="carrier-frequency offset: estimated from the pilot per frame and removed "
+                        "(range +-nu_p/2, 7.5 kHz at nu_p = 15 kHz), or off")
     g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
                    help="LLR output: float32, or int8 codes of step 16/127 (quantised on the device; "
                         "a quarter of the bytes)")
@@ -96,11 +99,11 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
-    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``):
+    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``):
     JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
-            "llr_format": args.llr}
+            "llr_format": args.llr, "cfo_correction": args.cfo == "pilot"}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -138,6 +141,8 @@ class RxSession:
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
         self.cg_residual: list[float] = []
+        self.cfo_hz: list[float] = []              # removed by the receiver, valid frames
+        self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
         self.truth_rows: set[int] = set()
         self.truth_offset = None
         self.stage_s: dict = {}
@@ -174,12 +179,16 @@ class RxSession:
         if residual is not None:
             ok = np.ones(len(residual), bool) if valid is None else np.asarray(valid, bool)
             self.cg_residual += np.asarray(residual, float)[ok].tolist()
+            if getattr(result, "cfo_hz", None) is not None:
+                self.cfo_hz += np.asarray(result.cfo_hz, float)[ok].tolist()
         for name, seconds in (getattr(result, "stage_s", None) or {}).items():
             self.stage_s.setdefault(name, []).append(seconds / len(metas))
         for i, meta in enumerate(metas):
             self.latency.append(meta["latency_us"] * 1e-6)
             self.frames += 1
             self.lost += int(meta.get("lost_before", 0))
+            if "cfo_hz" in meta:
+                self.preamble_cfo_hz.append(float(meta["cfo_hz"]))
             ok = True if valid is None else bool(valid[i])
             self.invalid += int(not ok)
             if self.truth is not None and ok:
@@ -222,11 +231,25 @@ class RxSession:
             "stages": {k: percentiles(v) for k, v in self.stage_s.items()},
             "cg_residual": ({"p50": float(np.median(self.cg_residual)), "max": float(np.max(self.cg_residual))}
                             if self.cg_residual else None),
+            "cfo_hz": _spread(self.cfo_hz), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
+            "cfo_range_hz": self.config.nu_p / 2,
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
         out.update(extra or {})
         return out
+
+
+def _spread(values: list[float]) -> dict | None:
+    """{p50, min, max} of a per-frame quantity, None without frames."""
+    if not values:
+        return None
+    return {"p50": float(np.median(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+
+
+CFO_RANGE_WARNING = 0.8
+"""Fraction of the pilot CFO estimator's range (+-nu_p / 2) beyond which the summary warns:
+an offset there (plus the channel's Doppler centroid) aliases by nu_p, and the frame fails."""
 
 
 CG_RESIDUAL_WARNING = 5e-3
@@ -260,11 +283,26 @@ def print_summary(report: dict, file=None) -> None:
         if residual > CG_RESIDUAL_WARNING:
             lines.append(f"  warning: the equaliser has not converged (median residual above {CG_RESIDUAL_WARNING:g}): "
                          "the BER is likely limited by CG rather than the channel; raise --cg-iterations")
+    lines += _cfo_lines(report)
     if "channel" in report:
         ch = report["channel"]
         lines.insert(1, f"  channel {ch['profile']}, nu_max {ch['nu_max_hz']:.0f} Hz "
                         f"({ch['doppler_bins']:.2f} Doppler bins), Es/N0 {ch['snr_db']:g} dB")
     print("\n".join(lines), file=file or sys.stdout)
+
+
+def _cfo_lines(report: dict) -> list[str]:
+    """The CFO the receiver removed, and a warning where the preamble sees an offset near or
+    beyond what the pilot estimate can take."""
+    removed, coarse, limit = report.get("cfo_hz"), report.get("preamble_cfo_hz"), report.get("cfo_range_hz")
+    lines = []
+    if removed is not None:
+        lines.append(f"  CFO removed (pilot) p50 {removed['p50']:.0f} Hz, min {removed['min']:.0f}, max {removed['max']:.0f}")
+    if coarse is not None and limit and abs(coarse["p50"]) > CFO_RANGE_WARNING * limit:
+        lines.append(f"  warning: the preamble sees a carrier offset of {coarse['p50']:.0f} Hz, near or beyond the "
+                     f"+-{limit:.0f} Hz the receiver corrects: shift the stream by {-coarse['p50']:.0f} Hz "
+                     "before it (e.g. the SDR's tuning or a GNU Radio rotator)")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------

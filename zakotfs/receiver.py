@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp_kernels import Backend, get_backend
-from dsp_kernels.fused import quantize_llr, split_last
+from dsp_kernels.fused import frequency_shift, quantize_llr, split_last
 
+from .cfo import pilot_cfo
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
@@ -56,6 +57,7 @@ class RxResult:
     valid: np.ndarray         # bool [F], False where the input had NaN/Inf samples
     stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
     llr_step: float | None = None   # int8 LLRs: LLR = llr x llr_step; None: float32 LLRs
+    cfo_hz: np.ndarray | None = None  # float [F], the frequency offset removed (0 where not corrected)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class DeviceResult:
     mu: object
     cg_residual: object
     valid: object
+    cfo_hz: object
 
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
                 stages: dict, llr_step: float | None) -> RxResult:
@@ -82,7 +85,7 @@ class DeviceResult:
             sinr_db=10 * np.log10(mu / (1 - mu)),
             cg_residual=backend.asnumpy(self.cg_residual).astype(float),
             valid=backend.asnumpy(self.valid),
-            stage_s=stages, llr_step=llr_step,
+            stage_s=stages, llr_step=llr_step, cfo_hz=backend.asnumpy(self.cfo_hz).astype(float),
         )
 
 
@@ -113,13 +116,17 @@ class Receiver:
     llr_format : "float32" | "int8"
         int8: LLRs as int8 codes of step ``LLR_INT8_STEP`` (``RxResult.llr_step``), quantised
         on the device: a quarter of the bytes to copy back and to send on.
+    cfo_correction : bool
+        Estimate each frame's carrier-frequency offset from the pilot and remove it before
+        the channel estimate (``zakotfs.cfo``; range +-nu_p / 2; whole Doppler bins for the
+        ``paper`` estimator). Not with perfect CSI, whose operator already holds the offset.
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
-                 quiet: bool = False):
+                 cfo_correction: bool = True, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
@@ -138,6 +145,8 @@ class Receiver:
         self.dtype = np.dtype(dtype)
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
+        self.cfo_correction = bool(cfo_correction)
+        self.cfo_step_hz = 1 / config.frame_time if estimator == "paper" else 0.0   # zakotfs.cfo
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
@@ -222,6 +231,11 @@ class Receiver:
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
+        if operator is None and self.cfo_correction:
+            cfo = pilot_cfo(self.estimator.snapshots(r), c.nu_p, self.cfo_step_hz)
+            r = frequency_shift(r, -cfo / c.bandwidth)
+        else:
+            cfo = xp.zeros(r.shape[0])
         if operator is None:
             # windowed: the accurate estimator's atoms, no taps over the whole frame
             fit = getattr(self.estimator, "fit", None) if self.operator_window else None
@@ -255,7 +269,7 @@ class Receiver:
         if self.llr_step is not None:
             llr = quantize_llr(llr, self.llr_step)
         return DeviceResult(llr=llr, bits=bits, symbols=x,
-                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid)
+                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo)
 
     def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
                 noise_var=None) -> RxResult:

@@ -22,9 +22,10 @@ class CudaOnCpu:
                         "-o", str(library)], check=True)
         self.lib = ctypes.CDLL(str(library))
 
-    def launch(self, name: str, n: int, *args) -> None:
+    def launch(self, name: str, n: int, *args, elements=None) -> None:
         """Arrays go by pointer (C-contiguous, the kernel's dtype); ints as 64-bit unless
-        given as ctypes values."""
+        given as ctypes values. ``elements``: run only these of the n (a long launch is
+        slow element by element)."""
         kernel = getattr(self.lib, name)
         c_args = []
         for a in args:
@@ -35,7 +36,7 @@ class CudaOnCpu:
                 c_args.append(ctypes.c_longlong(a))
             else:
                 c_args.append(a)
-        for i in range(n):
+        for i in range(n) if elements is None else elements:
             self.lib.shim_set_element(ctypes.c_uint(i))
             kernel(*c_args)
 

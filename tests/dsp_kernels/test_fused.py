@@ -3,8 +3,8 @@ replace, for a basis shared by all frames and for one basis per frame."""
 import numpy as np
 import pytest
 
-from dsp_kernels.fused import (basis_project, capturable_matmul, cg_step, matmul, overlap_add, overlapped_windows,
-                               quantize_llr, real_dot, taps_reduce, xpby)
+from dsp_kernels.fused import (basis_project, capturable_matmul, cg_step, frequency_shift, matmul, overlap_add,
+                               overlapped_windows, quantize_llr, real_dot, taps_reduce, xpby)
 
 
 def _complex(rng, *shape):
@@ -89,3 +89,37 @@ def test_short_matmul_cuda_source_on_cpu(cuda_on_cpu, rng):
     out = np.full((B, I, K), np.nan, np.complex64)
     cuda_on_cpu("matmul.cu").launch("batched_matmul", out.size, a, x, out, B, I, J, K, I * J, 0)
     np.testing.assert_allclose(out, np.matmul(a.astype(complex), x.astype(complex)), rtol=1e-5, atol=1e-5)
+
+
+def _shift_reference(r, cycles):
+    """r[f, q] exp(j 2 pi cycles[f] q) in float64, the turns reduced exactly (integer q)."""
+    q = np.arange(r.shape[-1])
+    return r.astype(complex) * np.exp(2j * np.pi * np.mod(np.outer(cycles, q), 1.0))
+
+
+# one frame at -7.4 kHz of a 245.76 MHz stream, one at +1 kHz: ~3e4 turns over the paper grid's 2**19 samples
+SHIFTS = np.array([-7.4e3 / 245.76e6, 1e3 / 245.76e6])
+
+
+def test_frequency_shift_matches_the_float64_rotation(backend, rng):
+    """Over 2**19 samples (the paper grid), where the phase reaches 1.6e4 turns: the rotation
+    to float32 accuracy, and shifting back restores the input."""
+    r = _complex(rng, 2, 1 << 19)
+    got = backend.asnumpy(frequency_shift(backend.asarray(r), backend.asarray(SHIFTS)))
+    want = _shift_reference(r, SHIFTS)
+    assert got.dtype == np.complex64
+    assert np.linalg.norm(got - want) <= 2e-6 * np.linalg.norm(want)
+    back = backend.asnumpy(frequency_shift(backend.asarray(got), backend.asarray(-SHIFTS)))
+    assert np.linalg.norm(back - r) <= 4e-6 * np.linalg.norm(r)
+
+
+def test_frequency_shift_cuda_source_on_cpu(cuda_on_cpu, rng):
+    """``frequency_shift.cu`` run on the CPU: the first and last 64 samples of two paper-grid
+    frames (where the phase is largest)."""
+    L, n = 1 << 19, 64
+    r = _complex(rng, 2, L)
+    out = np.full_like(r, np.nan)
+    edges = [f * L + q for f in range(2) for q in [*range(n), *range(L - n, L)]]
+    cuda_on_cpu("frequency_shift.cu").launch("frequency_shift", 2 * L, r, SHIFTS, out, L, 2 * L, elements=edges)
+    keep = np.r_[0:n, L - n:L]
+    np.testing.assert_allclose(out[:, keep], _shift_reference(r, SHIFTS)[:, keep], rtol=0, atol=2e-6 * np.abs(r).max())

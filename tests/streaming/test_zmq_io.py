@@ -371,6 +371,21 @@ def test_results_round_trip_one_message_per_frame():
     np.testing.assert_array_equal(got[3].llr, llr[0])
 
 
+def test_result_messages_carry_the_receivers_per_frame_metrics():
+    """A receiver result's SINR, N0, CFO and CG residual of each frame go into its message's
+    ``metrics``, beside what the frame's meta adds."""
+    result = _Result(np.zeros((2, 8), np.uint8), None)
+    result.sinr_db, result.noise_var = np.array([18.5, 3.25]), np.array([1e-3, 2e-3])
+    result.cfo_hz, result.cg_residual = np.array([-612.0, 2400.5]), np.float32([1e-4, 2e-4])
+    with ResultSubscriber(LOOPBACK, "pull", bind=True, timeout_ms=1000) as sub, \
+            ResultPublisher(sub.endpoint, "push", bind=False) as pub:
+        pub(result, [{"seq": 0, "metrics": {"worker": "w1"}}, {"seq": 1}])
+        got = [sub.recv() for _ in range(2)]
+    assert got[0].header["metrics"] == {"sinr_db": 18.5, "noise_var": 1e-3, "cfo_hz": -612.0,
+                                        "cg_residual": pytest.approx(1e-4), "worker": "w1"}
+    assert got[1].header["metrics"]["cfo_hz"] == 2400.5
+
+
 def test_int8_llrs_travel_as_one_byte_each_with_their_step():
     codes = np.array([-127, -3, 0, 5, 127], np.int8)
     parts = encode_result(4, bits=(codes < 0).astype(np.uint8), llr=codes, llr_step=0.125)

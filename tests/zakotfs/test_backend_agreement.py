@@ -19,13 +19,15 @@ from zakotfs.receiver import Receiver
 
 @pytest.fixture(scope="module")
 def link():
-    """Three demo frames through a physical Veh-A channel at 1.74 Doppler bins, 20 dB."""
+    """Three demo frames through a physical Veh-A channel at 1.74 Doppler bins, 20 dB, with a
+    2 kHz carrier offset (which the receivers remove)."""
     c = preset("demo")
     rng = np.random.default_rng(7)
     bits = random_bits(c, 3, rng)
     tx = FrameBuilder(c).stream(bits)
     nu = 1.74 / c.frame_time
-    em = ChannelEmulator(draw_paths(load_profile("veh-a"), nu, rng), c.bandwidth, snr_db=20.0, seed=7)
+    em = ChannelEmulator(draw_paths(load_profile("veh-a"), nu, rng), c.bandwidth, snr_db=20.0, seed=7,
+                         cfo_hz=2000.0)
     rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(3, -1)
     fp = FramePaths.stack([em.frame_paths(f * c.samples_per_frame + c.preamble_len + c.cp_len)
                            for f in range(3)])
@@ -81,6 +83,7 @@ def test_bits_and_llrs_agree(backend, link, estimator):
     # CG amplifies float32 rounding (test_cg_solution_agrees): LLRs agree to a few 1e-3
     assert _relative_error(got.llr, want.llr) < 1e-2
     np.testing.assert_allclose(got.sinr_db, want.sinr_db, atol=1e-3)
+    np.testing.assert_allclose(got.cfo_hz, want.cfo_hz, atol=1.0)
     # and the link works at 20 dB, 16QAM (paper mode has its known model-error floor)
     assert np.mean(got.bits != bits) < (0.2 if estimator == "paper" else 5e-2)
 
@@ -106,6 +109,7 @@ def test_realtime_path_gives_the_receivers_results(backend, link, graph, operato
         assert np.mean(got.bits != want.bits) < 1e-4
         assert _relative_error(got.llr, want.llr) < 1e-4
         np.testing.assert_allclose(got.noise_var, want.noise_var, rtol=1e-4)
+        np.testing.assert_allclose(got.cfo_hz, want.cfo_hz, atol=1.0)
         assert set(got.stage_s) <= {"transfer_in", "chain", "transfer_out", "estimate", "equalize", "demap"}
     assert np.all(got.llr[0] == 0)                         # the erased frame carries no information
     # a short batch (the end of a stream) is padded, and its results are the receiver's

@@ -40,6 +40,19 @@ def test_demo_warns_when_cg_has_not_converged(capsys):
     assert "has not converged" not in capsys.readouterr().out
 
 
+def test_demo_removes_a_carrier_offset_and_warns_beyond_its_range(capsys):
+    """Demo grid (nu_p = 15 kHz): a 4 kHz offset is removed (BER near the perfect-CSI bound,
+    which sees the true channel with the offset); at 25 kHz the pilot cannot, and the summary
+    says what the preamble saw and what to do."""
+    assert main(["demo", "--frames", "3", "--json", "--backend", "cpu", "--cfo-hz", "4000"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert abs(report["cfo_hz"]["p50"] - 4000) < 815 and report["cfo_range_hz"] == 7500
+    assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]
+    assert main(["demo", "--frames", "3", "--backend", "cpu", "--cfo-hz", "25000"]) == 0
+    out = capsys.readouterr().out
+    assert "CFO removed (pilot)" in out and "warning: the preamble sees a carrier offset" in out
+
+
 @pytest.mark.parametrize("argv,message", [
     (["demo", "--grid", "0x4"], "grid must have positive M and N"),
     (["demo", "--grid", "64"], "grid must look like MxN"),
