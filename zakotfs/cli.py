@@ -57,7 +57,7 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=1, help="frames per receiver call")
     g.add_argument("--cfo", default="pilot", choices=["pilot", "off"],
                    help="carrier-frequency offset: estimated from the pilot per frame and removed "
-                        "(range +-nu_p/2, 7.5 kHz at nu_p = 15 kHz), or off")
+                        "(offset + Doppler centroid within +-nu_p/2, 7.5 kHz at nu_p = 15 kHz), or off")
     g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
                    help="LLR output: float32, or int8 codes of step 16/127 (quantised on the device; "
                         "a quarter of the bytes)")
