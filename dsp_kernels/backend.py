@@ -42,7 +42,7 @@ def gpu_available() -> tuple[bool, str]:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return False, f"no CUDA device answers ({type(exc).__name__}: {exc})"
+        return False, f"no CUDA device answers: {exc}"
     if count < 1:
         return False, "CuPy found no CUDA device"
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
