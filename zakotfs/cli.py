@@ -614,12 +614,19 @@ class _Recorded:
 
 
 class _WorkerResult:
-    """One collected frame as the session's batch interface (``bits`` [1, B])."""
+    """One collected frame as the session's batch interface (``bits`` [1, B], and the
+    worker's per-frame metrics, e.g. ``cfo_hz`` [1])."""
 
     def __init__(self, frame_result):
+        from streaming.zmq_io import FRAME_METRICS
+
         self.bits = frame_result.bits[None, :]
         self.llr = None if frame_result.llr is None else frame_result.llr[None, :]
         self.llr_step = frame_result.llr_step
+        metrics = frame_result.header.get("metrics") or {}
+        for name in FRAME_METRICS:
+            if name in metrics:
+                setattr(self, name, np.array([metrics[name]], float))
 
 
 def _fast_process(receiver: Receiver, batch: int):
@@ -680,16 +687,18 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
                                  "--payload", "both" if args.out else "bits",          # --out keeps LLRs
                                  "--batch", str(args.batch)], stdout=subprocess.DEVNULL)
                for _ in range(0 if (args.fanout or args.collect) else args.workers)]
-    sent_at: dict[int, float] = {}
+    sent: dict[int, tuple[float, dict]] = {}        # seq: (time sent, the acquirer's meta)
 
     def collect(results) -> None:
         for res in results:
-            t_sent = sent_at.pop(res.seq, time.perf_counter())
-            session.consume(_WorkerResult(res), [{"seq": res.seq, "latency_us": (time.perf_counter() - t_sent) * 1e6}])
+            t_sent, meta = sent.pop(res.seq, (time.perf_counter(), {}))
+            coarse = {"cfo_hz": meta["cfo_hz"]} if "cfo_hz" in meta else {}
+            session.consume(_WorkerResult(res), [{"seq": res.seq, "latency_us": (time.perf_counter() - t_sent) * 1e6,
+                                                  **coarse}])
 
     def send(frames) -> None:
         for frame, meta in frames:
-            sent_at[meta["seq"]] = time.perf_counter()
+            sent[meta["seq"]] = (time.perf_counter(), meta)
             collector.next_seq = meta["seq"] if collector.next_seq is None else collector.next_seq
             fanout.send(meta["seq"], frame, {"lost_before": meta.get("lost_before", 0)})
             session.lost += int(meta.get("lost_before", 0))
@@ -714,7 +723,7 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
                 collect([res])
         send(acquirer.flush())
         deadline = time.monotonic() + args.idle_timeout + 10
-        while sent_at and time.monotonic() < deadline:
+        while sent and time.monotonic() < deadline:
             res = collector.recv()
             if res is None:
                 time.sleep(0.01)
