@@ -18,6 +18,10 @@ estimate, ``streaming.acquisition``, sees it).
 
 The paper's DD read-off models on-grid Dopplers: for it the estimate is rounded to whole
 Doppler bins (``step_hz`` = 1/T), so that a channel on the grid stays on it.
+
+A known offset (a crystal's, found once: the receiver's ``cfo_offset_hz``) is removed from
+the snapshots first (``snapshot_rotation``); the pulse-pair then reads what is left within
++-nu_p / 2 of it, so the known offset may be anything.
 """
 from __future__ import annotations
 
@@ -25,7 +29,10 @@ import numpy as np
 
 from dsp_kernels import xp_of
 
-__all__ = ["pilot_cfo"]
+from .config import FrameConfig
+from .estimation import snapshot_index
+
+__all__ = ["pilot_cfo", "snapshot_rotation"]
 
 
 def pilot_cfo(z, doppler_period_hz: float, step_hz: float = 0.0):
@@ -36,3 +43,10 @@ def pilot_cfo(z, doppler_period_hz: float, step_hz: float = 0.0):
     lag_one = (z[..., :-1].conj() * z[..., 1:]).sum(axis=(-1, -2))
     cfo = xp.angle(lag_one).astype(np.float64) * (doppler_period_hz / (2 * np.pi))
     return xp.rint(cfo / step_hz) * step_hz if step_hz > 0 else cfo
+
+
+def snapshot_rotation(config: FrameConfig, offset_hz: float, xp=np, dtype=np.complex64):
+    """complex [W, N]: exp(-j 2 pi offset q / B) at each pilot snapshot's sample q = k_p + tau
+    + nM, which removes a known offset from the snapshots z[tau, n]."""
+    q = snapshot_index(config).astype(np.float64)
+    return xp.asarray(np.exp(-2j * np.pi * offset_hz / config.bandwidth * q), dtype=dtype)

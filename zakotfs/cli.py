@@ -58,6 +58,9 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfo", default="pilot", choices=["pilot", "off"],
                    help="carrier-frequency offset: estimated from the pilot per frame and removed "
                         "(offset + Doppler centroid within +-nu_p/2, 7.5 kHz at nu_p = 15 kHz), or off")
+    g.add_argument("--cfo-offset", type=float, default=0.0, metavar="HZ",
+                   help="a known carrier offset, removed first; the pilot's estimate then covers +-nu_p/2 "
+                        "around it (the rx summary suggests one when the preamble sees more)")
     g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
                    help="LLR output: float32, or int8 codes of step 16/127 (quantised on the device; "
                         "a quarter of the bytes)")
@@ -99,11 +102,12 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
-    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``):
+    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
+    ``--cfo-offset``):
     JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
-            "llr_format": args.llr, "cfo_correction": args.cfo == "pilot"}
+            "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -135,8 +139,9 @@ class RxSession:
     and ``latency_us`` (per frame, ingest to bits)."""
 
     def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
-                 truth_path=None):
+                 truth_path=None, cfo_offset_hz: float = 0.0):
         self.config, self.backend, self.estimator = config, backend, estimator
+        self.cfo_offset_hz = cfo_offset_hz
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
@@ -232,7 +237,7 @@ class RxSession:
             "cg_residual": ({"p50": float(np.median(self.cg_residual)), "max": float(np.max(self.cg_residual))}
                             if self.cg_residual else None),
             "cfo_hz": _spread(self.cfo_hz), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
-            "cfo_range_hz": self.config.nu_p / 2,
+            "cfo_range_hz": self.config.nu_p / 2, "cfo_offset_hz": self.cfo_offset_hz,
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
@@ -295,13 +300,15 @@ def _cfo_lines(report: dict) -> list[str]:
     """The CFO the receiver removed, and a warning where the preamble sees an offset near or
     beyond what the pilot estimate can take."""
     removed, coarse, limit = report.get("cfo_hz"), report.get("preamble_cfo_hz"), report.get("cfo_range_hz")
+    offset = report.get("cfo_offset_hz") or 0.0
     lines = []
     if removed is not None:
-        lines.append(f"  CFO removed (pilot) p50 {removed['p50']:.0f} Hz, min {removed['min']:.0f}, max {removed['max']:.0f}")
-    if coarse is not None and limit and abs(coarse["p50"]) > CFO_RANGE_WARNING * limit:
+        lines.append(f"  CFO removed p50 {removed['p50']:.0f} Hz, min {removed['min']:.0f}, max {removed['max']:.0f}"
+                     + (f" (--cfo-offset {offset:g} included)" if offset else ""))
+    if coarse is not None and limit and abs(coarse["p50"] - offset) > CFO_RANGE_WARNING * limit:
         lines.append(f"  warning: the preamble sees a carrier offset of {coarse['p50']:.0f} Hz, near or beyond the "
-                     f"+-{limit:.0f} Hz the receiver corrects: shift the stream by {-coarse['p50']:.0f} Hz "
-                     "before it (e.g. the SDR's tuning or a GNU Radio rotator)")
+                     f"+-{limit:.0f} Hz the pilot corrects around {offset:g} Hz: run with --cfo-offset "
+                     f"{coarse['p50']:.0f}, or shift the stream by {-coarse['p50']:.0f} Hz before the receiver")
     return lines
 
 
@@ -320,7 +327,8 @@ def cmd_demo(args) -> int:
     lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
     stream = np.concatenate([np.zeros(lead, np.complex64), stream])
     acquirer = FrameAcquirer(config)
-    session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits)
+    session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits,
+                        cfo_offset_hz=receiver.cfo_offset_hz)
     chunk = 8191                                                  # gr-zeromq's typical message size
     pending: list = []
     received = []
@@ -557,7 +565,8 @@ def cmd_rx(args) -> int:
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
     acquirer = FrameAcquirer(config)
-    session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth)
+    session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
+                        cfo_offset_hz=args.cfo_offset)
     if args.record:
         from streaming.files import IQWriter
 

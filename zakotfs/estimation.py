@@ -36,7 +36,7 @@ from dsp_kernels import Backend, fft, get_backend, xp_of
 from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
-__all__ = ["ChannelEstimate", "pilot_snapshots", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
+__all__ = ["ChannelEstimate", "pilot_snapshots", "snapshot_index", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
            "periodic_sinc", "dpss_basis"]
 
 
@@ -49,7 +49,7 @@ class ChannelEstimate:
     n_components: object = None     # int [F]: taps (paper) or delay atoms (accurate) kept
 
 
-def _snapshot_index(config: FrameConfig) -> np.ndarray:
+def snapshot_index(config: FrameConfig) -> np.ndarray:
     """int [W, N]: sample index k_p + tau + nM of each snapshot, tau in the tap window."""
     t_neg, t_pos = config.tap_window
     taus = np.arange(-t_neg, t_pos + 1)
@@ -60,7 +60,7 @@ class SnapshotReader:
     """Precomputed gather of the pilot snapshots z[tau, n] (module doc) for one backend."""
 
     def __init__(self, config: FrameConfig, xp=np, dtype=np.complex128):
-        self.index = xp.asarray(_snapshot_index(config))
+        self.index = xp.asarray(snapshot_index(config))
         derotate = np.exp(-2j * np.pi * np.arange(config.N) * config.pilot_l / config.N)
         self.scale = xp.asarray(derotate * np.sqrt(config.N) / config.pilot_amplitude, dtype=dtype)
 
@@ -167,7 +167,7 @@ class AccurateEstimator:
         nw = max_doppler_hz * c.frame_time
         self.P = min(int(np.ceil(2 * nw)) + 3, c.N - 1)
         self.basis = dpss_basis(c.MN, nw, self.P)                               # [P, L]
-        idx = _snapshot_index(c)                                                # [W, N]
+        idx = snapshot_index(c)                                                # [W, N]
         sampled = self.basis[:, idx].transpose(1, 2, 0)                         # [W, N, P]
         self.pinv = np.linalg.pinv(sampled)                                     # [W, P, N]
         self.coeff_gain = float(np.mean((np.abs(self.pinv) ** 2).sum(-1)))     # var(c) / var(z)

@@ -14,7 +14,7 @@ import numpy as np
 from dsp_kernels import Backend, get_backend
 from dsp_kernels.fused import frequency_shift, quantize_llr, split_last
 
-from .cfo import pilot_cfo
+from .cfo import pilot_cfo, snapshot_rotation
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
@@ -118,15 +118,20 @@ class Receiver:
         on the device: a quarter of the bytes to copy back and to send on.
     cfo_correction : bool
         Estimate each frame's carrier-frequency offset from the pilot and remove it before
-        the channel estimate (``zakotfs.cfo``; range +-nu_p / 2; whole Doppler bins for the
-        ``paper`` estimator). Not with perfect CSI, whose operator already holds the offset.
+        the channel estimate (``zakotfs.cfo``; range +-nu_p / 2 around ``cfo_offset_hz``;
+        whole Doppler bins for the ``paper`` estimator). Not with perfect CSI, whose operator
+        already holds the offset.
+    cfo_offset_hz : float
+        A known carrier offset (Hz), removed from every frame before the pilot's estimate,
+        which then covers +-nu_p / 2 around it: what an offset beyond that range needs (the
+        rx summary suggests it from the preamble).
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
-                 cfo_correction: bool = True, quiet: bool = False):
+                 cfo_correction: bool = True, cfo_offset_hz: float = 0.0, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
@@ -146,10 +151,15 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
         self.cfo_correction = bool(cfo_correction)
+        if not np.isfinite(cfo_offset_hz):
+            raise ValueError(f"cfo_offset_hz must be finite, got {cfo_offset_hz!r}")
+        self.cfo_offset_hz = float(cfo_offset_hz)
         self.cfo_step_hz = 1 / config.frame_time if estimator == "paper" else 0.0   # zakotfs.cfo
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
+        self._snapshot_rotation = snapshot_rotation(config, self.cfo_offset_hz, xp, self.dtype) \
+            if self.cfo_offset_hz else None
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
         if operator_window is None:
@@ -231,11 +241,15 @@ class Receiver:
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
-        if operator is None and self.cfo_correction:
-            cfo = pilot_cfo(self.estimator.snapshots(r), c.nu_p, self.cfo_step_hz)
-            r = frequency_shift(r, -cfo / c.bandwidth)
-        else:
-            cfo = xp.zeros(r.shape[0])
+        cfo = xp.zeros(r.shape[0])           # perfect CSI: the operator holds the offset
+        if operator is None:
+            cfo += self.cfo_offset_hz
+            if self.cfo_correction:
+                z = self.estimator.snapshots(r)
+                z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
+                cfo += pilot_cfo(z, c.nu_p, self.cfo_step_hz)
+            if self.cfo_correction or self.cfo_offset_hz:
+                r = frequency_shift(r, -cfo / c.bandwidth)
         if operator is None:
             # windowed: the accurate estimator's atoms, no taps over the whole frame
             fit = getattr(self.estimator, "fit", None) if self.operator_window else None

@@ -9,7 +9,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
-from zakotfs.cfo import pilot_cfo
+from zakotfs.cfo import pilot_cfo, snapshot_rotation
 from zakotfs.estimation import pilot_snapshots
 from zakotfs.receiver import Receiver
 
@@ -91,3 +91,29 @@ def test_the_estimate_is_read_from_the_pilot_of_the_received_frame():
     got = Receiver(c, backend="cpu", quiet=True).process(frames).cfo_hz
     want = pilot_cfo(pilot_snapshots(c, frames[:, c.cp_len:].astype(np.complex128)), c.nu_p)
     np.testing.assert_allclose(got, want, atol=0.5)
+
+
+def test_snapshot_rotation_removes_a_known_offset_from_the_snapshots(rng):
+    """Snapshots of a frame turned by 31 kHz (beyond the pulse-pair's +-7.5 kHz), rotated back
+    by a known 29 kHz: the pulse-pair reads the 2 kHz left."""
+    c = preset("demo")
+    frame = np.zeros((1, c.MN), complex)
+    frame[0] = rng.standard_normal(c.MN) + 1j * rng.standard_normal(c.MN)
+    z = pilot_snapshots(c, frame * np.exp(2j * np.pi * 31e3 / c.bandwidth * np.arange(c.MN)))
+    direct = pilot_snapshots(c, frame * np.exp(2j * np.pi * 2e3 / c.bandwidth * np.arange(c.MN)))
+    np.testing.assert_allclose(z * snapshot_rotation(c, 29e3, dtype=np.complex128), direct, atol=1e-9)
+
+
+def test_a_known_offset_beyond_the_range_is_given_once(demo_receivers):
+    """A 25 kHz offset (beyond +-nu_p / 2): with cfo_offset_hz 23 kHz (a 2 kHz error) the
+    receiver decodes as without any offset; without it, it fails."""
+    c = preset("demo")
+    clean, bits, _ = _link(c, 0.0, 5)
+    shifted, _, _ = _link(c, 25e3, 5)
+    given = Receiver(c, backend="cpu", quiet=True, cfo_offset_hz=23e3).process(shifted)
+    errors = int(np.count_nonzero(given.bits != bits))
+    assert errors <= 1.2 * np.count_nonzero(demo_receivers[True].process(clean).bits != bits) + 30
+    assert np.all(np.abs(given.cfo_hz - 25e3) < NU_MAX)
+    assert np.mean(demo_receivers[True].process(shifted).bits != bits) > 0.1
+    with pytest.raises(ValueError, match="cfo_offset_hz"):
+        Receiver(c, backend="cpu", quiet=True, cfo_offset_hz=float("nan"))

@@ -43,14 +43,20 @@ def test_demo_warns_when_cg_has_not_converged(capsys):
 def test_demo_removes_a_carrier_offset_and_warns_beyond_its_range(capsys):
     """Demo grid (nu_p = 15 kHz): a 4 kHz offset is removed (BER near the perfect-CSI bound,
     which sees the true channel with the offset); at 25 kHz the pilot cannot, and the summary
-    says what the preamble saw and what to do."""
+    says what the preamble saw and what to do; with --cfo-offset near it, the link works."""
     assert main(["demo", "--frames", "3", "--json", "--backend", "cpu", "--cfo-hz", "4000"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert abs(report["cfo_hz"]["p50"] - 4000) < 815 and report["cfo_range_hz"] == 7500
     assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]
     assert main(["demo", "--frames", "3", "--backend", "cpu", "--cfo-hz", "25000"]) == 0
     out = capsys.readouterr().out
-    assert "CFO removed (pilot)" in out and "warning: the preamble sees a carrier offset" in out
+    assert "CFO removed" in out and "warning: the preamble sees a carrier offset" in out and "--cfo-offset" in out
+    # given the offset the preamble suggests (within a few kHz), the pilot takes the rest
+    assert main(["demo", "--frames", "3", "--json", "--backend", "cpu", "--cfo-hz", "25000",
+                 "--cfo-offset", "23000"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cfo_offset_hz"] == 23000 and abs(report["cfo_hz"]["p50"] - 25000) < 815
+    assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]
 
 
 @pytest.mark.parametrize("argv,message", [
