@@ -2,7 +2,7 @@
 
 For a complex64 input stream s[t], t = 0, 1, ... the absolute sample index (s[t < 0] = 0):
 
-    r[t] = e^{j 2 pi cfo t/B} sum_i h_i(t/B) sum_n kappa_a(n - d_i) s[t - n]  + w[t]
+    r[t] = e^{j 2 pi cfo t/B} sum_i h_i(t/B) sum_n kappa_a(n - d_i) s[t - n]  + c + w[t]
     h_i(t) = sum_s A[i, s] exp(j 2 pi nu[i, s] (t - tau_i')),   w ~ CN(0, noise_var)
     tau_i' = tau_i + timing_offset / B,   d_i = tau_i' B
 
@@ -12,7 +12,7 @@ raised-cosine band edge; 0 or None: ideal band limit), cut to the 2K taps
 n in [floor(d_i) - K + 1, floor(d_i) + K] (K = ``half_len``). Output sample t is aligned with
 input sample t (the filter is non-causal: output t needs input up to t + ``lookahead``).
 ``timing_offset`` (samples, fractional, either sign) delays every path, i.e. the receiver
-samples that much late. :meth:`ChannelEmulator.frame_paths` gives the per-frame truth with
+samples that much late; c (``dc_offset``) is a zero-IF receiver's DC offset (LO leakage). :meth:`ChannelEmulator.frame_paths` gives the per-frame truth with
 all of this included.
 
 Implementation: FFT overlap-save in fixed internal blocks of ``block_len`` output samples;
@@ -81,6 +81,9 @@ class ChannelEmulator:
         Carrier frequency offset.
     timing_offset : float
         Extra delay of every path in samples; the earliest path must stay in [-K, K).
+    dc_offset : complex
+        c, a constant added to every output sample (amplitude relative to the unit-power
+        signal: 0.1 is 20 dB under it).
     tx_rx_filter : float, optional
         Roll-off a of the transmit/receive band edge H_a (None: ideal band limit).
     kaiser_beta : float
@@ -92,7 +95,7 @@ class ChannelEmulator:
     def __init__(self, paths: PathSet, sample_rate: float, *, noise_var: float | None = None,
                  snr_db: float | None = None, seed: int | None = None,
                  half_len: int = DEFAULT_HALF_LEN, block_len: int | None = None,
-                 cfo_hz: float = 0.0, timing_offset: float = 0.0,
+                 cfo_hz: float = 0.0, timing_offset: float = 0.0, dc_offset: complex = 0.0,
                  tx_rx_filter: float | None = None, kaiser_beta: float = 0.0, xp=np):
         if not isinstance(paths, PathSet):
             raise TypeError(f"paths must be a PathSet, got {type(paths).__name__}")
@@ -112,6 +115,9 @@ class ChannelEmulator:
         self.half_len = K = _check_half_len(half_len)
         self.cfo_hz = _finite("cfo_hz", cfo_hz)
         self.timing_offset = _finite("timing_offset", timing_offset)
+        if not (isinstance(dc_offset, numbers.Complex) and math.isfinite(abs(dc_offset))):
+            raise ValueError(f"dc_offset must be a finite number, got {dc_offset!r}")
+        self.dc_offset = complex(dc_offset)
         self.rolloff = _check_rolloff(tx_rx_filter)
         self.kaiser_beta = _check_beta(kaiser_beta)
         self.xp = xp
@@ -247,6 +253,8 @@ class ChannelEmulator:
             delayed.append(xp.stack([window[u:u + L] for u in self._shift_starts]))
         delayed = delayed[0] if len(delayed) == 1 else xp.concatenate(delayed)
         out = xp.sum(self._gains() * delayed, axis=0)
+        if self.dc_offset:
+            out += np.complex64(self.dc_offset)
         if self.noise_var > 0:
             noise = self._rng.standard_normal(2 * L, dtype=xp.float32).view(xp.complex64)
             out += np.float32(math.sqrt(self.noise_var / 2)) * noise

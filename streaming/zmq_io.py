@@ -654,7 +654,7 @@ class FrameResult:
     llr_step: float | None = None
 
 
-FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "cg_residual")
+FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual")
 """Per-frame fields of a receiver result that a result message carries in ``metrics``."""
 
 
@@ -746,7 +746,7 @@ class ResultPublisher(ZmqSocketBase):
     ``.llr_step``); ``seq`` comes from
     ``meta["seq"]`` (else a running count), timing from the ``t_*``/``latency_us`` keys and
     metrics from the result's ``FRAME_METRICS`` (post-equalisation SINR in dB, N0, the CFO
-    removed in Hz, the CG residual) and ``meta["metrics"]``.
+    removed in Hz, the DC offset's power removed, the CG residual) and ``meta["metrics"]``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_RESULT_ENDPOINT, pattern: str = "pub", *,

@@ -61,6 +61,8 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfo-offset", type=float, default=0.0, metavar="HZ",
                    help="a known carrier offset, removed first; the pilot's estimate then covers +-nu_p/2 "
                         "around it (the rx summary suggests one when the preamble sees more)")
+    g.add_argument("--dc", default="detect", choices=["detect", "off"],
+                   help="DC offset: detected in the pilot's guard and removed where found, or off")
     g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
                    help="LLR output: float32, or int8 codes of step 16/127 (quantised on the device; "
                         "a quarter of the bytes)")
@@ -81,6 +83,8 @@ def _channel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gain-model", default="rayleigh", choices=["rayleigh", "fixed"])
     g.add_argument("--snr", type=float, default=25.0, help="data Es/N0 in dB")
     g.add_argument("--cfo-hz", type=float, default=0.0)
+    g.add_argument("--dc-offset", type=float, default=0.0,
+                   help="a zero-IF receiver's DC offset, relative to the signal's amplitude (0.1: -20 dB)")
     g.add_argument("--timing-offset", type=float, default=0.0, help="samples (fractional)")
     g.add_argument("--seed", type=int, default=1)
 
@@ -103,11 +107,12 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
     (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
-    ``--cfo-offset``):
+    ``--cfo-offset``, ``--dc``):
     JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
-            "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset}
+            "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset,
+            "dc_removal": args.dc == "detect"}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -128,7 +133,8 @@ def make_channel(args, config: FrameConfig, xp=np):
     paths = draw_paths(load_profile(args.profile), nu_max, np.random.default_rng(args.seed),
                        doppler_model=args.doppler_model, gain_model=args.gain_model)
     return ChannelEmulator(paths, config.bandwidth, snr_db=args.snr, seed=args.seed,
-                           cfo_hz=args.cfo_hz, timing_offset=args.timing_offset, xp=xp), nu_max
+                           cfo_hz=args.cfo_hz, timing_offset=args.timing_offset, dc_offset=args.dc_offset,
+                           xp=xp), nu_max
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,6 +154,7 @@ class RxSession:
         self.cg_residual: list[float] = []
         self.cfo_hz: list[float] = []              # removed by the receiver, valid frames
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
+        self.dc_over_noise_db: list[float] = []    # frames whose DC offset was removed
         self.truth_rows: set[int] = set()
         self.truth_offset = None
         self.stage_s: dict = {}
@@ -186,6 +193,9 @@ class RxSession:
             self.cg_residual += np.asarray(residual, float)[ok].tolist()
             if getattr(result, "cfo_hz", None) is not None:
                 self.cfo_hz += np.asarray(result.cfo_hz, float)[ok].tolist()
+            if getattr(result, "dc_power", None) is not None and getattr(result, "noise_var", None) is not None:
+                dc, n0 = np.asarray(result.dc_power, float)[ok], np.asarray(result.noise_var, float)[ok]
+                self.dc_over_noise_db += (10 * np.log10(dc[dc > 0] / n0[dc > 0])).tolist()
         for name, seconds in (getattr(result, "stage_s", None) or {}).items():
             self.stage_s.setdefault(name, []).append(seconds / len(metas))
         for i, meta in enumerate(metas):
@@ -238,6 +248,8 @@ class RxSession:
                             if self.cg_residual else None),
             "cfo_hz": _spread(self.cfo_hz), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
             "cfo_range_hz": self.config.nu_p / 2, "cfo_offset_hz": self.cfo_offset_hz,
+            "dc_removed": {"frames": len(self.dc_over_noise_db),
+                           "max_db_over_noise": max(self.dc_over_noise_db, default=None)},
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
@@ -309,6 +321,10 @@ def _cfo_lines(report: dict) -> list[str]:
         lines.append(f"  warning: the preamble sees a carrier offset of {coarse['p50']:.0f} Hz, near or beyond the "
                      f"+-{limit:.0f} Hz the pilot corrects around {offset:g} Hz: run with --cfo-offset "
                      f"{coarse['p50']:.0f}, or shift the stream by {-coarse['p50']:.0f} Hz before the receiver")
+    dc = report.get("dc_removed") or {}
+    if dc.get("frames"):
+        lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "
+                     f"(up to {dc['max_db_over_noise']:.1f} dB above the noise per sample)")
     return lines
 
 
@@ -362,9 +378,9 @@ def cmd_demo(args) -> int:
 
 
 def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_db: float) -> float:
-    """BER of the LMMSE receiver given the emulator's exact channel and noise variance, on the
-    same received frames (aligned by the known transmit timing): the bound the estimated-CSI
-    receiver is measured against."""
+    """BER of the LMMSE receiver given the emulator's exact channel (its CFO included),
+    noise variance and DC offset (removed), on the same received frames (aligned by the known
+    transmit timing): the bound the estimated-CSI receiver is measured against."""
     from channel_models.paths import FramePaths
 
     perfect = Receiver(config, backend=receiver.backend, estimator="perfect",
@@ -376,8 +392,8 @@ def _perfect_csi_ber(config, receiver, emulator, received, lead: int, bits, snr_
         t0 = start + config.cp_len
         fp = FramePaths.stack([emulator.frame_paths(t0)])
         op = fp.operator(config.MN)
-        result = perfect.process(received[None, start:start + config.cp_len + config.MN], operator=op,
-                                 noise_var=10 ** (-snr_db / 10))
+        frame = received[None, start:start + config.cp_len + config.MN] - np.complex64(emulator.dc_offset)
+        result = perfect.process(frame, operator=op, noise_var=10 ** (-snr_db / 10))
         errors += int(np.count_nonzero(result.bits[0] != bits[f]))
     return errors / bits.size
 

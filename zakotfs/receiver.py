@@ -15,6 +15,7 @@ from dsp_kernels import Backend, get_backend
 from dsp_kernels.fused import frequency_shift, quantize_llr, split_last
 
 from .cfo import pilot_cfo, snapshot_rotation
+from .dc_offset import dc_estimate, noise_only_index
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
@@ -58,6 +59,7 @@ class RxResult:
     stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
     llr_step: float | None = None   # int8 LLRs: LLR = llr x llr_step; None: float32 LLRs
     cfo_hz: np.ndarray | None = None  # float [F], the frequency offset removed (0 where not corrected)
+    dc_power: np.ndarray | None = None  # float [F], |DC offset|^2 removed (0 where none was detected)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class DeviceResult:
     cg_residual: object
     valid: object
     cfo_hz: object
+    dc_power: object
 
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
                 stages: dict, llr_step: float | None) -> RxResult:
@@ -86,6 +89,7 @@ class DeviceResult:
             cg_residual=backend.asnumpy(self.cg_residual).astype(float),
             valid=backend.asnumpy(self.valid),
             stage_s=stages, llr_step=llr_step, cfo_hz=backend.asnumpy(self.cfo_hz).astype(float),
+            dc_power=backend.asnumpy(self.dc_power).astype(float),
         )
 
 
@@ -125,13 +129,17 @@ class Receiver:
         A known carrier offset (Hz), removed from every frame before the pilot's estimate,
         which then covers +-nu_p / 2 around it: what an offset beyond that range needs (the
         rx summary suggests it from the preamble).
+    dc_removal : bool
+        Remove a DC offset where the pilot's guard shows one (``zakotfs.dc_offset``), before
+        the CFO and the channel estimate. Not with perfect CSI.
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
                  max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
-                 cfo_correction: bool = True, cfo_offset_hz: float = 0.0, quiet: bool = False):
+                 cfo_correction: bool = True, cfo_offset_hz: float = 0.0, dc_removal: bool = True,
+                 quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
@@ -160,6 +168,8 @@ class Receiver:
         xp = self.backend.xp
         self._snapshot_rotation = snapshot_rotation(config, self.cfo_offset_hz, xp, self.dtype) \
             if self.cfo_offset_hz else None
+        self.dc_removal = bool(dc_removal)
+        self._noise_only = xp.asarray(noise_only_index(config))
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
         if operator_window is None:
@@ -241,6 +251,10 @@ class Receiver:
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
+        dc = xp.zeros(r.shape[0], dtype=r.dtype)
+        if operator is None and self.dc_removal:
+            dc = dc_estimate(r, self._noise_only)
+            r = r - dc[:, None]
         cfo = xp.zeros(r.shape[0])           # perfect CSI: the operator holds the offset
         if operator is None:
             cfo += self.cfo_offset_hz
@@ -283,7 +297,8 @@ class Receiver:
         if self.llr_step is not None:
             llr = quantize_llr(llr, self.llr_step)
         return DeviceResult(llr=llr, bits=bits, symbols=x,
-                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo)
+                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo,
+                            dc_power=xp.abs(dc) ** 2)
 
     def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
                 noise_var=None) -> RxResult:

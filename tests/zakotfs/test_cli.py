@@ -59,6 +59,20 @@ def test_demo_removes_a_carrier_offset_and_warns_beyond_its_range(capsys):
     assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]
 
 
+def test_demo_removes_a_dc_offset_and_says_so(capsys):
+    """--dc-offset 0.1 (20 dB under the signal): the receiver finds and removes it in every
+    frame (BER near the perfect-CSI bound, which is given the offset); --dc off does not."""
+    assert main(["demo", "--frames", "3", "--json", "--backend", "cpu", "--dc-offset", "0.1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dc_removed"]["frames"] == 3 and report["dc_removed"]["max_db_over_noise"] > 0
+    assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]
+    assert main(["demo", "--frames", "3", "--json", "--backend", "cpu", "--dc-offset", "0.1", "--dc", "off"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert kept["dc_removed"]["frames"] == 0 and kept["ber"] > 3 * report["ber"]
+    assert main(["demo", "--frames", "2", "--backend", "cpu", "--dc-offset", "0.1"]) == 0
+    assert "DC offset removed in 2 of 2 frames" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,message", [
     (["demo", "--grid", "0x4"], "grid must have positive M and N"),
     (["demo", "--grid", "64"], "grid must look like MxN"),
