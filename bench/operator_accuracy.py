@@ -33,15 +33,19 @@ from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from dsp_kernels import get_backend
 from dsp_kernels.fused import quantize_llr
+from dsp_kernels.resample import TimeScale
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.benchmark import run_metadata, write_json
 from zakotfs.receiver import Receiver
 
 
-def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: int, cfo_hz: float = 0.0):
+def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: int, cfo_hz: float = 0.0,
+                 sco_ppm: float = 0.0):
     """Yield (bits uint8 [1, B], received frame [1, cp + MN], true operator, N0) per frame,
     each through a new Veh-A realisation (with a carrier offset of ``cfo_hz``, which the
-    true operator holds); the same seed gives the same realisations, bits and noise."""
+    true operator holds, and read by a receiver whose sample clock is off by ``sco_ppm``:
+    the received stream resampled at (1 + epsilon) t); the same seed gives the same
+    realisations, bits and noise."""
     rng = np.random.default_rng(seed)
     builder = FrameBuilder(config)
     noise_var = 10 ** (-snr_db / 10)
@@ -50,7 +54,12 @@ def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: in
         tx = builder.stream(bits)
         emulator = ChannelEmulator(draw_paths(load_profile("veh-a"), doppler_hz, rng), config.bandwidth,
                                    noise_var=noise_var, seed=int(rng.integers(2**31)), cfo_hz=cfo_hz)
-        rx = np.concatenate([emulator.process(tx), emulator.flush()])[:tx.size][None, config.preamble_len:]
+        if sco_ppm:
+            tx = np.concatenate([tx, np.zeros(config.samples_per_frame // 8, np.complex64)])
+        rx = np.concatenate([emulator.process(tx), emulator.flush()])[:tx.size]
+        if sco_ppm:
+            rx = TimeScale(rx.size, 1 + sco_ppm * 1e-6)(rx)
+        rx = rx[None, config.preamble_len:config.samples_per_frame]
         truth = FramePaths.stack([emulator.frame_paths(config.preamble_len + config.cp_len)]).operator(config.MN)
         yield bits, rx, truth, noise_var
         print(f"  frame {f + 1}/{frames}", file=sys.stderr, flush=True)

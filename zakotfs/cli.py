@@ -14,12 +14,14 @@ import time
 import numpy as np
 
 from dsp_kernels import BackendError, get_backend
+from dsp_kernels.resample import TimeScale
 
 from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
 from .modulation import LLR_FORMATS, LLR_INT8_STEP
 from .pipelined import DEPTH, PipelinedReceiver
 from .receiver import ESTIMATORS, Receiver
+from .sco import DRIFT_WARNING, clock_offset_ppm
 
 __all__ = ["main", "make_worker_process"]
 
@@ -61,6 +63,9 @@ def _receiver_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfo-offset", type=float, default=0.0, metavar="HZ",
                    help="a known carrier offset, removed first; the pilot's estimate then covers +-nu_p/2 "
                         "around it (the rx summary suggests one when the preamble sees more)")
+    g.add_argument("--sample-clock-ppm", type=float, default=0.0, metavar="PPM",
+                   help="a known sample-clock offset (the receiver's sample period is 1 + PPM x 1e-6 times "
+                        "the transmitter's), undone by resampling each frame; the rx summary measures it")
     g.add_argument("--dc", default="detect", choices=["detect", "off"],
                    help="DC offset: detected in the pilot's guard and removed where found, or off")
     g.add_argument("--llr", default="float32", choices=LLR_FORMATS,
@@ -107,12 +112,12 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
     (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
-    ``--cfo-offset``, ``--dc``):
+    ``--cfo-offset``, ``--dc``, ``--sample-clock-ppm``):
     JSON-serialisable, so that scale-out workers get them too (:func:`make_worker_process`)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
             "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset,
-            "dc_removal": args.dc == "detect"}
+            "dc_removal": args.dc == "detect", "sample_clock_ppm": args.sample_clock_ppm}
 
 
 def make_receiver(args, config: FrameConfig) -> Receiver:
@@ -145,9 +150,9 @@ class RxSession:
     and ``latency_us`` (per frame, ingest to bits)."""
 
     def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
-                 truth_path=None, cfo_offset_hz: float = 0.0):
+                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0):
         self.config, self.backend, self.estimator = config, backend, estimator
-        self.cfo_offset_hz = cfo_offset_hz
+        self.cfo_offset_hz, self.sample_clock_ppm = cfo_offset_hz, sample_clock_ppm
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
@@ -155,6 +160,7 @@ class RxSession:
         self.cfo_hz: list[float] = []              # removed by the receiver, valid frames
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
         self.dc_over_noise_db: list[float] = []    # frames whose DC offset was removed
+        self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
         self.truth_rows: set[int] = set()
         self.truth_offset = None
         self.stage_s: dict = {}
@@ -204,6 +210,8 @@ class RxSession:
             self.lost += int(meta.get("lost_before", 0))
             if "cfo_hz" in meta:
                 self.preamble_cfo_hz.append(float(meta["cfo_hz"]))
+            if "start" in meta:
+                self.frame_starts.append((int(meta["seq"]), int(meta["start"])))
             ok = True if valid is None else bool(valid[i])
             self.invalid += int(not ok)
             if self.truth is not None and ok:
@@ -248,6 +256,9 @@ class RxSession:
                             if self.cg_residual else None),
             "cfo_hz": _spread(self.cfo_hz), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
             "cfo_range_hz": self.config.nu_p / 2, "cfo_offset_hz": self.cfo_offset_hz,
+            "sample_clock_ppm": clock_offset_ppm(*zip(*self.frame_starts), self.config.samples_per_frame)
+            if len(self.frame_starts) >= 3 else None,
+            "sample_clock_ppm_removed": self.sample_clock_ppm,
             "dc_removed": {"frames": len(self.dc_over_noise_db),
                            "max_db_over_noise": max(self.dc_over_noise_db, default=None)},
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
@@ -308,6 +319,20 @@ def print_summary(report: dict, file=None) -> None:
     print("\n".join(lines), file=file or sys.stdout)
 
 
+def _clock_lines(report: dict) -> list[str]:
+    """The sample-clock offset measured from the frame timing, and a suggestion where the
+    drift it leaves inside a frame costs errors (``zakotfs.sco``)."""
+    measured, removed, c = report.get("sample_clock_ppm"), report.get("sample_clock_ppm_removed") or 0.0, report["config"]
+    if measured is None:
+        return []
+    lines = [f"  sample clock {measured:+.2f} ppm from the frame timing" + (f" ({removed:g} removed)" if removed else "")]
+    drift = abs(measured - removed) * 1e-6 * c["M"] * c["N"]
+    if drift > DRIFT_WARNING:
+        lines.append(f"  warning: that drifts the channel by {drift:.2f} samples across a frame: run with "
+                     f"--sample-clock-ppm {measured:.2f}")
+    return lines
+
+
 def _cfo_lines(report: dict) -> list[str]:
     """The CFO the receiver removed, and a warning where the preamble sees an offset near or
     beyond what the pilot estimate can take."""
@@ -321,6 +346,7 @@ def _cfo_lines(report: dict) -> list[str]:
         lines.append(f"  warning: the preamble sees a carrier offset of {coarse['p50']:.0f} Hz, near or beyond the "
                      f"+-{limit:.0f} Hz the pilot corrects around {offset:g} Hz: run with --cfo-offset "
                      f"{coarse['p50']:.0f}, or shift the stream by {-coarse['p50']:.0f} Hz before the receiver")
+    lines += _clock_lines(report)
     dc = report.get("dc_removed") or {}
     if dc.get("frames"):
         lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "
@@ -342,9 +368,12 @@ def cmd_demo(args) -> int:
     stream = FrameBuilder(config).stream(bits)
     lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
     stream = np.concatenate([np.zeros(lead, np.complex64), stream])
+    if args.sco_ppm:                  # the receiver samples at (1 + epsilon) t: read the stream there
+        stream = np.concatenate([stream, np.zeros(config.samples_per_frame, np.complex64)])
+        stream = TimeScale(stream.size, 1 + args.sco_ppm * 1e-6)(stream)
     acquirer = FrameAcquirer(config)
     session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits,
-                        cfo_offset_hz=receiver.cfo_offset_hz)
+                        cfo_offset_hz=receiver.cfo_offset_hz, sample_clock_ppm=receiver.sample_clock_ppm)
     chunk = 8191                                                  # gr-zeromq's typical message size
     pending: list = []
     received = []
@@ -364,7 +393,9 @@ def cmd_demo(args) -> int:
         print("\ninterrupted: reporting what was decoded", file=sys.stderr)
     if not args.json:
         print(file=sys.stderr)
-    bound = _perfect_csi_ber(config, receiver, emulator, np.concatenate(received), int(lead), bits, args.snr)
+    # with an emulated clock offset the frames no longer sit where the emulator's truth is: no bound
+    bound = None if args.sco_ppm else _perfect_csi_ber(config, receiver, emulator, np.concatenate(received),
+                                                        int(lead), bits, args.snr)
     report = session.report({
         "perfect_csi_ber": bound,
         "channel": {"profile": args.profile, "nu_max_hz": nu_max, "doppler_bins": nu_max * config.frame_time,
@@ -582,7 +613,7 @@ def cmd_rx(args) -> int:
     sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
     acquirer = FrameAcquirer(config)
     session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
-                        cfo_offset_hz=args.cfo_offset)
+                        cfo_offset_hz=args.cfo_offset, sample_clock_ppm=args.sample_clock_ppm)
     if args.record:
         from streaming.files import IQWriter
 
@@ -856,6 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_option(p)
     _receiver_options(p)
     _channel_options(p)
+    p.add_argument("--sco-ppm", type=float, default=0.0,
+                   help="emulate a sample-clock offset: the receiver's sample period is 1 + ppm x 1e-6 "
+                        "times the transmitter's (demo only: the whole stream is resampled at once)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
     p.add_argument("--report", help="also write the JSON report to this file")

@@ -16,6 +16,7 @@ from dsp_kernels.fused import frequency_shift, quantize_llr, split_last
 
 from .cfo import pilot_cfo, snapshot_rotation
 from .dc_offset import dc_estimate, noise_only_index
+from .sco import compensation
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
@@ -132,6 +133,10 @@ class Receiver:
     dc_removal : bool
         Remove a DC offset where the pilot's guard shows one (``zakotfs.dc_offset``), before
         the CFO and the channel estimate. Not with perfect CSI.
+    sample_clock_ppm : float
+        A known sample-clock offset (``zakotfs.sco``: the receiver's sample period is 1 +
+        ppm x 1e-6 times the transmitter's), undone first by resampling each frame (with
+        perfect CSI too: it is the front end's, not the channel's).
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
@@ -139,7 +144,7 @@ class Receiver:
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
                  cfo_correction: bool = True, cfo_offset_hz: float = 0.0, dc_removal: bool = True,
-                 quiet: bool = False):
+                 sample_clock_ppm: float = 0.0, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
@@ -169,6 +174,11 @@ class Receiver:
         self._snapshot_rotation = snapshot_rotation(config, self.cfo_offset_hz, xp, self.dtype) \
             if self.cfo_offset_hz else None
         self.dc_removal = bool(dc_removal)
+        if not (np.isfinite(sample_clock_ppm) and abs(sample_clock_ppm) < 1e4):
+            raise ValueError(f"sample_clock_ppm must be finite and under 1e4 in size, got {sample_clock_ppm!r}")
+        self.sample_clock_ppm = float(sample_clock_ppm)
+        self._resample = compensation(config.MN, self.sample_clock_ppm, xp, self.dtype) \
+            if self.sample_clock_ppm else None
         self._noise_only = xp.asarray(noise_only_index(config))
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
@@ -251,6 +261,8 @@ class Receiver:
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
         r = xp.where(valid[:, None], r, 0)
+        if self._resample is not None:
+            r = self._resample(r)
         dc = xp.zeros(r.shape[0], dtype=r.dtype)
         if operator is None and self.dc_removal:
             dc = dc_estimate(r, self._noise_only)

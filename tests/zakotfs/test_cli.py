@@ -73,6 +73,22 @@ def test_demo_removes_a_dc_offset_and_says_so(capsys):
     assert "DC offset removed in 2 of 2 frames" in capsys.readouterr().out
 
 
+def test_demo_measures_a_sample_clock_offset_and_undoes_it(capsys):
+    """--sco-ppm 100 (1.65 samples of drift a frame on the demo grid): the summary measures it
+    from the frame timing and suggests --sample-clock-ppm; with it, the BER is within 25 % of
+    the link's without any offset."""
+    assert main(["demo", "--frames", "8", "--backend", "cpu", "--sco-ppm", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "sample clock +" in out and "run with --sample-clock-ppm" in out
+    runs = {}
+    for name, extra in {"clean": [], "undone": ["--sco-ppm", "100", "--sample-clock-ppm", "100"]}.items():
+        assert main(["demo", "--frames", "8", "--json", "--backend", "cpu", *extra]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)
+    assert runs["undone"]["sample_clock_ppm"] == pytest.approx(100, abs=5)
+    assert abs(runs["clean"]["sample_clock_ppm"]) < 1
+    assert runs["undone"]["ber"] <= 1.25 * runs["clean"]["ber"] + 50 / runs["clean"]["bits"]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["demo", "--grid", "0x4"], "grid must have positive M and N"),
     (["demo", "--grid", "64"], "grid must look like MxN"),

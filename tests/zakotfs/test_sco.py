@@ -1,0 +1,50 @@
+"""Sample-clock offset (``zakotfs.sco``): measured from frame starts, and undone by the
+receiver, judged on the physical emulator's frames read by a receiver whose clock is off
+(the exact band-limited resampling of the received stream)."""
+import numpy as np
+import pytest
+
+from channel_models.emulator import ChannelEmulator
+from channel_models.paths import draw_paths
+from channel_models.profiles import load_profile
+from dsp_kernels.resample import TimeScale
+from zakotfs import FrameBuilder, preset, random_bits
+from zakotfs.receiver import Receiver
+from zakotfs.sco import clock_offset_ppm
+
+
+def test_the_offset_is_read_from_the_frame_period():
+    """Starts of frames every S / (1 + epsilon) samples (rounded, some frames missing) give
+    epsilon back to within the rounding."""
+    S, ppm = 16512, 37.0
+    seqs = np.array([0, 1, 2, 4, 5, 9, 10, 11, 30])
+    starts = np.round(1234 + seqs * S / (1 + ppm * 1e-6))
+    assert clock_offset_ppm(seqs, starts, S) == pytest.approx(ppm, abs=0.5 / (30 * S) * 1e6)
+    assert clock_offset_ppm([3, 4], [0, S], S) is None and clock_offset_ppm([1, 1, 1], [0, 1, 2], S) is None
+
+
+def test_a_known_clock_offset_costs_nothing_once_undone():
+    """Demo grid, Veh-A 815 Hz, 20 dB, 3 realisations of one frame read by a receiver whose
+    clock is 100 ppm slow (1.65 samples of drift across a frame): undone, the errors are
+    those without any offset (within 5 % + 30 bits); ignored, they are 1.5x more."""
+    c, ppm = preset("demo"), 100.0
+    plain, undone = Receiver(c, backend="cpu", quiet=True), Receiver(c, backend="cpu", quiet=True, sample_clock_ppm=ppm)
+    errors = {"clean": 0, "undone": 0, "ignored": 0}
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        bits = random_bits(c, 1, rng)
+        tx = np.concatenate([FrameBuilder(c).stream(bits), np.zeros(c.samples_per_frame // 8, np.complex64)])
+        em = ChannelEmulator(draw_paths(load_profile("veh-a"), 815.0, rng), c.bandwidth, snr_db=20.0, seed=seed)
+        received = np.concatenate([em.process(tx), em.flush()])[:tx.size]
+        slow = TimeScale(received.size, 1 + ppm * 1e-6)(received)
+
+        def frame(stream):
+            return np.ascontiguousarray(stream[None, c.preamble_len:c.samples_per_frame])
+        errors["clean"] += int(np.count_nonzero(plain.process(frame(received)).bits != bits))
+        errors["undone"] += int(np.count_nonzero(undone.process(frame(slow)).bits != bits))
+        errors["ignored"] += int(np.count_nonzero(plain.process(frame(slow)).bits != bits))
+    print(errors)
+    assert errors["undone"] <= 1.05 * errors["clean"] + 30
+    assert errors["ignored"] > 1.5 * errors["clean"]
+    with pytest.raises(ValueError, match="sample_clock_ppm"):
+        Receiver(c, backend="cpu", quiet=True, sample_clock_ppm=float("inf"))
