@@ -748,9 +748,9 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
     def collect(results) -> None:
         for res in results:
             t_sent, meta = sent.pop(res.seq, (time.perf_counter(), {}))
-            coarse = {"cfo_hz": meta["cfo_hz"]} if "cfo_hz" in meta else {}
+            acquired = {key: meta[key] for key in ("cfo_hz", "start") if key in meta}
             session.consume(_WorkerResult(res), [{"seq": res.seq, "latency_us": (time.perf_counter() - t_sent) * 1e6,
-                                                  **coarse}])
+                                                  **acquired}])
 
     def send(frames) -> None:
         for frame, meta in frames:

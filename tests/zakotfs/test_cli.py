@@ -286,7 +286,7 @@ def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
     assert r2["frames"] == r1["frames"] == 8 and r2["scaleout"]["collector"]["missing"] == 0
     assert r2["bit_errors"] == r1["bit_errors"]
     # the workers' per-frame CFO and the acquirer's reach the report as in-process
-    for key in ("cfo_hz", "preamble_cfo_hz"):
+    for key in ("cfo_hz", "preamble_cfo_hz", "sample_clock_ppm"):
         assert r2[key] == pytest.approx(r1[key], abs=1e-3), key
     # --out gets the workers' LLRs too, the same as in-process
     with h5py.File(one) as a, h5py.File(two) as b:
