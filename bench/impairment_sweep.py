@@ -92,6 +92,7 @@ def plot(result: dict, path: Path, title: str) -> None:
         ax.set_xlabel("carrier-frequency offset (kHz)")
     else:
         ax.set_xscale("symlog", linthresh=0.5)
+        ax.set_xlim(min(0.0, points.min()), points.max() * 1.2)
         ax.set_xlabel("sample-clock offset (ppm)")
     ax.set_ylabel("BER")
     ax.set_title(title, fontsize=9)

@@ -5,9 +5,9 @@ With a sample period (1 + epsilon) times the transmitter's, the receiver's sampl
 frame is taken at instant (1 + epsilon) q: the frame's delays drift by epsilon M N samples
 from its start to its end (0.5 samples at 1 ppm on the paper grid, 245.76 MHz), a Doppler
 of epsilon f at frequency f, up to epsilon B / 2 at the band edge. The channel estimate has
-no model for a drifting delay: on the paper grid at 20 dB, 1 ppm already cost 27 % more
-bit errors, 2 ppm 3x, 5 ppm 7x (the acquirer re-finds every frame's start, so the drift
-does not build up across frames).
+no model for a drifting delay: on the paper grid at 20 dB (``bench/results/sco_sweep_paper``),
+0.5 ppm cost 10 % more bit errors, 1 ppm 40 %, 2 ppm 2.8x, 5 ppm 6x, 20 ppm all (the
+acquirer re-finds every frame's start, so the drift does not build up across frames).
 
 A known offset is undone before anything else: the CP-removed frame, one period of a
 circular channel's output, is read at the instants q / (1 + epsilon) (``TimeScale``, an
@@ -25,8 +25,8 @@ __all__ = ["compensation", "clock_offset_ppm", "DRIFT_WARNING"]
 
 DRIFT_WARNING = 0.25
 """Samples of delay drift across one frame (epsilon M N) above which the rx summary suggests
-compensating: 0.33 samples (20 ppm on the demo grid) cost 15 % more errors, 0.52 (1 ppm
-on the paper grid) 27 %."""
+compensating: 0.26 samples (0.5 ppm on the paper grid) cost 10 % more errors, 0.52 (1 ppm)
+40 %, 0.33 (20 ppm on the demo grid) 15 %."""
 
 
 def compensation(L: int, ppm: float, xp=np, dtype=np.complex64) -> TimeScale:
