@@ -1,9 +1,11 @@
 """Band-limited time scaling of a block of samples (any array module).
 
 For x [..., L] read as one period of a band-limited signal (its DFT X[k], k in
-[-L/2, L/2) after ``fftshift``), ``TimeScale(L, a)`` evaluates it at the instants a m:
+[-L/2, L/2) after ``fftshift``), ``TimeScale(L, a)`` evaluates it at the instants a m + b:
 
-    y[m] = (1/L) sum_k X[k] exp(j 2 pi k a m / L),        m in [0, L).
+    y[m] = (1/L) sum_k X[k] exp(j 2 pi k (a m + b) / L),        m in [0, L),
+
+(the offset b, a fraction of a sample or more, multiplies X[k] by exp(j 2 pi k b / L)).
 
 This is a chirp-z transform of the spectrum, computed by Bluestein's identity
 k m = (k^2 + m^2 - (m - k)^2) / 2: with c[n] = exp(j pi a n^2 / L),
@@ -53,11 +55,14 @@ class TimeScale:
         self._post = xp.asarray(post, dtype=dtype)
         self.xp = xp
 
-    def __call__(self, x):
-        """complex [..., L] -> complex [..., L]: y[m] = x(a m)."""
+    def __call__(self, x, offset: float = 0.0):
+        """complex [..., L] -> complex [..., L]: y[m] = x(a m + offset)."""
         xp = self.xp
         if x.shape[-1] != self.L:
             raise ValueError(f"expected blocks of {self.L} samples, got {x.shape[-1]}")
         spectrum = xp.fft.fftshift(fft(x, axis=-1), axes=-1) * self._pre
+        if offset:
+            k = xp.arange(self.L) - self.L // 2
+            spectrum = spectrum * xp.exp((2j * np.pi * offset / self.L) * k).astype(spectrum.dtype)
         convolved = ifft(fft(spectrum, axis=-1, n=self.n_fft) * self._kernel_fft, axis=-1)
         return (convolved[..., :self.L] * self._post).astype(self._post.dtype, copy=False)

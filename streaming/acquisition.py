@@ -22,6 +22,7 @@ samples (guard gaps of a noiseless stream, the edge of a burst) from scoring hig
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import scipy.fft as sfft
@@ -41,6 +42,7 @@ _SEARCH_FALSE_LOCKS_PER_FRAME = 1e-3   # false locks per frame-length of noise (
 _TRACK_FALSE_ALARM = 1e-6    # per tracking check (whole +-search window)
 _PATH_FALSE_ALARM = 1e-4     # per first-path look-back window
 _MAX_BAD_RANGES = 4096
+DRIFT_FRAMES = 5             # frames whose arrival drift (median) predicts the next preamble
 _SEARCH_DYNAMIC_RANGE = 1e-6  # search ignores windows 60 dB below the FFT block's mean power
 
 
@@ -146,7 +148,10 @@ class FrameAcquirer:
         A frame is emitted only when the next preamble's first path or its strongest path is
         found within this many samples of where it is expected (default ``min(2, search)``);
         when both moved further, samples were dropped or inserted inside the frame, which is
-        then counted lost.
+        then counted lost. Where it is expected follows the sender's clock: S samples after
+        the previous preamble plus the median drift of the last ``DRIFT_FRAMES`` frames (a
+        sample-clock offset of epsilon drifts the frames by about -epsilon S samples each);
+        the first check after an acquisition, with no drift known, allows ``search // 4``.
     block : int, optional
         FFT size of the overlap-save search (default: a power of two near one frame,
         between 4 L and 65536).
@@ -268,6 +273,7 @@ class FrameAcquirer:
         self._confirmed = False
         self._seq = 0           # seq of the pending frame once confirmed
         self._ref = None        # (preamble start, seq) of the last confirmed frame
+        self._drifts = deque(maxlen=DRIFT_FRAMES)   # start - (previous start + S) while tracking
         self._undelivered = 0
         self._bad = []          # sorted, disjoint [a, b) absolute ranges of non-finite input
         self._flushing = False
@@ -498,7 +504,7 @@ class FrameAcquirer:
                 self._lock(start, peak, peak_lag, confirmed=False)
             else:   # _TRACK
                 P = self._anchor
-                E = P + S
+                E = P + S + self._drift()
                 if self._flushing and E + W + L > self._real_end:
                     if P + S <= self._real_end:
                         self._confirm()
@@ -517,14 +523,15 @@ class FrameAcquirer:
                     # the strongest one alike; multipath noise moves one of them (the first
                     # path changes when a weak early path crosses the path level, the peak
                     # when two paths are about as strong): emit unless both moved.
-                    tol = self.jump_tolerance
-                    if abs(start - E) <= tol or abs(peak_lag - (self._anchor_peak + S)) <= tol:
+                    tol = self.jump_tolerance if self._drifts else max(self.jump_tolerance, W // 4)
+                    if abs(start - E) <= tol or abs(peak_lag - (self._anchor_peak + E - P)) <= tol:
                         self._deliver(P, out)
                     else:
                         self._stats["timing_jumps"] += 1
                         self._stats["frames_lost"] += 1
                         self._undelivered += 1
                     self._ref = (P, self._seq)
+                    self._drifts.append(start - (P + S))
                     self._lock(start, peak, peak_lag, confirmed=True)
                     self._seq = self._ref[1] + 1
                 elif self._is_clean(P + L, P + S) and self._burst_ended(P):
@@ -547,6 +554,12 @@ class FrameAcquirer:
                         self._stats["false_locks"] += 1
                     # past this preamble's partial-overlap sidelobes and multipath echoes
                     self._state, self._pos = _SEARCH, P + max(sp, L) + 1
+
+    def _drift(self) -> int:
+        """Samples a frame's preamble arrives after the previous one's + S: the median of the
+        last ``DRIFT_FRAMES`` frames tracked (a sample clock off by epsilon drifts by about
+        -epsilon S a frame: 2.6 samples at 5 ppm on the paper grid), 0 before any."""
+        return int(np.round(np.median(self._drifts))) if self._drifts else 0
 
     def _burst_ended(self, P: int) -> bool:
         """Did the signal stop right at the end E of frame P? The frame's last L samples carry
@@ -571,6 +584,8 @@ class FrameAcquirer:
         self._anchor, self._anchor_metric, self._anchor_peak = start, metric, peak_lag
         self._anchor_cfo = self._cfo(start)
         self._confirmed = confirmed
+        if not confirmed:                 # a fresh acquisition: no drift known yet
+            self._drifts.clear()
 
     def _confirm(self) -> None:
         """The pending frame is real: account for the frames between it and the last one."""

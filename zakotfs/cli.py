@@ -14,7 +14,6 @@ import time
 import numpy as np
 
 from dsp_kernels import BackendError, get_backend
-from dsp_kernels.resample import TimeScale
 
 from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
@@ -88,6 +87,8 @@ def _channel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gain-model", default="rayleigh", choices=["rayleigh", "fixed"])
     g.add_argument("--snr", type=float, default=25.0, help="data Es/N0 in dB")
     g.add_argument("--cfo-hz", type=float, default=0.0)
+    g.add_argument("--sco-ppm", type=float, default=0.0,
+                   help="the receiver's sample clock: its period is 1 + ppm x 1e-6 times the transmitter's")
     g.add_argument("--dc-offset", type=float, default=0.0,
                    help="a zero-IF receiver's DC offset, relative to the signal's amplitude (0.1: -20 dB)")
     g.add_argument("--timing-offset", type=float, default=0.0, help="samples (fractional)")
@@ -127,6 +128,25 @@ def make_receiver(args, config: FrameConfig) -> Receiver:
     return receiver
 
 
+class ChannelStage:
+    """The emulator, then the receiver's sample clock where ``--sco-ppm`` is given
+    (``channel_models.sample_clock``): ``process(samples)`` and ``flush()`` as the emulator's."""
+
+    def __init__(self, emulator, sco_ppm: float):
+        from channel_models.sample_clock import SampleClock
+
+        self.emulator = emulator
+        self.clock = SampleClock(sco_ppm) if sco_ppm else None
+
+    def process(self, samples):
+        out = self.emulator.process(samples)
+        return out if self.clock is None else self.clock.process(out)
+
+    def flush(self):
+        out = self.emulator.flush()
+        return out if self.clock is None else np.concatenate([self.clock.process(out), self.clock.flush()])
+
+
 def make_channel(args, config: FrameConfig, xp=np):
     from channel_models.emulator import ChannelEmulator
     from channel_models.paths import draw_paths
@@ -137,9 +157,9 @@ def make_channel(args, config: FrameConfig, xp=np):
         raise UsageError(f"--doppler-hz must be >= 0, got {nu_max}")
     paths = draw_paths(load_profile(args.profile), nu_max, np.random.default_rng(args.seed),
                        doppler_model=args.doppler_model, gain_model=args.gain_model)
-    return ChannelEmulator(paths, config.bandwidth, snr_db=args.snr, seed=args.seed,
-                           cfo_hz=args.cfo_hz, timing_offset=args.timing_offset, dc_offset=args.dc_offset,
-                           xp=xp), nu_max
+    emulator = ChannelEmulator(paths, config.bandwidth, snr_db=args.snr, seed=args.seed, cfo_hz=args.cfo_hz,
+                               timing_offset=args.timing_offset, dc_offset=args.dc_offset, xp=xp)
+    return ChannelStage(emulator, args.sco_ppm), nu_max
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,9 +388,6 @@ def cmd_demo(args) -> int:
     stream = FrameBuilder(config).stream(bits)
     lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
     stream = np.concatenate([np.zeros(lead, np.complex64), stream])
-    if args.sco_ppm:                  # the receiver samples at (1 + epsilon) t: read the stream there
-        stream = np.concatenate([stream, np.zeros(config.samples_per_frame, np.complex64)])
-        stream = TimeScale(stream.size, 1 + args.sco_ppm * 1e-6)(stream)
     acquirer = FrameAcquirer(config)
     session = RxSession(config, receiver.backend, receiver.estimator_name, truth_bits=bits,
                         cfo_offset_hz=receiver.cfo_offset_hz, sample_clock_ppm=receiver.sample_clock_ppm)
@@ -394,8 +411,8 @@ def cmd_demo(args) -> int:
     if not args.json:
         print(file=sys.stderr)
     # with an emulated clock offset the frames no longer sit where the emulator's truth is: no bound
-    bound = None if args.sco_ppm else _perfect_csi_ber(config, receiver, emulator, np.concatenate(received),
-                                                        int(lead), bits, args.snr)
+    bound = None if args.sco_ppm else _perfect_csi_ber(config, receiver, emulator.emulator,
+                                                        np.concatenate(received), int(lead), bits, args.snr)
     report = session.report({
         "perfect_csi_ber": bound,
         "channel": {"profile": args.profile, "nu_max_hz": nu_max, "doppler_bins": nu_max * config.frame_time,
@@ -557,7 +574,7 @@ def cmd_channel(args) -> int:
             obj.write_truth_bits(truth)
         if hasattr(obj, "write_channel_truth"):         # perfect CSI per frame (stream from frame 0)
             spf = config.samples_per_frame
-            obj.write_channel_truth([emulator.frame_paths(f * spf + config.preamble_len + config.cp_len).to_dict()
+            obj.write_channel_truth([emulator.emulator.frame_paths(f * spf + config.preamble_len + config.cp_len).to_dict()
                                      for f in range(n_in // spf)])
         close()
         source.close()
@@ -887,9 +904,6 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_option(p)
     _receiver_options(p)
     _channel_options(p)
-    p.add_argument("--sco-ppm", type=float, default=0.0,
-                   help="emulate a sample-clock offset: the receiver's sample period is 1 + ppm x 1e-6 "
-                        "times the transmitter's (demo only: the whole stream is resampled at once)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
     p.add_argument("--report", help="also write the JSON report to this file")

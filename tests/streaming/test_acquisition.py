@@ -167,6 +167,33 @@ def test_one_sample_slip_between_frames_is_followed():
     assert acq.stats["frames_lost"] == 0 and acq.stats["timing_jumps"] == 0
 
 
+@pytest.mark.parametrize("ppm", [150.0, -300.0])
+def test_a_sample_clock_offset_is_tracked_and_a_slip_still_seen(ppm):
+    """Demo frames read by a receiver whose clock is off by 150 or -300 ppm (-2.5 or +5
+    samples a frame, beyond jump_tolerance): every frame is kept, the starts follow the
+    sender's clock; 5 samples dropped inside frame 6 are still a timing jump (that frame
+    lost)."""
+    from channel_models.sample_clock import SampleClock
+
+    config = zakotfs.preset("demo")
+    rng = np.random.default_rng(31)
+    S, L, F = config.samples_per_frame, config.preamble_len, 10
+    _, tx = transmit(config, F, rng)
+    clock = SampleClock(ppm, half_len=512)
+    slow = np.concatenate([clock.process(tx), clock.flush(), np.zeros(S // 4, np.complex64)])   # then silence
+    period = S / (1 + ppm * 1e-6)
+    rx = slow + noise(rng, slow.size, 0.1)
+    found = push_pieces(FrameAcquirer(config), rx, rng, max_len=8191)
+    assert [m["seq"] for _, m in found] == list(range(F))
+    assert all(abs(m["start"] - (f * period + L)) <= 2 for f, (_, m) in enumerate(found))
+    cut = round(6 * period + L + 5000)
+    dropped = np.concatenate([slow[:cut], slow[cut + 5:]])
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, dropped + noise(rng, dropped.size, 0.1), rng, max_len=8191)
+    assert [m["seq"] for _, m in found] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    assert acq.stats["timing_jumps"] == 1 and acq.stats["resyncs"] == 0
+
+
 def test_flush_then_continue():
     config = zakotfs.preset("tiny")
     rng = np.random.default_rng(25)
