@@ -345,7 +345,8 @@ def _clock_lines(report: dict) -> list[str]:
     measured, removed, c = report.get("sample_clock_ppm"), report.get("sample_clock_ppm_removed") or 0.0, report["config"]
     if measured is None:
         return []
-    lines = [f"  sample clock {measured:+.2f} ppm from the frame timing" + (f" ({removed:g} removed)" if removed else "")]
+    lines = [f"  sample clock {round(measured, 2) + 0.0:+.2f} ppm from the frame timing"
+             + (f" ({removed:g} removed)" if removed else "")]
     drift = abs(measured - removed) * 1e-6 * c["M"] * c["N"]
     if drift > DRIFT_WARNING:
         lines.append(f"  warning: that drifts the channel by {drift:.2f} samples across a frame: run with "
@@ -370,7 +371,7 @@ def _cfo_lines(report: dict) -> list[str]:
     dc = report.get("dc_removed") or {}
     if dc.get("frames"):
         lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "
-                     f"(up to {dc['max_db_over_noise']:.1f} dB above the noise per sample)")
+                     f"(|c|^2 up to {dc['max_db_over_noise']:+.1f} dB against the noise per sample)")
     return lines
 
 
