@@ -77,6 +77,7 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
     xp = be.xp
     config = preset(preset_name)
     receiver = Receiver(config, backend=be, quiet=True)
+    clocked = Receiver(config, backend=be, quiet=True, sample_clock_ppm=2.0)
     data = make_frames(config, 1)
     r = xp.asarray(data.frames[:, config.cp_len:], dtype=np.complex64)
     est = receiver.estimate(r)
@@ -95,6 +96,8 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         "fill 64 MB (write-bandwidth probe)": lambda: probe.fill(0),
         "fft [1, L]": lambda: fft(s, axis=-1),
         f"fft [{P}, L]": lambda: fft(wide, axis=-1),
+        "front end: DC + CFO (Receiver.front_end)": lambda: receiver.front_end(r),
+        "front end with a 2 ppm sample clock": lambda: clocked.front_end(r),
         "estimate (whole)": lambda: receiver.estimate(r),
         "operator apply H s": lambda: op.apply(s),
         "operator adjoint H^H r": lambda: op.adjoint(s),

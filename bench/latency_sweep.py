@@ -52,7 +52,7 @@ from zakotfs.receiver import Receiver
 
 ALL_M = (1024, 2048, 4096, 8192, 16384)
 ALL_N = (16, 32, 64)
-STAGE_ORDER = ("transfer_in", "estimate", "equalize", "demap", "transfer_out")
+STAGE_ORDER = ("transfer_in", "front_end", "estimate", "equalize", "demap", "transfer_out")
 
 
 def log(message: str) -> None:

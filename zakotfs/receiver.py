@@ -243,6 +243,32 @@ class Receiver:
         return build(channel, self.polynomials, self.delay_start, self.bin_stride,
                      beta=self._window_beta[1] if known else None)
 
+    def front_end(self, r, estimating: bool = True):
+        """complex [F, MN] -> (frames with the front end's offsets undone, DC offset removed
+        complex [F], CFO removed float64 [F] in Hz): the sample clock resampled
+        (``sample_clock_ppm``), the DC offset where detected and the CFO (``cfo_offset_hz``
+        plus the pilot's estimate) removed, in that order. Without ``estimating`` (perfect
+        CSI, whose operator holds the CFO and which is given the DC-free channel), only the
+        sample clock."""
+        xp = self.backend.xp
+        if self._resample is not None:
+            r = self._resample(r)
+        dc = xp.zeros(r.shape[0], dtype=r.dtype)
+        cfo = xp.zeros(r.shape[0])
+        if not estimating:
+            return r, dc, cfo
+        if self.dc_removal:
+            dc = dc_estimate(r, self._noise_only)
+            r = r - dc[:, None]
+        cfo += self.cfo_offset_hz
+        if self.cfo_correction:
+            z = self.estimator.snapshots(r)
+            z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
+            cfo += pilot_cfo(z, self.config.nu_p, self.cfo_step_hz)
+        if self.cfo_correction or self.cfo_offset_hz:
+            r = frequency_shift(r, -cfo / self.config.bandwidth)
+        return r, dc, cfo
+
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
             stages: dict | None = None) -> DeviceResult:
         """complex [F, MN] received frames, CP removed, on the backend -> DeviceResult.
@@ -260,22 +286,7 @@ class Receiver:
             raise ValueError("estimator 'perfect' needs the true channel: pass operator=")
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
-        r = xp.where(valid[:, None], r, 0)
-        if self._resample is not None:
-            r = self._resample(r)
-        dc = xp.zeros(r.shape[0], dtype=r.dtype)
-        if operator is None and self.dc_removal:
-            dc = dc_estimate(r, self._noise_only)
-            r = r - dc[:, None]
-        cfo = xp.zeros(r.shape[0])           # perfect CSI: the operator holds the offset
-        if operator is None:
-            cfo += self.cfo_offset_hz
-            if self.cfo_correction:
-                z = self.estimator.snapshots(r)
-                z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
-                cfo += pilot_cfo(z, c.nu_p, self.cfo_step_hz)
-            if self.cfo_correction or self.cfo_offset_hz:
-                r = frequency_shift(r, -cfo / c.bandwidth)
+        r, dc, cfo = stage("front_end", self.front_end, xp.where(valid[:, None], r, 0), operator is None)
         if operator is None:
             # windowed: the accurate estimator's atoms, no taps over the whole frame
             fit = getattr(self.estimator, "fit", None) if self.operator_window else None

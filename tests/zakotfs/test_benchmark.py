@@ -26,7 +26,7 @@ def test_ci_sized_benchmark_reports_percentiles_and_baseline():
     out = time_receiver(Receiver(c, backend="cpu", quiet=True), data, 6, warmup=1)
     lat = out["latency_us"]
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
-    assert set(out["stages"]) >= {"estimate", "equalize", "demap"}
+    assert set(out["stages"]) >= {"front_end", "estimate", "equalize", "demap"}
     assert out["frames"] == 6 and out["ber"] < 0.05 and out["deadline_misses"] <= 6
     base = time_sparse_baseline(c, data, 2)
     assert base["latency_us"]["p50"] > 0 and base["cg_iterations"]["mean"] >= 1
