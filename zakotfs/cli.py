@@ -989,6 +989,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="zakotfs: %(levelname)s %(name)s: %(message)s")
     try:
+        for name, value in vars(args).items():   # before any work: NaN, and inf but for a timeout
+            if isinstance(value, float) and not (np.isfinite(value) or (name.endswith("timeout") and value > 0)):
+                raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         return args.func(args)
     except (UsageError, ValueError, TypeError, BackendError, OSError) as exc:
         if args.verbose:

@@ -115,10 +115,10 @@ def test_rx_measures_the_clock_of_a_recording_and_undoes_it(tmp_path):
     (["rx", "--in", "missing.h5"], "missing.h5"),
     (["rx", "--in", "missing.h5", "--truth", "t.h5"], "missing.h5"),
     (["tx", "--out", "file.txt"], "expected FILE.h5"),
-    (["demo", "--sample-clock-ppm", "nan"], "sample_clock_ppm must be finite"),
-    (["demo", "--cfo-offset", "inf"], "cfo_offset_hz must be finite"),
-    (["demo", "--sco-ppm", "1e6"], "ppm must be finite and under 1e4"),
-    (["demo", "--dc-offset", "nan"], "dc_offset must be a finite number"),
+    (["demo", "--sample-clock-ppm", "nan"], "--sample-clock-ppm must be a finite number"),
+    (["demo", "--cfo-offset", "inf"], "--cfo-offset must be a finite number"),
+    (["rx", "--in", "x.h5", "--idle-timeout", "nan"], "--idle-timeout must be a finite number"),
+    (["demo", "--backend", "cpu", "--sco-ppm", "1e6"], "ppm must be finite and under 1e4"),
 ])
 def test_bad_arguments_get_one_clear_line(capsys, argv, message):
     assert main(argv) == 2
