@@ -42,7 +42,7 @@ _SEARCH_FALSE_LOCKS_PER_FRAME = 1e-3   # false locks per frame-length of noise (
 _TRACK_FALSE_ALARM = 1e-6    # per tracking check (whole +-search window)
 _PATH_FALSE_ALARM = 1e-4     # per first-path look-back window
 _MAX_BAD_RANGES = 4096
-DRIFT_FRAMES = 5             # frames whose arrival drift (median) predicts the next preamble
+DRIFT_FRAMES = 8             # frames tracked in a row whose starts (a fitted line) predict the next
 _SEARCH_DYNAMIC_RANGE = 1e-6  # search ignores windows 60 dB below the FFT block's mean power
 
 
@@ -148,10 +148,11 @@ class FrameAcquirer:
         A frame is emitted only when the next preamble's first path or its strongest path is
         found within this many samples of where it is expected (default ``min(2, search)``);
         when both moved further, samples were dropped or inserted inside the frame, which is
-        then counted lost. Where it is expected follows the sender's clock: S samples after
-        the previous preamble plus the median drift of the last ``DRIFT_FRAMES`` frames (a
+        then counted lost. Where it is expected follows the sender's clock: on the line
+        through the starts of the last ``DRIFT_FRAMES`` frames tracked in a row (a
         sample-clock offset of epsilon drifts the frames by about -epsilon S samples each);
-        the first check after an acquisition, with no drift known, allows ``search // 4``.
+        with fewer than three since an acquisition or a jump, S samples after the previous
+        preamble, within ``search // 4``.
     block : int, optional
         FFT size of the overlap-save search (default: a power of two near one frame,
         between 4 L and 65536).
@@ -273,7 +274,7 @@ class FrameAcquirer:
         self._confirmed = False
         self._seq = 0           # seq of the pending frame once confirmed
         self._ref = None        # (preamble start, seq) of the last confirmed frame
-        self._drifts = deque(maxlen=DRIFT_FRAMES)   # start - (previous start + S) while tracking
+        self._track = deque(maxlen=DRIFT_FRAMES)    # (i, preamble start) of frames tracked in a row
         self._undelivered = 0
         self._bad = []          # sorted, disjoint [a, b) absolute ranges of non-finite input
         self._flushing = False
@@ -459,8 +460,11 @@ class FrameAcquirer:
         silence (a burst start) is small for lags before the preamble, and inflates the
         partial-overlap sidelobes of the ZC sequence there (to 0.15 at L = 256, 0.23 at
         L = 64). In |c|^2 those sidelobes stay below 0.024 of the peak within the spread."""
-        m, power = self._range_metric(lo, peak_hi + 1)
-        i_max = (peak_lo - lo) + int(np.argmax(m[peak_lo - lo:]))
+        return self._pick(*self._range_metric(lo, peak_hi + 1), lo, peak_lo, peak_hi)
+
+    def _pick(self, m: np.ndarray, power: np.ndarray, lo: int, peak_lo: int, peak_hi: int):
+        """``_locate`` on rho and |c|^2 already computed over lags [lo, ...)."""
+        i_max = (peak_lo - lo) + int(np.argmax(m[peak_lo - lo:peak_hi + 1 - lo]))
         first = max(i_max - self._spread, 0)
         is_path = ((power[first:i_max + 1] >= self.path_fraction * power[i_max])
                    & (m[first:i_max + 1] >= self._path_floor))
@@ -504,7 +508,7 @@ class FrameAcquirer:
                 self._lock(start, peak, peak_lag, confirmed=False)
             else:   # _TRACK
                 P = self._anchor
-                E = P + S + self._drift()
+                E = self._expected(P)
                 if self._flushing and E + W + L > self._real_end:
                     if P + S <= self._real_end:
                         self._confirm()
@@ -512,27 +516,39 @@ class FrameAcquirer:
                         self._ref = (P, self._seq)
                     self._state, self._pos = _SEARCH, self._real_end
                     return
-                if not self._ensure(E + max(W + L + pre, sp + L)):
+                if not self._ensure(E + W + sp + L + pre):
                     return
                 self._stats["lock_checks"] += 1
-                start, peak, peak_lag = self._locate(E - W - sp, E - W, E + W)
+                lo = E - W - sp
+                m, power = self._range_metric(lo, E + W + sp + 1)
+                start, peak, peak_lag = self._pick(m, power, lo, E - W, E + W)
+                profile = np.sqrt(power)
                 # a fresh lock is confirmed at the search threshold, a confirmed one tracked lower
                 if peak >= (self.track_threshold if self._confirmed else self.threshold):
                     self._confirm()
                     # A slip of samples inside the frame moves every path, the first path and
-                    # the strongest one alike; multipath noise moves one of them (the first
-                    # path changes when a weak early path crosses the path level, the peak
-                    # when two paths are about as strong): emit unless both moved.
-                    tol = self.jump_tolerance if self._drifts else max(self.jump_tolerance, W // 4)
-                    if abs(start - E) <= tol or abs(peak_lag - (self._anchor_peak + E - P)) <= tol:
+                    # the strongest one alike, and the whole delay profile; fading moves one of
+                    # the first two (the first path changes when a weak early path crosses the
+                    # path level, the peak when two paths are about as strong), and rarely the
+                    # profile's best alignment with the last one: emit unless all three moved.
+                    # The frame is then placed by the profile (P + S + drift + its shift), so
+                    # that a first path found late or early in one frame does not move it.
+                    tol = self.jump_tolerance if len(self._track) >= 3 else max(self.jump_tolerance, W // 4)
+                    shift = int(np.argmax(np.correlate(profile, self._anchor_profile, mode="valid"))) - W
+                    moved = min(abs(shift), abs(start - E), abs(peak_lag - (self._anchor_peak + E - P)))
+                    if moved <= tol:
                         self._deliver(P, out)
+                        self._track.append((self._track[-1][0] + 1, E + shift))
                     else:
                         self._stats["timing_jumps"] += 1
                         self._stats["frames_lost"] += 1
                         self._undelivered += 1
+                        self._track.clear()           # the stream moved: predict from here on
+                        self._track.append((0, E + shift))
                     self._ref = (P, self._seq)
-                    self._drifts.append(start - (P + S))
-                    self._lock(start, peak, peak_lag, confirmed=True)
+                    anchor = E + shift                  # its profile: lags anchor +- spread of this one
+                    self._lock(anchor, peak, peak_lag, confirmed=True,
+                               profile=profile[anchor - sp - lo:anchor + sp + 1 - lo])
                     self._seq = self._ref[1] + 1
                 elif self._is_clean(P + L, P + S) and self._burst_ended(P):
                     # the transmission stopped cleanly after frame P: it is complete
@@ -555,11 +571,17 @@ class FrameAcquirer:
                     # past this preamble's partial-overlap sidelobes and multipath echoes
                     self._state, self._pos = _SEARCH, P + max(sp, L) + 1
 
-    def _drift(self) -> int:
-        """Samples a frame's preamble arrives after the previous one's + S: the median of the
-        last ``DRIFT_FRAMES`` frames tracked (a sample clock off by epsilon drifts by about
-        -epsilon S a frame: 2.6 samples at 5 ppm on the paper grid), 0 before any."""
-        return int(np.round(np.median(self._drifts))) if self._drifts else 0
+    def _expected(self, P: int) -> int:
+        """Where the preamble after the one at P should start: on the line fitted through the
+        starts of the last ``DRIFT_FRAMES`` frames tracked in a row (a sample clock off by
+        epsilon moves it by about -epsilon S a frame, 2.6 samples at 5 ppm on the paper grid;
+        the fit also averages out the first path's jitter of a sample or two), P + S with
+        fewer than three."""
+        if len(self._track) < 3:
+            return P + self._S
+        index, starts = np.asarray(self._track, dtype=float).T
+        slope, intercept = np.polyfit(index, starts, 1)
+        return int(np.round(intercept + slope * (index[-1] + 1)))
 
     def _burst_ended(self, P: int) -> bool:
         """Did the signal stop right at the end E of frame P? The frame's last L samples carry
@@ -579,13 +601,19 @@ class FrameAcquirer:
         ref = power(P)
         return ref > 0 and power(E - L) >= 0.5 * ref and power(after) < 0.25 * ref
 
-    def _lock(self, start: int, metric: float, peak_lag: int, *, confirmed: bool) -> None:
+    def _lock(self, start: int, metric: float, peak_lag: int, *, confirmed: bool, profile=None) -> None:
+        """Track from the preamble at ``start``; ``profile``: sqrt |c|^2 at lags start +- spread
+        (computed here where not given)."""
         self._state = _TRACK
         self._anchor, self._anchor_metric, self._anchor_peak = start, metric, peak_lag
+        if profile is None:
+            profile = np.sqrt(self._range_metric(start - self._spread, start + self._spread + 1)[1])
+        self._anchor_profile = profile
         self._anchor_cfo = self._cfo(start)
         self._confirmed = confirmed
         if not confirmed:                 # a fresh acquisition: no drift known yet
-            self._drifts.clear()
+            self._track.clear()
+            self._track.append((0, start))
 
     def _confirm(self) -> None:
         """The pending frame is real: account for the frames between it and the last one."""
