@@ -194,6 +194,32 @@ def test_a_sample_clock_offset_is_tracked_and_a_slip_still_seen(ppm):
     assert acq.stats["timing_jumps"] == 1 and acq.stats["resyncs"] == 0
 
 
+@pytest.mark.parametrize("seed,timing", [(4, 0.5), (4, -0.5), (2, 0.5)])
+def test_fading_multipath_at_half_sample_timing_keeps_every_frame(seed, timing):
+    """Veh-A at 815 Hz, 25 dB, sampled half a sample off: fading makes the first path (split
+    over two samples) and the strongest path jump between Veh-A's paths from frame to frame.
+    Every frame is kept and placed where the previous ones were (the delay profile's
+    alignment), not where its own first path happened to be found."""
+    from channel_models.emulator import ChannelEmulator
+    from channel_models.paths import draw_paths
+    from channel_models.profiles import load_profile
+
+    config = zakotfs.preset("demo")
+    S, L, F, lead = config.samples_per_frame, config.preamble_len, 20, 1000
+    paths = draw_paths(load_profile("veh-a"), 815.0, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    _, tx = transmit(config, F, rng)
+    tx = np.concatenate([np.zeros(lead, np.complex64), tx, np.zeros(S // 4, np.complex64)])
+    em = ChannelEmulator(paths, config.bandwidth, snr_db=25.0, seed=seed, timing_offset=timing)
+    rx = np.concatenate([em.process(tx), em.flush()])[:tx.size]
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=8191)
+    assert [m["seq"] for _, m in found] == list(range(F))
+    assert acq.stats["timing_jumps"] == 0 and acq.stats["frames_lost"] == 0
+    offsets = {m["start"] - (lead + f * S + L) for f, (_, m) in enumerate(found)}
+    assert len(offsets) == 1 and abs(offsets.pop()) <= 12        # one placement, inside the tap window
+
+
 def test_flush_then_continue():
     config = zakotfs.preset("tiny")
     rng = np.random.default_rng(25)
