@@ -275,6 +275,7 @@ class FrameAcquirer:
         self._seq = 0           # seq of the pending frame once confirmed
         self._ref = None        # (preamble start, seq) of the last confirmed frame
         self._track = deque(maxlen=DRIFT_FRAMES)    # (i, preamble start) of frames tracked in a row
+        self._next = 0          # where the next preamble should start (track; ``_expected``)
         self._undelivered = 0
         self._bad = []          # sorted, disjoint [a, b) absolute ranges of non-finite input
         self._flushing = False
@@ -508,7 +509,7 @@ class FrameAcquirer:
                 self._lock(start, peak, peak_lag, confirmed=False)
             else:   # _TRACK
                 P = self._anchor
-                E = self._expected(P)
+                E = self._next
                 if self._flushing and E + W + L > self._real_end:
                     if P + S <= self._real_end:
                         self._confirm()
@@ -579,9 +580,12 @@ class FrameAcquirer:
         fewer than three."""
         if len(self._track) < 3:
             return P + self._S
-        index, starts = np.asarray(self._track, dtype=float).T
-        slope, intercept = np.polyfit(index, starts, 1)
-        return int(np.round(intercept + slope * (index[-1] + 1)))
+        n = len(self._track)                    # least squares, in Python: at most 8 points
+        mean_i = sum(i for i, _ in self._track) / n
+        mean_s = sum(s for _, s in self._track) / n
+        slope = (sum((i - mean_i) * (s - mean_s) for i, s in self._track)
+                 / sum((i - mean_i) ** 2 for i, _ in self._track))
+        return int(round(mean_s + slope * (self._track[-1][0] + 1 - mean_i)))
 
     def _burst_ended(self, P: int) -> bool:
         """Did the signal stop right at the end E of frame P? The frame's last L samples carry
@@ -614,6 +618,7 @@ class FrameAcquirer:
         if not confirmed:                 # a fresh acquisition: no drift known yet
             self._track.clear()
             self._track.append((0, start))
+        self._next = self._expected(start)
 
     def _confirm(self) -> None:
         """The pending frame is real: account for the frames between it and the last one."""
