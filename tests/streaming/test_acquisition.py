@@ -220,6 +220,26 @@ def test_fading_multipath_at_half_sample_timing_keeps_every_frame(seed, timing):
     assert len(offsets) == 1 and abs(offsets.pop()) <= 12        # one placement, inside the tap window
 
 
+def test_placement_moves_to_a_first_path_that_was_faded_at_acquisition():
+    """Two paths 20 samples apart; the first is 26 dB down for the first three frames, so the
+    acquisition places the frames on the second. Once the first path has been seen in two
+    frames the placement moves to it (earlier only) and stays."""
+    config = zakotfs.preset("demo")
+    rng = np.random.default_rng(41)
+    S, L, F, d = config.samples_per_frame, config.preamble_len, 10, 20
+    _, tx = transmit(config, F, rng)
+    first = np.where(np.arange(tx.size) < 3 * S, 0.05, 1.0).astype(np.float32)
+    rx = first * tx + np.concatenate([np.zeros(d, np.complex64), tx[:-d]])
+    rx = np.concatenate([rx, np.zeros(S // 4, np.complex64)])
+    rx = rx + noise(rng, rx.size, 0.01)
+    acq = FrameAcquirer(config)
+    found = push_pieces(acq, rx, rng, max_len=8191)
+    assert [m["seq"] for _, m in found] == list(range(F))
+    offsets = [m["start"] - (f * S + L) for f, (_, m) in enumerate(found)]
+    assert offsets == [d] * 4 + [0] * (F - 4)
+    assert acq.stats["timing_jumps"] == 0
+
+
 def test_flush_then_continue():
     config = zakotfs.preset("tiny")
     rng = np.random.default_rng(25)
