@@ -135,8 +135,9 @@ class Receiver:
         the CFO and the channel estimate. Not with perfect CSI.
     sample_clock_ppm : float
         A known sample-clock offset (``zakotfs.sco``: the receiver's sample period is 1 +
-        ppm x 1e-6 times the transmitter's), undone first by resampling each frame (with
-        perfect CSI too: it is the front end's, not the channel's).
+        ppm x 1e-6 times the transmitter's), undone by resampling each frame after the DC
+        and the CFO are removed (with perfect CSI too: it is the front end's, not the
+        channel's).
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
@@ -245,28 +246,29 @@ class Receiver:
 
     def front_end(self, r, estimating: bool = True):
         """complex [F, MN] -> (frames with the front end's offsets undone, DC offset removed
-        complex [F], CFO removed float64 [F] in Hz): the sample clock resampled
-        (``sample_clock_ppm``), the DC offset where detected and the CFO (``cfo_offset_hz``
-        plus the pilot's estimate) removed, in that order. Without ``estimating`` (perfect
-        CSI, whose operator holds the CFO and which is given the DC-free channel), only the
-        sample clock."""
+        complex [F], CFO removed float64 [F] in Hz): the DC offset removed where detected,
+        the CFO (``cfo_offset_hz`` plus the pilot's estimate) removed, then the sample clock
+        resampled (``sample_clock_ppm``). The resampling reads the frame as one period of a
+        band-limited signal, so it comes last: an offset still in the frame would jump at
+        the period's edge (20 kHz over a demo frame: a third of a turn) and spread that step
+        over the frame. Without ``estimating`` (perfect CSI, whose operator holds the CFO and
+        which is given the DC-free channel), only the sample clock."""
         xp = self.backend.xp
-        if self._resample is not None:
-            r = self._resample(r)
         dc = xp.zeros(r.shape[0], dtype=r.dtype)
         cfo = xp.zeros(r.shape[0])
-        if not estimating:
-            return r, dc, cfo
-        if self.dc_removal:
-            dc = dc_estimate(r, self._noise_only)
-            r = r - dc[:, None]
-        cfo += self.cfo_offset_hz
-        if self.cfo_correction:
-            z = self.estimator.snapshots(r)
-            z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
-            cfo += pilot_cfo(z, self.config.nu_p, self.cfo_step_hz)
-        if self.cfo_correction or self.cfo_offset_hz:
-            r = frequency_shift(r, -cfo / self.config.bandwidth)
+        if estimating:
+            if self.dc_removal:
+                dc = dc_estimate(r, self._noise_only)
+                r = r - dc[:, None]
+            cfo += self.cfo_offset_hz
+            if self.cfo_correction:
+                z = self.estimator.snapshots(r)
+                z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
+                cfo += pilot_cfo(z, self.config.nu_p, self.cfo_step_hz)
+            if self.cfo_correction or self.cfo_offset_hz:
+                r = frequency_shift(r, -cfo / self.config.bandwidth)
+        if self._resample is not None:
+            r = self._resample(r)
         return r, dc, cfo
 
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
