@@ -152,7 +152,10 @@ class FrameAcquirer:
         through the starts of the last ``DRIFT_FRAMES`` frames tracked in a row (a
         sample-clock offset of epsilon drifts the frames by about -epsilon S samples each);
         with fewer than three since an acquisition or a jump, S samples after the previous
-        preamble, within ``search // 4``.
+        preamble, within the drift of a clock off by ``max_clock_ppm`` (at most
+        ``search // 4``; 4 samples on the demo grid, 2 on tiny, 8 on paper).
+    max_clock_ppm : float
+        The largest sample-clock offset assumed before the drift is known (default 200 ppm).
     block : int, optional
         FFT size of the overlap-save search (default: a power of two near one frame,
         between 4 L and 65536).
@@ -194,7 +197,7 @@ class FrameAcquirer:
 
     def __init__(self, config: FrameConfig, *, threshold: float | None = None, search: int = 32,
                  track_threshold: float | None = None, false_alarm: float | None = None,
-                 path_fraction: float = 0.1, jump_tolerance: int | None = None,
+                 path_fraction: float = 0.1, jump_tolerance: int | None = None, max_clock_ppm: float = 200.0,
                  block: int | None = None):
         _check_config(config)
         if config.preamble_len == 0:
@@ -229,6 +232,11 @@ class FrameAcquirer:
         self.search = int(search)
         self.path_fraction = float(path_fraction)
         self.jump_tolerance = int(jump_tolerance)
+        if not (math.isfinite(max_clock_ppm) and max_clock_ppm >= 0):
+            raise ValueError(f"max_clock_ppm must be a finite number >= 0, got {max_clock_ppm!r}")
+        # before the drift is known: a clock off by up to max_clock_ppm, within a quarter window
+        self._first_tolerance = max(self.jump_tolerance,
+                                    min(search // 4, math.ceil(max_clock_ppm * 1e-6 * config.samples_per_frame)))
 
         self._L = L
         self._S = config.samples_per_frame
@@ -544,7 +552,7 @@ class FrameAcquirer:
                     # profile's best alignment with the last one: emit unless all three moved.
                     # The frame is then placed by the profile (P + S + drift + its shift), so
                     # that a first path found late or early in one frame does not move it.
-                    tol = self.jump_tolerance if len(self._track) >= 3 else max(self.jump_tolerance, W // 4)
+                    tol = self.jump_tolerance if len(self._track) >= 3 else self._first_tolerance
                     shift = int(np.argmax(np.correlate(profile, self._anchor_profile, mode="valid"))) - W
                     moved = min(abs(shift), abs(start - E), abs(peak_lag - (self._anchor_peak + E - P)))
                     if moved <= tol:
