@@ -153,7 +153,7 @@ class FrameAcquirer:
         sample-clock offset of epsilon drifts the frames by about -epsilon S samples each);
         with fewer than three since an acquisition or a jump, S samples after the previous
         preamble, within the drift of a clock off by ``max_clock_ppm`` (at most
-        ``search // 4``; 4 samples on the demo grid, 2 on tiny, 8 on paper).
+        ``search // 2``; 4 samples on the demo grid, 2 on tiny, 16 on paper).
     max_clock_ppm : float
         The largest sample-clock offset assumed before the drift is known (default 200 ppm).
     block : int, optional
@@ -234,9 +234,9 @@ class FrameAcquirer:
         self.jump_tolerance = int(jump_tolerance)
         if not (math.isfinite(max_clock_ppm) and max_clock_ppm >= 0):
             raise ValueError(f"max_clock_ppm must be a finite number >= 0, got {max_clock_ppm!r}")
-        # before the drift is known: a clock off by up to max_clock_ppm, within a quarter window
+        # before the drift is known: a clock off by up to max_clock_ppm, within half the window
         self._first_tolerance = max(self.jump_tolerance,
-                                    min(search // 4, math.ceil(max_clock_ppm * 1e-6 * config.samples_per_frame)))
+                                    min(search // 2, math.ceil(max_clock_ppm * 1e-6 * config.samples_per_frame)))
 
         self._L = L
         self._S = config.samples_per_frame

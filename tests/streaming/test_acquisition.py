@@ -240,6 +240,25 @@ def test_placement_moves_to_a_first_path_that_was_faded_at_acquisition():
     assert acq.stats["timing_jumps"] == 0
 
 
+def test_a_cheap_clock_on_the_paper_grid_keeps_every_frame():
+    """Paper frames (525 184 samples) read by a clock 20 ppm slow, a cheap SDR's crystal:
+    10.5 samples of drift a frame. Every frame is kept (1 of 8 before the drift line)."""
+    from channel_models.sample_clock import SampleClock
+
+    config = zakotfs.preset("paper")
+    rng = np.random.default_rng(51)
+    S, L, F = config.samples_per_frame, config.preamble_len, 6
+    _, tx = transmit(config, F, rng)
+    clock = SampleClock(20.0, half_len=256, block=1 << 17)
+    slow = np.concatenate([clock.process(tx), clock.flush(), np.zeros(S // 4, np.complex64)])
+    acq = FrameAcquirer(config)
+    found = acq.push(slow + noise(rng, slow.size, 0.05)) + acq.flush()
+    assert [m["seq"] for _, m in found] == list(range(F))
+    assert acq.stats["timing_jumps"] == 0
+    period = S / (1 + 20e-6)
+    assert all(abs(m["start"] - (f * period + L)) <= 2 for f, (_, m) in enumerate(found))
+
+
 def test_random_faults_never_give_a_damaged_frame():
     """300 tiny-grid streams of 12 frames, 16 dB, cut into random messages, each with one
     fault at a random place: up to 300 samples dropped, a gap of silence up to 3 frames, a
