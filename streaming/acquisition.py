@@ -481,7 +481,7 @@ class FrameAcquirer:
         i = first + int(np.argmax(is_path)) if is_path.any() else i_max
         return lo + i, float(m[i_max]), lo + i_max
 
-    def _cfo(self, start: int) -> float:
+    def _cfo(self, start: int, power: np.ndarray) -> float:
         """CFO (Hz) from the phase between the two halves of the preamble, summed over the
         paths: sum_d c2(d) conj(c1(d)) over the lags d in [start, start + spread] where the
         whole preamble's |c|^2 shows a path (>= ``path_fraction`` of the strongest), c_k(d)
@@ -489,12 +489,12 @@ class FrameAcquirer:
         same 2 pi nu h / B between the halves and counts with its power; on Veh-A (demo, 25
         dB) the per-frame error fell from 11 kHz rms (the first path alone, whose partial
         correlations with the other paths do not cancel) to 2.5 kHz. The other lags hold
-        the halves' partial correlations with themselves, which would bias it."""
+        the halves' partial correlations with themselves, which would bias it. ``power``:
+        the whole preamble's |c|^2 at lags [start, start + spread]."""
         h, sp = self._L // 2, self._spread
         r = self._samples(start, start + 2 * h + sp)
         c1 = np.correlate(r[:h + sp], self._p[:h], mode="valid")
         c2 = np.correlate(r[h:2 * h + sp], self._p[h:2 * h], mode="valid")
-        power = self._range_metric(start, start + sp + 1)[1]
         paths = power >= self.path_fraction * power.max()
         return float(np.angle(np.vdot(c1[paths], c2[paths])) * self.config.bandwidth / (2 * np.pi * h))
 
@@ -566,9 +566,9 @@ class FrameAcquirer:
                         self._track.append((0, E + shift))
                     self._ref = (P, self._seq)
                     anchor = E + shift + self._earlier_path(start - (E + shift), tol)
-                    first = anchor - sp - lo            # its profile, where it lies in this one
+                    first = anchor - sp - lo            # |c|^2 around it, where it lies in this range
                     self._lock(anchor, peak, peak_lag, confirmed=True,
-                               profile=profile[first:first + 2 * sp + 1] if first >= 0 else None)
+                               power=power[first:first + 2 * sp + 1] if first >= 0 else None)
                     self._seq = self._ref[1] + 1
                 elif self._is_clean(P + L, P + S) and self._burst_ended(P):
                     # the transmission stopped cleanly after frame P: it is complete
@@ -642,15 +642,15 @@ class FrameAcquirer:
         ref = power(P)
         return ref > 0 and power(E - L) >= 0.5 * ref and power(after) < 0.25 * ref
 
-    def _lock(self, start: int, metric: float, peak_lag: int, *, confirmed: bool, profile=None) -> None:
-        """Track from the preamble at ``start``; ``profile``: sqrt |c|^2 at lags start +- spread
-        (computed here where not given)."""
+    def _lock(self, start: int, metric: float, peak_lag: int, *, confirmed: bool, power=None) -> None:
+        """Track from the preamble at ``start``; ``power``: |c|^2 at lags start +- spread
+        (computed here where not given), for its delay profile and its CFO."""
         self._state = _TRACK
         self._anchor, self._anchor_metric, self._anchor_peak = start, metric, peak_lag
-        if profile is None:
-            profile = np.sqrt(self._range_metric(start - self._spread, start + self._spread + 1)[1])
-        self._anchor_profile = profile
-        self._anchor_cfo = self._cfo(start)
+        if power is None:
+            power = self._range_metric(start - self._spread, start + self._spread + 1)[1]
+        self._anchor_profile = np.sqrt(power)
+        self._anchor_cfo = self._cfo(start, power[self._spread:])
         self._confirmed = confirmed
         if not confirmed:                 # a fresh acquisition: no drift known yet
             self._track.clear()
