@@ -100,19 +100,22 @@ def quantize_llr(llr, step: float):
     return xp.clip(xp.rint(llr.astype(np.float32, copy=False) * inv_step), -127, 127).astype(np.int8)
 
 
-def frequency_shift(r, cycles):
-    """complex [F, L], float64 [F] cycles per sample -> complex [F, L]:
-    r[f, q] exp(j 2 pi cycles[f] q). On the GPU one pass of ``frequency_shift.cu`` (complex64)."""
+def frequency_shift(r, cycles, offset=None):
+    """complex [F, L], float64 [F] cycles per sample, complex [F] offset (or None: 0) ->
+    complex [F, L]: (r[f, q] - offset[f]) exp(j 2 pi cycles[f] q). On the GPU one pass of
+    ``frequency_shift.cu`` (complex64)."""
     xp = xp_of(r)
     cycles = xp.asarray(cycles, dtype=np.float64)
     if _fused(r):
         from .gpu import launch
 
+        offset = xp.zeros(r.shape[0], r.dtype) if offset is None else xp.ascontiguousarray(offset, dtype=r.dtype)
         out = xp.empty_like(r)
-        launch("frequency_shift.cu", "frequency_shift", r.size, xp.ascontiguousarray(r), cycles, out,
+        launch("frequency_shift.cu", "frequency_shift", r.size, xp.ascontiguousarray(r), cycles, offset, out,
                np.int64(r.shape[-1]), np.int64(r.size))
         return out
     q = xp.arange(r.shape[-1], dtype=np.float64)
+    r = r if offset is None else r - offset[:, None]
     return r * xp.exp(2j * np.pi * (cycles[:, None] * q)).astype(r.dtype, copy=False)
 
 

@@ -64,9 +64,11 @@ class SnapshotReader:
         derotate = np.exp(-2j * np.pi * np.arange(config.N) * config.pilot_l / config.N)
         self.scale = xp.asarray(derotate * np.sqrt(config.N) / config.pilot_amplitude, dtype=dtype)
 
-    def __call__(self, r):
-        """complex [F, MN] received frame (CP removed) -> complex [F, W, N]."""
-        return r[..., self.index] * self.scale
+    def __call__(self, r, offset=None):
+        """complex [F, MN] received frame (CP removed), complex [F] constant to remove from it
+        (or None) -> complex [F, W, N]."""
+        z = r[..., self.index]
+        return (z if offset is None else z - offset[:, None, None]) * self.scale
 
 
 def pilot_snapshots(config: FrameConfig, r):

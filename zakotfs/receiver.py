@@ -246,9 +246,9 @@ class Receiver:
 
     def front_end(self, r, estimating: bool = True):
         """complex [F, MN] -> (frames with the front end's offsets undone, DC offset removed
-        complex [F], CFO removed float64 [F] in Hz): the DC offset removed where detected,
-        the CFO (``cfo_offset_hz`` plus the pilot's estimate) removed, then the sample clock
-        resampled (``sample_clock_ppm``). The resampling reads the frame as one period of a
+        complex [F], CFO removed float64 [F] in Hz): the DC offset removed where detected and
+        the CFO (``cfo_offset_hz`` plus the pilot's estimate) removed, in one pass, then the
+        sample clock resampled (``sample_clock_ppm``). The resampling reads the frame as one period of a
         band-limited signal, so it comes last: an offset still in the frame would jump at
         the period's edge (20 kHz over a demo frame: a third of a turn) and spread that step
         over the frame. Without ``estimating`` (perfect CSI, whose operator holds the CFO and
@@ -259,14 +259,13 @@ class Receiver:
         if estimating:
             if self.dc_removal:
                 dc = dc_estimate(r, self._noise_only)
-                r = r - dc[:, None]
             cfo += self.cfo_offset_hz
             if self.cfo_correction:
-                z = self.estimator.snapshots(r)
+                z = self.estimator.snapshots(r, dc)
                 z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
                 cfo += pilot_cfo(z, self.config.nu_p, self.cfo_step_hz)
-            if self.cfo_correction or self.cfo_offset_hz:
-                r = frequency_shift(r, -cfo / self.config.bandwidth)
+            if self.dc_removal or self.cfo_correction or self.cfo_offset_hz:
+                r = frequency_shift(r, -cfo / self.config.bandwidth, dc)
         if self._resample is not None:
             r = self._resample(r)
         return r, dc, cfo

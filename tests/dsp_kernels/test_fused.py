@@ -111,15 +111,22 @@ def test_frequency_shift_matches_the_float64_rotation(backend, rng):
     assert np.linalg.norm(got - want) <= 2e-6 * np.linalg.norm(want)
     back = backend.asnumpy(frequency_shift(backend.asarray(got), backend.asarray(-SHIFTS)))
     assert np.linalg.norm(back - r) <= 4e-6 * np.linalg.norm(r)
+    # with a constant removed first (the DC offset): (r - c) exp(j 2 pi cycles q)
+    offset = np.array([0.3 - 0.1j, -0.02j], np.complex64)
+    got = backend.asnumpy(frequency_shift(backend.asarray(r), backend.asarray(SHIFTS), backend.asarray(offset)))
+    want = _shift_reference(r - offset[:, None], SHIFTS)
+    assert np.linalg.norm(got - want) <= 2e-6 * np.linalg.norm(want)
 
 
 def test_frequency_shift_cuda_source_on_cpu(cuda_on_cpu, rng):
-    """``frequency_shift.cu`` run on the CPU: the first and last 64 samples of two paper-grid
-    frames (where the phase is largest)."""
+    """``frequency_shift.cu`` run on the CPU, a constant removed first: the first and last 64
+    samples of two paper-grid frames (where the phase is largest)."""
     L, n = 1 << 19, 64
     r = _complex(rng, 2, L)
     out = np.full_like(r, np.nan)
     edges = [f * L + q for f in range(2) for q in [*range(n), *range(L - n, L)]]
-    cuda_on_cpu("frequency_shift.cu").launch("frequency_shift", 2 * L, r, SHIFTS, out, L, 2 * L, elements=edges)
+    offset = np.array([0.3 - 0.1j, -0.02j], np.complex64)
+    cuda_on_cpu("frequency_shift.cu").launch("frequency_shift", 2 * L, r, SHIFTS, offset, out, L, 2 * L, elements=edges)
     keep = np.r_[0:n, L - n:L]
-    np.testing.assert_allclose(out[:, keep], _shift_reference(r, SHIFTS)[:, keep], rtol=0, atol=2e-6 * np.abs(r).max())
+    want = _shift_reference(r - offset[:, None], SHIFTS)
+    np.testing.assert_allclose(out[:, keep], want[:, keep], rtol=0, atol=2e-6 * np.abs(r).max())
