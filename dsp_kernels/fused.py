@@ -15,7 +15,7 @@ import numpy as np
 
 from .arrays import is_gpu_array, xp_of
 
-__all__ = ["real_dot", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
+__all__ = ["real_dot", "frame_mean", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
            "overlapped_windows", "overlap_add", "matmul", "capturable_matmul", "quantize_llr", "frequency_shift"]
 
 PARTS = 256
@@ -88,6 +88,12 @@ def real_dot(a, b):
     if _fused(a):
         return _gpu_kernels()["real_dot"](split_last(a), split_last(b), axis=-1).sum(axis=-1)
     return (a.conj() * b).real.sum(axis=-1)
+
+
+def frame_mean(a):
+    """[F, ...] -> [F]: the mean over all but the first axis, in two stages (``split_last``)."""
+    flat = a.reshape(a.shape[0], -1)
+    return split_last(flat).sum(axis=-1).sum(axis=-1) / flat.shape[-1]
 
 
 def quantize_llr(llr, step: float):

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp_kernels import fft, ifft, xp_of
-from dsp_kernels.fused import cg_step, overlap_add, overlapped_windows, real_dot, xpby
+from dsp_kernels.fused import cg_step, frame_mean, overlap_add, overlapped_windows, real_dot, xpby
 
 from .channel_operator import ChannelOperator
 
@@ -187,7 +187,7 @@ def lmmse_bias(power, noise_var):
     ``power`` = ``local_power`` [F, S, 2h] (module doc)."""
     xp = xp_of(power)
     n0 = xp.asarray(noise_var)[:, None, None]
-    return (power / (power + n0)).mean(axis=(-1, -2))
+    return frame_mean(power / (power + n0))
 
 
 def dense_lmmse(H: np.ndarray, y: np.ndarray, noise_var: float, *, bias: bool = False):

@@ -55,8 +55,10 @@ def test_channel_estimate_agrees(backend, link, estimator):
 
 def test_cg_solution_agrees(backend, link):
     """Twelve CG iterations amplify rounding (the step sizes are data dependent): the GPU's
-    complex64 solution must be as close to the CPU's as the CPU's own complex64 solution is
-    to its complex128 one (measured: 6e-3 apart; GPU to CPU 3e-4)."""
+    complex64 solution, and its residuals, must be as close to the CPU's as the CPU's own
+    complex64 ones are to its complex128 ones (measured: solutions 6e-3 apart, GPU to CPU
+    3e-4; residuals near the float32 floor, 15 % apart over the three frames, GPU to CPU 3 %
+    on the H100)."""
     c, frames, _, truth, _ = link
     r = frames[:, c.cp_len:]
     n0 = np.full(3, 0.01)
@@ -66,7 +68,8 @@ def test_cg_solution_agrees(backend, link):
                          backend.asarray(truth.taps_fft, dtype=np.complex64))
     got = cg_lmmse(op, backend.asarray(r.astype(np.complex64)), backend.asarray(n0), 12, 32)
     assert _relative_error(backend.asnumpy(got.s), want.s) <= max(_relative_error(want.s, exact.s), 1e-6)
-    np.testing.assert_allclose(backend.asnumpy(got.residual), want.residual, rtol=1e-2)
+    floor = max(_relative_error(want.residual, exact.residual), 1e-2)
+    assert _relative_error(backend.asnumpy(got.residual), want.residual) <= floor
 
 
 @pytest.mark.parametrize("estimator", ["accurate", "paper", "perfect"])
