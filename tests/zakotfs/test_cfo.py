@@ -1,4 +1,4 @@
-"""Carrier-frequency offset: the pilot's pulse-pair estimate (``zakotfs.cfo``) and the
+"""Carrier-frequency offset: the pilot's band-centring estimate (``zakotfs.cfo``) and the
 receiver that removes it, judged on the physical sample-level emulator (the offset is a
 Doppler shift common to its paths) against the same link without an offset and against
 perfect CSI."""
@@ -17,16 +17,28 @@ NU_MAX = 815.0
 SNR_DB = 25.0
 
 
-def test_pulse_pair_reads_a_rotation_of_the_snapshots(rng):
+def test_a_rotation_of_the_snapshots_is_read_back(rng):
     """Snapshots that turn by 2 pi nu / nu_p from one to the next give nu back, anywhere in
-    (-nu_p / 2, nu_p / 2); rounded to a step when asked; 0 without signal."""
+    (-nu_p / 2, nu_p / 2), to within the estimate's grid (nu_p / (16 N)); rounded to a step
+    when asked; 0 without signal."""
     nu_p, N, W = 15e3, 16, 5
     cfo = np.array([-7.2e3, -812.5, 0.0, 3.3e3, 7.4e3])
     taps = rng.standard_normal((len(cfo), W, 1)) + 1j * rng.standard_normal((len(cfo), W, 1))
     z = taps * np.exp(2j * np.pi * cfo[:, None, None] / nu_p * np.arange(N))
-    np.testing.assert_allclose(pilot_cfo(z, nu_p), cfo, atol=1e-6)
-    np.testing.assert_allclose(pilot_cfo(z, nu_p, step_hz=937.5), [-7500.0, -937.5, 0.0, 3750.0, 7500.0])
-    assert pilot_cfo(np.zeros((2, W, N), complex), nu_p).tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(pilot_cfo(z, nu_p, 1000.0), cfo, atol=nu_p / (16 * N))
+    np.testing.assert_allclose(pilot_cfo(z, nu_p, 1000.0, step_hz=937.5), [-7500.0, -937.5, 0.0, 3750.0, 7500.0])
+    assert pilot_cfo(np.zeros((2, W, N), complex), nu_p, 1000.0).tolist() == [0.0, 0.0]
+
+
+def test_the_estimate_centres_the_doppler_support_not_its_power(rng):
+    """Two paths at -800 Hz (strong) and +800 Hz (weak) in a band of +-1000 Hz: the estimate
+    leaves both inside the band (|nu_hat| < 200 Hz), where the power-weighted mean (about
+    -650 Hz) would push the weak path to +1450 Hz, outside it."""
+    nu_p, N, W = 15e3, 32, 8
+    q = np.arange(N)
+    strong, weak = (rng.standard_normal((1, W, 1)) + 1j * rng.standard_normal((1, W, 1)) for _ in range(2))
+    z = 3 * strong * np.exp(2j * np.pi * -800 / nu_p * q) + weak * np.exp(2j * np.pi * 800 / nu_p * q)
+    assert abs(pilot_cfo(z, nu_p, 1000.0)[0]) < 200
 
 
 def _link(config, cfo_hz: float, seed: int, n_frames: int = 3):
@@ -88,14 +100,15 @@ def test_the_estimate_is_read_from_the_pilot_of_the_received_frame():
     """The receiver's estimate is pilot_cfo of the frame's own snapshots (CP removed)."""
     c = preset("demo")
     frames, _, _ = _link(c, 2500.0, 4, n_frames=2)
-    got = Receiver(c, backend="cpu", quiet=True).process(frames).cfo_hz
-    want = pilot_cfo(pilot_snapshots(c, frames[:, c.cp_len:].astype(np.complex128)), c.nu_p)
+    rx = Receiver(c, backend="cpu", quiet=True)
+    got = rx.process(frames).cfo_hz
+    want = pilot_cfo(pilot_snapshots(c, frames[:, c.cp_len:].astype(np.complex128)), c.nu_p, rx.max_doppler_hz)
     np.testing.assert_allclose(got, want, atol=0.5)
 
 
 def test_snapshot_rotation_removes_a_known_offset_from_the_snapshots(rng):
-    """Snapshots of a frame turned by 31 kHz (beyond the pulse-pair's +-7.5 kHz), rotated back
-    by a known 29 kHz: the pulse-pair reads the 2 kHz left."""
+    """Snapshots of a frame turned by 31 kHz (beyond the estimate's +-7.5 kHz), rotated back
+    by a known 29 kHz: the estimate reads the 2 kHz left."""
     c = preset("demo")
     frame = np.zeros((1, c.MN), complex)
     frame[0] = rng.standard_normal(c.MN) + 1j * rng.standard_normal(c.MN)
