@@ -93,9 +93,10 @@ class HalfCoefficientReceiver(Receiver):
 
     def equalizer_operator(self, channel):
         windowed = super().equalizer_operator(channel)
-        g = windowed.response
+        scale = 2 * windowed.window            # response holds G' / (2 Lw); float16 rounds G'
+        g = windowed.response * scale
         windowed.response = (g.real.astype(np.float16).astype(g.real.dtype)
-                             + 1j * g.imag.astype(np.float16).astype(g.real.dtype)).astype(g.dtype)
+                             + 1j * g.imag.astype(np.float16).astype(g.real.dtype)).astype(g.dtype) / scale
         return windowed
 
 

@@ -132,12 +132,12 @@ def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int, 
     power = 0.5 * (power + xp.roll(power, -1, axis=1))                 # window j: instants j, j + 1
     n0 = xp.asarray(noise_var)[:, None, None]
     real = op.basis.real.dtype
-    inverse = (1.0 / (power + n0)).astype(real)
+    inverse = (1.0 / ((power + n0) * (2 * h))).astype(real)          # with the inverse FFT's 1 / 2h
     window = xp.sin(np.pi * (xp.arange(2 * h) + 0.5) / (2 * h)).astype(real)
 
     def apply(v):
         windows = overlapped_windows(v, segments, window)
-        return overlap_add(ifft(inverse * fft(windows, axis=-1), axis=-1), window)
+        return overlap_add(ifft(inverse * fft(windows, axis=-1), axis=-1, norm="forward"), window)
     return apply
 
 

@@ -190,7 +190,7 @@ def test_atoms_give_the_operators_taps_and_the_same_windowed_operator(rng):
     phi = window_polynomials(Lw)
     from_atoms = WindowedOperator.from_atoms(atoms, phi, d0, stride)
     from_op = WindowedOperator.from_operator(op, phi, d0, stride)
-    np.testing.assert_allclose(from_atoms.response, from_op.response, atol=1e-9)
+    np.testing.assert_allclose(from_atoms.response * 2 * Lw, from_op.response * 2 * Lw, atol=1e-9)
     times = np.array([5, 700, 3000])
     np.testing.assert_allclose(from_atoms.local_response(times, L // stride), op.local_response(times, L // stride),
                                atol=1e-9)
