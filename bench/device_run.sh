@@ -5,10 +5,11 @@
 #   tests    python -m pytest -m gpu (CPU/GPU agreement, CuPy emulator)
 #   suite    the whole test suite (auto backend = the GPU) on 12 workers
 #   profile  python -m bench.gpu_profile: device time of each piece of the chain, paper grid
-#   bench    zakotfs bench, paper grid: batch 1 (with two batches in flight, the exact
-#            operator, op-by-op and staged runs beside it) and 8 (accurate estimator), batch 1
-#            with 8 CG iterations (the default is 12), the same with int8 LLRs, batch 1 (paper
-#            estimator)
+#   bench    zakotfs bench, paper grid: batch 1 at the default 12 CG iterations (with two
+#            batches in flight, the exact operator, op-by-op and staged runs beside it); batch 1
+#            with 4 CG iterations and int8 LLRs (the latency headline); batch 1 with 8; batch 8
+#            with 4 and int8 LLRs (throughput); batch 1 with the paper estimator
+#   trace    python -m bench.kernel_trace: every kernel of the chain (4 CG iterations)
 #   baseline zakotfs bench, paper grid, with the sparse-matrix CG baselines on one frame
 #   sweep    python -m bench.latency_sweep on the GPU (every grid, baselines on two)
 #   emulator the channel emulator's rate with CuPy
@@ -50,16 +51,20 @@ for step in "$@"; do
         timeout 150 python3 -m bench.gpu_profile --preset paper --backend gpu --json "$OUT/profile.json"
         ;;
     bench)
-        log "bench paper b1"
+        log "bench paper b1 (12 CG iterations, the default), compared with the exact operator, op by op, staged"
         timeout 200 $zk bench --preset paper --backend gpu --frames $FRAMES --batch 1 --json "$OUT/paper_b1.json" --quiet
-        log "bench paper b8"
-        timeout 150 $zk bench --preset paper --backend gpu --frames $((FRAMES * 8 / 5)) --batch 8 --json "$OUT/paper_b8.json" --quiet
+        log "bench paper b1, 4 CG iterations, int8 LLRs (the latency headline)"
+        timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 4 --llr int8 --json "$OUT/paper_cg4_int8.json" --quiet
         log "bench paper b1, 8 CG iterations"
         timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 8 --json "$OUT/paper_cg8.json" --quiet
-        log "bench paper b1, 8 CG iterations, int8 LLRs"
-        timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --cg-iterations 8 --llr int8 --json "$OUT/paper_cg8_int8.json" --quiet
+        log "bench paper b8, 4 CG iterations, int8 LLRs (throughput)"
+        timeout 150 $zk bench --preset paper --backend gpu --frames $((FRAMES * 8 / 5)) --batch 8 --cg-iterations 4 --llr int8 --json "$OUT/paper_b8.json" --quiet
         log "bench paper estimator"
         timeout 120 $zk bench --preset paper --backend gpu --frames $FRAMES --estimator paper --json "$OUT/paper_est_paper.json" --quiet
+        ;;
+    trace)
+        log "kernel trace, paper, 4 CG iterations"
+        timeout 150 python3 -m bench.kernel_trace --preset paper --cg-iterations 4 --top 30 --json "$OUT/kernels_cg4.json"
         ;;
     baseline)
         log "baselines"

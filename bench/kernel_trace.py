@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import sys
 
+from dsp_kernels import get_backend
 from zakotfs.benchmark import make_frames, run_metadata, write_json
 from zakotfs.config import preset
 from zakotfs.realtime import RealtimeReceiver
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, {"preset": args.preset, "batch": args.batch, "cg_iterations": args.cg_iterations,
                                "replays": args.replays, "kernel_us_per_replay": total, "kernels": rows,
-                               **run_metadata(sys.argv, "gpu")})
+                               **run_metadata(sys.argv, get_backend("gpu"))})
     return 0
 
 
