@@ -102,9 +102,6 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
     const complex<float>* C = coeffs + (long long)f * W * P;
     double* A = atoms + (long long)f * J * W;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    int group = 1;
-    while (group < P) group *= 2;
-    const int span = (K * group + 31) / 32 * 32;      // whole warps: every lane meets the shuffles
 
     for (int i = threadIdx.x; i < W * P; i += blockDim.x)
         s_res[(i % P) * W + i / P] = make_float2(C[i].real(), C[i].imag());
@@ -120,29 +117,43 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
             if (e > best_e) { best_e = e; best_w = w; }
         }
         const int peak = block_argmax(best_e, best_w, s_val, s_idx);
-        // 2. candidate delays around it and their matched-filter scores
+        // 2. candidate delays around it and their matched-filter scores (a warp each)
         for (int k = threadIdx.x; k < K; k += blockDim.x)
             s_cand[k] = fmin(fmax(tau0 + peak + (double)(k - resolution) / resolution, lo), hi);
         __syncthreads();
-        // One thread per (candidate k, basis p): lanes k * group + p, group = P rounded up
-        // to a power of two (a divisor of 32), so that a candidate's P sums meet in one warp.
-        for (int t = threadIdx.x; t < span; t += blockDim.x) {
-            const int k = min(t / group, K - 1), p = t % group;
+        for (int k = warp; k < K; k += n_warps) {
             const bool shifted = s_cand[k] == tau0 + peak + (double)(k - resolution) / resolution;  // not clipped
             const float* atom = table + (long long)k * (2 * W - 1) + (W - 1) - peak;
-            const float2* res = s_res + min(p, P - 1) * W;
-            float re = 0.0f, im = 0.0f, energy = 0.0f;
-            #pragma unroll 8
-            for (int w = 0; w < W; ++w) {
+            float re[MAX_P], im[MAX_P];
+            #pragma unroll
+            for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
+            float energy = 0.0f;
+            for (int w = lane; w < W; w += 32) {
                 const float a = shifted ? atom[w] : periodic_sinc_f((float)(tau0 + w - s_cand[k]), L);
-                const float2 r = res[w];
                 energy += a * a;
-                re += a * r.x;
-                im += a * r.y;
+                #pragma unroll
+                for (int p = 0; p < MAX_P; ++p) {
+                    if (p < P) {
+                        const float2 r = s_res[p * W + w];
+                        re[p] += a * r.x;
+                        im[p] += a * r.y;
+                    }
+                }
             }
-            float score = p < P ? re * re + im * im : 0.0f;
-            for (int o = group / 2; o > 0; o /= 2) score += __shfl_xor_sync(0xffffffff, score, o);
-            if (p == 0 && t / group < K) s_score[k] = score / energy;
+            float score = 0.0f;
+            #pragma unroll
+            for (int p = 0; p < MAX_P; ++p) {
+                if (p < P) {
+                    float x = re[p], y = im[p];
+                    for (int o = 16; o > 0; o /= 2) {
+                        x += __shfl_xor_sync(0xffffffff, x, o);
+                        y += __shfl_xor_sync(0xffffffff, y, o);
+                    }
+                    score += x * x + y * y;
+                }
+            }
+            for (int o = 16; o > 0; o /= 2) energy += __shfl_xor_sync(0xffffffff, energy, o);
+            if (lane == 0) s_score[k] = score / energy;
         }
         __syncthreads();
         double best_s = -1.0;

@@ -9,7 +9,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
-from zakotfs.cfo import pilot_cfo, snapshot_rotation
+from zakotfs.cfo import doppler_band, pilot_cfo, snapshot_rotation
 from zakotfs.estimation import pilot_snapshots
 from zakotfs.receiver import Receiver
 
@@ -25,20 +25,25 @@ def test_a_rotation_of_the_snapshots_is_read_back(rng):
     cfo = np.array([-7.2e3, -812.5, 0.0, 3.3e3, 7.4e3])
     taps = rng.standard_normal((len(cfo), W, 1)) + 1j * rng.standard_normal((len(cfo), W, 1))
     z = taps * np.exp(2j * np.pi * cfo[:, None, None] / nu_p * np.arange(N))
-    np.testing.assert_allclose(pilot_cfo(z, nu_p, 1000.0), cfo, atol=nu_p / (16 * N))
-    np.testing.assert_allclose(pilot_cfo(z, nu_p, 1000.0, step_hz=937.5), [-7500.0, -937.5, 0.0, 3750.0, 7500.0])
-    assert pilot_cfo(np.zeros((2, W, N), complex), nu_p, 1000.0).tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(pilot_cfo(z, nu_p, doppler_band(N, nu_p, 1000.0)), cfo, atol=nu_p / (16 * N))
+    np.testing.assert_allclose(pilot_cfo(z, nu_p, doppler_band(N, nu_p, 1000.0), step_hz=937.5), [-7500.0, -937.5, 0.0, 3750.0, 7500.0])
+    assert pilot_cfo(np.zeros((2, W, N), complex), nu_p, doppler_band(N, nu_p, 1000.0)).tolist() == [0.0, 0.0]
 
 
-def test_the_estimate_centres_the_doppler_support_not_its_power(rng):
-    """Two paths at -800 Hz (strong) and +800 Hz (weak) in a band of +-1000 Hz: the estimate
-    leaves both inside the band (|nu_hat| < 200 Hz), where the power-weighted mean (about
-    -650 Hz) would push the weak path to +1450 Hz, outside it."""
+def test_the_estimate_keeps_the_doppler_support_in_the_band(rng):
+    """Two paths at -800 Hz (strong) and +800 Hz (weak) in a band of +-1000 Hz: after the
+    estimate is removed both lie inside the band to half the spectrum's resolution
+    (nu_p / 2N), where the power-weighted mean (the pulse-pair alone, about -650 Hz) pushes
+    the weak path to about +1450 Hz."""
     nu_p, N, W = 15e3, 32, 8
     q = np.arange(N)
     strong, weak = (rng.standard_normal((1, W, 1)) + 1j * rng.standard_normal((1, W, 1)) for _ in range(2))
     z = 3 * strong * np.exp(2j * np.pi * -800 / nu_p * q) + weak * np.exp(2j * np.pi * 800 / nu_p * q)
-    assert abs(pilot_cfo(z, nu_p, 1000.0)[0]) < 200
+    lag_one = (z[..., :-1].conj() * z[..., 1:]).sum()
+    pulse_pair = np.angle(lag_one) / (2 * np.pi) * nu_p
+    got = pilot_cfo(z, nu_p, doppler_band(N, nu_p, 1000.0))[0]
+    assert 800 - pulse_pair > 1000 + nu_p / (2 * N)
+    assert max(800 - got, got + 800) < 1000 + nu_p / (2 * N)
 
 
 def _link(config, cfo_hz: float, seed: int, n_frames: int = 3):
@@ -100,9 +105,8 @@ def test_the_estimate_is_read_from_the_pilot_of_the_received_frame():
     """The receiver's estimate is pilot_cfo of the frame's own snapshots (CP removed)."""
     c = preset("demo")
     frames, _, _ = _link(c, 2500.0, 4, n_frames=2)
-    rx = Receiver(c, backend="cpu", quiet=True)
-    got = rx.process(frames).cfo_hz
-    want = pilot_cfo(pilot_snapshots(c, frames[:, c.cp_len:].astype(np.complex128)), c.nu_p, rx.max_doppler_hz)
+    got = Receiver(c, backend="cpu", quiet=True, max_doppler_hz=1000.0).process(frames).cfo_hz
+    want = pilot_cfo(pilot_snapshots(c, frames[:, c.cp_len:].astype(np.complex128)), c.nu_p, doppler_band(c.N, c.nu_p, 1000.0))
     np.testing.assert_allclose(got, want, atol=0.5)
 
 
