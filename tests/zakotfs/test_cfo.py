@@ -1,7 +1,7 @@
-"""Carrier-frequency offset: the pilot's band-centring estimate (``zakotfs.cfo``) and the
-receiver that removes it, judged on the physical sample-level emulator (the offset is a
-Doppler shift common to its paths) against the same link without an offset and against
-perfect CSI."""
+"""Carrier-frequency offset: the pilot's estimate (``zakotfs.cfo``: the pulse-pair held in
+the band energy's plateau) and the receiver that removes it, judged on the physical
+sample-level emulator (the offset is a Doppler shift common to its paths) against the same
+link without an offset and against perfect CSI."""
 import numpy as np
 import pytest
 
