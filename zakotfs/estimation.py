@@ -37,7 +37,7 @@ from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "snapshot_index", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
-           "periodic_sinc", "dpss_basis"]
+           "periodic_sinc", "dpss_basis", "dpss_count"]
 
 
 @dataclass
@@ -89,6 +89,13 @@ def guard_noise_variance(config: FrameConfig, z):
     cells = fft(z[..., first:t_neg, :], axis=-1, norm="ortho")     # y / (a_p / sqrt(N))
     power = xp.abs(cells.reshape(cells.shape[0], -1)) ** 2
     return xp.median(power, axis=-1) / np.log(2) * (config.pilot_amplitude ** 2 / config.N)
+
+
+def dpss_count(nw: float, L: int) -> int:
+    """P = ceil(2 nw) + 3 DPSS functions for time-bandwidth nw (at most L - 1; 1 for nw <= 0,
+    the constant): with the 3 beyond the Shannon number a tone anywhere in the band is
+    represented to -50 dB (``AccurateEstimator``)."""
+    return 1 if nw <= 0 else min(int(np.ceil(2 * nw)) + 3, L - 1)
 
 
 @lru_cache(maxsize=16)
@@ -167,7 +174,7 @@ class AccurateEstimator:
         self.xp = xp = self.backend.xp
         self.snapshots = SnapshotReader(c, xp, dtype)
         nw = max_doppler_hz * c.frame_time
-        self.P = min(int(np.ceil(2 * nw)) + 3, c.N - 1)
+        self.P = dpss_count(nw, c.N)
         self.basis = dpss_basis(c.MN, nw, self.P)                               # [P, L]
         idx = snapshot_index(c)                                                # [W, N]
         sampled = self.basis[:, idx].transpose(1, 2, 0)                         # [W, N, P]

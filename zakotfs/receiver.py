@@ -14,7 +14,7 @@ import numpy as np
 from dsp_kernels import Backend, get_backend
 from dsp_kernels.fused import frequency_shift, quantize_llr, split_last
 
-from .cfo import doppler_band, pilot_cfo, snapshot_rotation
+from .cfo import PilotCFO, snapshot_rotation
 from .dc_offset import dc_estimate, noise_only_index
 from .sco import compensation
 from .channel_operator import ChannelOperator, DelayAtoms
@@ -165,11 +165,11 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
         self.cfo_correction = bool(cfo_correction)
-        self._doppler_band = self.backend.xp.asarray(doppler_band(config.N, config.nu_p, max_doppler_hz))   # zakotfs.cfo
         if not np.isfinite(cfo_offset_hz):
             raise ValueError(f"cfo_offset_hz must be finite, got {cfo_offset_hz!r}")
         self.cfo_offset_hz = float(cfo_offset_hz)
-        self.cfo_step_hz = 1 / config.frame_time if estimator == "paper" else 0.0   # zakotfs.cfo
+        self._pilot_cfo = PilotCFO(config.N, config.nu_p, max_doppler_hz,            # zakotfs.cfo: whole bins for the paper's read-off
+                                   1 / config.frame_time if estimator == "paper" else 0.0, self.backend.xp)
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
@@ -264,7 +264,7 @@ class Receiver:
             if self.cfo_correction:
                 z = self.estimator.snapshots(r, dc)
                 z = z if self._snapshot_rotation is None else z * self._snapshot_rotation
-                cfo += pilot_cfo(z, self.config.nu_p, self._doppler_band, self.cfo_step_hz)
+                cfo += self._pilot_cfo(z)
             if self.dc_removal or self.cfo_correction or self.cfo_offset_hz:
                 r = frequency_shift(r, -cfo / self.config.bandwidth, dc)
         if self._resample is not None:
