@@ -1,0 +1,72 @@
+"""The accurate estimator's one-launch delay fit (``sparse_fit.cu``: ``psinc_table`` and
+``omp_delay_fit``, a thread block per frame whose threads share the residual, reduce by
+warp shuffles and meet at barriers) run on the CPU, one OS thread per CUDA thread
+(``cuda_blocks_on_cpu``), against the array code it replaces
+(``AccurateEstimator.fit_delays``), so CI checks the GPU's delay fit without a GPU."""
+import ctypes
+
+import numpy as np
+
+from zakotfs import preset
+from zakotfs.estimation import AccurateEstimator
+
+THREADS = 512       # as the GPU launches it (GpuBackend.sparse_delay_fit)
+
+
+def _coefficients(estimator, rng, delays, noise):
+    """complex64 [F, W, P]: atoms at ``delays`` [F, J] with random amplitudes, plus noise."""
+    F, J = delays.shape
+    amplitudes = rng.standard_normal((F, J, estimator.P)) + 1j * rng.standard_normal((F, J, estimator.P))
+    atoms = estimator._atoms(delays, np)                                       # [F, W, J]
+    clean = np.einsum("fwj,fjp->fwp", atoms, amplitudes)
+    return (clean + noise * (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape))).astype(np.complex64)
+
+
+def test_omp_delay_fit_matches_the_array_code(cuda_blocks_on_cpu, rng):
+    """Tiny grid (W = 15 taps, P = 5 DPSS functions), 8 fine offsets a sample, 6 atoms, four
+    frames: three paths apart; two paths a sample apart; a path beyond the fit's edge, whose
+    candidates are clipped (their atoms computed in the kernel, not read from the table);
+    noise alone. The kernel finds the same active atoms at the same delays, amplitudes to
+    float32."""
+    est = AccurateEstimator(preset("tiny"), n_atoms=6, delay_resolution=8)
+    W, P, J, R, L = est.taus.size, est.P, est.n_atoms, est.delay_resolution, est.config.MN
+    K = 2 * R + 1
+    lo, hi = est.taus[0] + est.edge, est.taus[-1] - est.edge
+    paths = np.array([[1.3, 4.77, 7.1], [3.2, 4.25, 8.6], [hi + 0.4, 2.4, 5.5]])
+    noise = 0.3 * (rng.standard_normal((1, W, P)) + 1j * rng.standard_normal((1, W, P)))
+    coeffs = np.concatenate([_coefficients(est, rng, paths, 0.01), noise.astype(np.complex64)])
+    F = coeffs.shape[0]
+    coeff_var = 2 * np.array([0.01, 0.01, 0.01, 0.3]) ** 2
+    want = est.fit_delays(coeffs, coeff_var)
+
+    kernels = cuda_blocks_on_cpu("sparse_fit.cu")
+    table = np.zeros((K, 2 * W - 1), np.float32)
+    kernels.launch("psinc_table", -(-table.size // THREADS), THREADS, ctypes.c_int(W), ctypes.c_int(R), ctypes.c_int(L), table)
+    atoms = np.zeros((F, J, W))
+    amplitudes, delays, active = np.zeros((F, J, P), complex), np.zeros((F, J)), np.zeros((F, J), bool)
+    floor = est.floor_factor * coeff_var
+    kernels.launch("omp_delay_fit", F, THREADS, coeffs, floor, table, ctypes.c_int(R), ctypes.c_int(W), ctypes.c_int(P),
+                   ctypes.c_int(K), ctypes.c_int(J), ctypes.c_int(L), ctypes.c_double(est.taus[0]), ctypes.c_double(lo),
+                   ctypes.c_double(hi), atoms, amplitudes, delays, active)
+
+    np.testing.assert_array_equal(active, want[2])
+    assert active[:2].sum(axis=1).min() >= 3 and active[2, 0] and not active[3].any()   # paths found, noise not
+    np.testing.assert_allclose(delays[active], want[1][active], atol=1e-9)
+    np.testing.assert_allclose(amplitudes, want[0], atol=1e-4 * np.abs(want[0]).max())
+
+
+def test_atom_taps_fft_matches_the_array_code(cuda_blocks_on_cpu, rng):
+    """``atom_taps_fft`` (a thread per frame and bin): C_p(f) = sum_j a_jp e^{-j2pi f delta_j / L}
+    against ``DelayAtoms.operator``, to float32, on an even L (the Nyquist bin's cos(pi delta))
+    with delays far from the origin (the phase reduced modulo 1 in float64)."""
+    from zakotfs.channel_operator import ChannelOperator
+
+    est = AccurateEstimator(preset("tiny"))
+    F, J, P, L = 2, 4, est.P, est.config.MN
+    amplitudes = rng.standard_normal((F, J, P)) + 1j * rng.standard_normal((F, J, P))
+    delays = rng.uniform(-3.0, 600.0, (F, J))
+    want = ChannelOperator.from_delay_doppler_atoms(L, est.basis, amplitudes, delays).taps_fft
+    got = np.zeros((F, P, L), np.complex64)
+    cuda_blocks_on_cpu("sparse_fit.cu").launch("atom_taps_fft", -(-F * L // THREADS), THREADS, amplitudes, delays,
+                                               ctypes.c_int(J), ctypes.c_int(P), ctypes.c_int(L), ctypes.c_int(F), got)
+    assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
