@@ -127,10 +127,10 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
     if hasattr(be, "sparse_delay_fit"):
         lo, hi = estimator.taus[0] + estimator.edge, estimator.taus[-1] - estimator.edge
         floor = xp.full(1, 1e-3)
-        pieces["sparse_delay_fit kernel"] = lambda: be.sparse_delay_fit(
-            coeffs, floor, estimator.taus[0], estimator.delay_resolution, estimator.n_atoms, lo, hi, L)
-        amplitudes, delays, _ = be.sparse_delay_fit(coeffs, floor, estimator.taus[0], estimator.delay_resolution,
-                                                    estimator.n_atoms, lo, hi, L)
+        fit_args = (coeffs, floor, estimator.taus[0], estimator.delay_resolution, estimator.coarse_stride,
+                    estimator.n_atoms, lo, hi, L)
+        pieces["sparse_delay_fit kernel"] = lambda: be.sparse_delay_fit(*fit_args)
+        amplitudes, delays, _ = be.sparse_delay_fit(*fit_args)
         pieces["atom_taps_fft kernel"] = lambda: be.atom_taps_fft(amplitudes, delays, L)
     times, how = {}, {}
     for name, fn in pieces.items():

@@ -85,12 +85,13 @@ class GpuBackend:
     # array code they replace (zakotfs.estimation), which is also their test reference
     MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 16, 256
 
-    def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, n_atoms: int, lo: float,
-                         hi: float, L: int):
+    def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_atoms: int,
+                         lo: float, hi: float, L: int):
         """``AccurateEstimator.fit_delays`` in one launch (a thread block per frame).
 
         coeffs: complex [F, W, P] (taps tau0 ... tau0 + W - 1); floor: float [F]; candidate
-        offsets (k - R) / R, R = ``resolution``. Returns (amplitudes complex128 [F, J, P],
+        offsets (k - R) / R, R = ``resolution``, searched every ``coarse_stride``-th first.
+        Returns (amplitudes complex128 [F, J, P],
         delays float64 [F, J], active bool [F, J]), J = n_atoms; None where the sizes exceed
         the kernel's limits.
         """
@@ -110,7 +111,7 @@ class GpuBackend:
             kernel.max_dynamic_shared_size_bytes = residual_bytes
         kernel((F,), (512,),
                (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), table, np.int32(resolution),
-                np.int32(W), np.int32(P), np.int32(K), np.int32(n_atoms), np.int32(L), np.float64(tau0),
+                np.int32(W), np.int32(P), np.int32(coarse_stride), np.int32(n_atoms), np.int32(L), np.float64(tau0),
                 np.float64(lo), np.float64(hi), atoms, amplitudes, delays, active),
                shared_mem=residual_bytes)
         return amplitudes, delays, active

@@ -4,8 +4,9 @@
 // periodic_sinc(x, L): the L-periodic band-limited pulse (estimation.periodic_sinc).
 //
 // omp_delay_fit: AccurateEstimator.fit_delays for one frame per thread block. Per
-//   iteration: the tap of largest residual energy, the matched-filter score of K
-//   candidate delays around it, sum_p |a^H R_p|^2 / |a|^2 (float32), the best one becomes
+//   iteration: the tap of largest residual energy, the matched-filter score
+//   sum_p |a^H R_p|^2 / |a|^2 (float32) of candidate delays within a sample of it (a coarse
+//   grid, then the fine one around its best: estimation.COARSE_STEPS), the best one becomes
 //   a new atom (active while its score exceeds the frame's chi-square floor and the previous
 //   atom was active), and all atoms are refitted by ridge least squares (Cholesky, float64):
 //   (A^T A + diag(ridge)) X = A^T C, ridge = (1e-9 if active else 1e9) * trace(A^T A).
@@ -77,17 +78,76 @@ extern "C" __global__ void psinc_table(int W, int R, int L, float* table) {
     table[i] = (float)periodic_sinc((double)(n - (W - 1)) - (double)(k - R) / R, L);
 }
 
+// The matched-filter scores sum_p |a^H R_p|^2 / |a|^2 (float32) of `count` candidate delays
+// around the tap `peak`: candidate i at the fine offset k_i = clamp(first + i step, 0, 2R),
+// delay clamp(tau0 + peak + (k_i - R) / R, lo, hi), its atom read from the table unless
+// clamped (a warp a candidate). Leaves k_i, the delay and the score in s_k, s_cand, s_score;
+// returns the i of the best (ties to the first, as numpy's argmax).
+__device__ int best_offset(int first, int step, int count, int peak, const float* table, const float2* s_res,
+                           int resolution, int W, int P, int L, double tau0, double lo, double hi,
+                           int* s_k, double* s_cand, double* s_score, double* s_val, int* s_idx) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        const int k = min(max(first + i * step, 0), 2 * resolution);
+        s_k[i] = k;
+        s_cand[i] = fmin(fmax(tau0 + peak + (double)(k - resolution) / resolution, lo), hi);
+    }
+    __syncthreads();
+    for (int i = warp; i < count; i += n_warps) {
+        const int k = s_k[i];
+        const bool shifted = s_cand[i] == tau0 + peak + (double)(k - resolution) / resolution;  // not clamped
+        const float* atom = table + (long long)k * (2 * W - 1) + (W - 1) - peak;
+        float re[MAX_P], im[MAX_P];
+        #pragma unroll
+        for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
+        float energy = 0.0f;
+        for (int w = lane; w < W; w += 32) {
+            const float a = shifted ? atom[w] : periodic_sinc_f((float)(tau0 + w - s_cand[i]), L);
+            energy += a * a;
+            #pragma unroll
+            for (int p = 0; p < MAX_P; ++p) {
+                if (p < P) {
+                    const float2 r = s_res[p * W + w];
+                    re[p] += a * r.x;
+                    im[p] += a * r.y;
+                }
+            }
+        }
+        float score = 0.0f;
+        #pragma unroll
+        for (int p = 0; p < MAX_P; ++p) {
+            if (p < P) {
+                float x = re[p], y = im[p];
+                for (int o = 16; o > 0; o /= 2) {
+                    x += __shfl_xor_sync(0xffffffff, x, o);
+                    y += __shfl_xor_sync(0xffffffff, y, o);
+                }
+                score += x * x + y * y;
+            }
+        }
+        for (int o = 16; o > 0; o /= 2) energy += __shfl_xor_sync(0xffffffff, energy, o);
+        if (lane == 0) s_score[i] = score / energy;
+    }
+    __syncthreads();
+    double best_s = -1.0;
+    int best_i = 0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x)
+        if (s_score[i] > best_s) { best_s = s_score[i]; best_i = i; }
+    return block_argmax(best_s, best_i, s_val, s_idx);
+}
+
 // coeffs [F, W, P] complex64 tap coefficients; floor [F]; fine delay offsets (k - resolution) / resolution,
-// k < K = 2 resolution + 1, with their atoms in ``table`` (psinc_table); taus[w] = tau0 + w; delays
-// clipped to [lo, hi]. Scratch: atoms [F, J, W]; the residual lives in dynamic shared memory
+// k < K = 2 resolution + 1, with their atoms in ``table`` (psinc_table), searched first every
+// ``stride``-th; taus[w] = tau0 + w; delays clipped to [lo, hi]. Scratch: atoms [F, J, W]; the residual lives in dynamic shared memory
 // (float2 [P, W], so that the candidate scores read it contiguously).
 // Out: amplitudes [F, J, P], delays [F, J], active [F, J].
 extern "C" __global__ void __launch_bounds__(THREADS)
 omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* table, int resolution,
-              int W, int P, int K, int J, int L, double tau0, double lo, double hi, double* atoms,
+              int W, int P, int stride, int J, int L, double tau0, double lo, double hi, double* atoms,
               complex<double>* amplitudes, double* delays, bool* active) {
     __shared__ double s_val[THREADS];
     __shared__ int s_idx[THREADS];
+    __shared__ int s_k[MAX_K];
     __shared__ double s_cand[MAX_K];
     __shared__ double s_score[MAX_K];
     __shared__ double s_gram[MAX_J * MAX_J];          // A^T A, grown one atom at a time
@@ -117,50 +177,15 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
             if (e > best_e) { best_e = e; best_w = w; }
         }
         const int peak = block_argmax(best_e, best_w, s_val, s_idx);
-        // 2. candidate delays around it and their matched-filter scores (a warp each)
-        for (int k = threadIdx.x; k < K; k += blockDim.x)
-            s_cand[k] = fmin(fmax(tau0 + peak + (double)(k - resolution) / resolution, lo), hi);
-        __syncthreads();
-        for (int k = warp; k < K; k += n_warps) {
-            const bool shifted = s_cand[k] == tau0 + peak + (double)(k - resolution) / resolution;  // not clipped
-            const float* atom = table + (long long)k * (2 * W - 1) + (W - 1) - peak;
-            float re[MAX_P], im[MAX_P];
-            #pragma unroll
-            for (int p = 0; p < MAX_P; ++p) { re[p] = 0.0f; im[p] = 0.0f; }
-            float energy = 0.0f;
-            for (int w = lane; w < W; w += 32) {
-                const float a = shifted ? atom[w] : periodic_sinc_f((float)(tau0 + w - s_cand[k]), L);
-                energy += a * a;
-                #pragma unroll
-                for (int p = 0; p < MAX_P; ++p) {
-                    if (p < P) {
-                        const float2 r = s_res[p * W + w];
-                        re[p] += a * r.x;
-                        im[p] += a * r.y;
-                    }
-                }
-            }
-            float score = 0.0f;
-            #pragma unroll
-            for (int p = 0; p < MAX_P; ++p) {
-                if (p < P) {
-                    float x = re[p], y = im[p];
-                    for (int o = 16; o > 0; o /= 2) {
-                        x += __shfl_xor_sync(0xffffffff, x, o);
-                        y += __shfl_xor_sync(0xffffffff, y, o);
-                    }
-                    score += x * x + y * y;
-                }
-            }
-            for (int o = 16; o > 0; o /= 2) energy += __shfl_xor_sync(0xffffffff, energy, o);
-            if (lane == 0) s_score[k] = score / energy;
-        }
-        __syncthreads();
-        double best_s = -1.0;
-        int best_k = 0;
-        for (int k = threadIdx.x; k < K; k += blockDim.x)
-            if (s_score[k] > best_s) { best_s = s_score[k]; best_k = k; }
-        const int kbest = block_argmax(best_s, best_k, s_val, s_idx);
+        // 2. candidate delays within a sample of it: the coarse grid k = 0, stride, ..., 2R,
+        //    then the fine one strictly between the best coarse k's neighbours (which scored
+        //    no higher), clamped to 0 .. 2R
+        const int ic = best_offset(0, stride, 2 * resolution / stride + 1, peak, table, s_res, resolution, W, P, L,
+                                   tau0, lo, hi, s_k, s_cand, s_score, s_val, s_idx);
+        const int kc = s_k[ic];
+        __syncthreads();                                  // every thread has kc before s_k is rewritten
+        const int kbest = best_offset(kc - stride + 1, 1, 2 * stride - 1, peak, table, s_res, resolution, W, P, L,
+                                      tau0, lo, hi, s_k, s_cand, s_score, s_val, s_idx);
         if (threadIdx.x == 0) {
             s_delay[j] = s_cand[kbest];
             s_active[j] = s_score[kbest] > floor[f] && (j == 0 || s_active[j - 1]);

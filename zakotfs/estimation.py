@@ -98,6 +98,14 @@ def dpss_count(nw: float, L: int) -> int:
     return 1 if nw <= 0 else min(int(np.ceil(2 * nw)) + 3, L - 1)
 
 
+COARSE_STEPS = 4
+"""The delay fit's first search grid, in steps a sample. The matched-filter score of one
+path is a sinc^2 in the candidate's delay (main lobe +-1 sample, side lobes under 5 %), so
+its best point on the coarse grid lies within a coarse step of the fine maximum: 9 + 15
+candidates find what 65 do at delay_resolution 32 (the same delays on 168 demo and paper
+frames at 10, 20 and 30 dB)."""
+
+
 @lru_cache(maxsize=16)
 def dpss_basis(L: int, nw: float, P: int) -> np.ndarray:
     """complex128 [P, L]: DPSS of half-bandwidth nw / L, scaled to mean |b|^2 = 1."""
@@ -186,6 +194,7 @@ class AccurateEstimator:
         self.n_atoms = min(n_atoms, self.taus.size)
         self.delay_resolution = delay_resolution
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
+        self.coarse_stride = max(delay_resolution // COARSE_STEPS, 1)
         self.edge = 2.0
         W = self.taus.size
         self.floor_factor = self.P + 4 * np.sqrt(self.P) + 2 * np.log(W)     # see fit_delays
@@ -212,9 +221,10 @@ class AccurateEstimator:
         """complex [F, W, P] tap coefficients, their noise variance [F]
         -> (amplitudes [F, J, P], delays [F, J]).
 
-        Joint OMP: pick the tap of largest residual energy, refine its delay on the fine
-        grid by the matched-filter score sum_p |a^H R_p|^2 / |a|^2, refit all atoms by least
-        squares. Delays stay ``edge`` samples inside the window: an atom centred at its edge
+        Joint OMP: pick the tap of largest residual energy, refine its delay by the
+        matched-filter score sum_p |a^H R_p|^2 / |a|^2 within a sample of it (first on a
+        grid of COARSE_STEPS a sample, then on the fine grid 1 / delay_resolution strictly
+        between the best coarse point's neighbours), refit all atoms by least squares. Delays stay ``edge`` samples inside the window: an atom centred at its edge
         is half unobserved, so a small residual there buys it a large, unconstrained
         amplitude (measured: a spurious path of 0.05 power, operator NMSE -13 dB). An atom whose score is within the noise (chi-square with 2P degrees of
         freedom, maximised over the window: t = P + 4 sqrt(P) + 2 ln W times the coefficient
@@ -223,27 +233,42 @@ class AccurateEstimator:
         opposite amplitudes. Shapes and iteration count are fixed.
         """
         xp = xp_of(coeffs)
-        F, W, P = coeffs.shape
-        frames = xp.arange(F)
+        F = coeffs.shape[0]
         delays = xp.zeros((F, 0))
         active = xp.ones((F, 0), dtype=bool)
         residual = coeffs
         amplitudes = None
-        taus, offsets = self._taus, self._offsets
+        R, stride = self.delay_resolution, self.coarse_stride
+        fine = xp.arange(1 - stride, stride)                       # between the coarse neighbours
         floor = self.floor_factor * coeff_var                                           # [F]
-        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         for _ in range(self.n_atoms):
-            peak = xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)                 # [F]
-            candidates = xp.clip(taus[peak][:, None] + offsets[None, :], lo, hi)        # [F, K]
-            cand_atoms = self._atoms(candidates, xp)                                    # [F, W, K]
-            score = (xp.abs(xp.einsum("fwk,fwp->fkp", cand_atoms.conj(), residual)) ** 2).sum(-1)
-            score = score / (xp.abs(cand_atoms) ** 2).sum(1)
-            best = xp.argmax(score, axis=-1)
-            still = (score[frames, best] > floor) & (active[:, -1] if active.shape[1] else True)
-            delays = xp.concatenate([delays, candidates[frames, best][:, None]], axis=1)
+            peak = self._taus[xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)]      # [F]
+            coarse, _ = self._best_offset(residual, peak, xp.arange(0, 2 * R + 1, stride)[None])
+            candidate, score = self._best_offset(residual, peak, xp.clip(coarse[:, None] + fine, 0, 2 * R))
+            still = (score > floor) & (active[:, -1] if active.shape[1] else True)
+            delays = xp.concatenate([delays, self._candidates(peak, candidate[:, None])], axis=1)
             active = xp.concatenate([active, still[:, None]], axis=1)
             amplitudes, residual = self._refit(coeffs, delays, active, xp)
         return amplitudes, delays, active
+
+    def _candidates(self, peak, k):
+        """float [F], int [F, K] -> float [F, K]: the candidate delays peak + (k - R) / R,
+        kept ``edge`` samples inside the window."""
+        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
+        return xp_of(peak).clip(peak[:, None] + self._offsets[k], lo, hi)
+
+    def _best_offset(self, residual, peak, k):
+        """complex [F, W, P] residual, float [F] peak tap, int [F or 1, K] offset indices ->
+        (int [F] the best k, float [F] its score): the matched-filter score
+        sum_p |a^H R_p|^2 / |a|^2 of the atoms a at ``_candidates(peak, k)``."""
+        xp = xp_of(residual)
+        k = xp.broadcast_to(k, (peak.shape[0], k.shape[-1]))
+        atoms = self._atoms(self._candidates(peak, k), xp)                               # [F, W, K]
+        score = (xp.abs(xp.einsum("fwk,fwp->fkp", atoms.conj(), residual)) ** 2).sum(-1)
+        score = score / (xp.abs(atoms) ** 2).sum(1)
+        best = xp.argmax(score, axis=-1)
+        frames = xp.arange(peak.shape[0])
+        return k[frames, best], score[frames, best]
 
     def _refit(self, coeffs, delays, active, xp):
         """Least squares over the active atoms; inactive ones get a ridge of 1e9 x trace."""
@@ -272,7 +297,7 @@ class AccurateEstimator:
         lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
         fused_fit = getattr(be, "sparse_delay_fit", None)
         fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
-                                      self.n_atoms, lo, hi, c.MN)
+                                      self.coarse_stride, self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
         atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
         return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1))

@@ -46,7 +46,7 @@ def test_omp_delay_fit_matches_the_array_code(cuda_blocks_on_cpu, rng):
     amplitudes, delays, active = np.zeros((F, J, P), complex), np.zeros((F, J)), np.zeros((F, J), bool)
     floor = est.floor_factor * coeff_var
     kernels.launch("omp_delay_fit", F, THREADS, coeffs, floor, table, ctypes.c_int(R), ctypes.c_int(W), ctypes.c_int(P),
-                   ctypes.c_int(K), ctypes.c_int(J), ctypes.c_int(L), ctypes.c_double(est.taus[0]), ctypes.c_double(lo),
+                   ctypes.c_int(est.coarse_stride), ctypes.c_int(J), ctypes.c_int(L), ctypes.c_double(est.taus[0]), ctypes.c_double(lo),
                    ctypes.c_double(hi), atoms, amplitudes, delays, active)
 
     np.testing.assert_array_equal(active, want[2])

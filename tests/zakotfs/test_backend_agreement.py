@@ -196,7 +196,7 @@ def test_fused_estimator_kernels_match_the_array_code(backend, link):
     lo, hi = cpu.taus[0] + cpu.edge, cpu.taus[-1] - cpu.edge
     got = [backend.asnumpy(a) for a in backend.sparse_delay_fit(
         backend.asarray(coeffs), backend.asarray(cpu.floor_factor * coeff_var), cpu.taus[0],
-        cpu.delay_resolution, cpu.n_atoms, lo, hi, c.MN)]
+        cpu.delay_resolution, cpu.coarse_stride, cpu.n_atoms, lo, hi, c.MN)]
     np.testing.assert_array_equal(got[2], want[2])                       # the same atoms active
     active = want[2]
     np.testing.assert_allclose(got[1][active], want[1][active], atol=1e-9)   # at the same delays

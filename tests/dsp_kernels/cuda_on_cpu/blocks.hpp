@@ -8,6 +8,7 @@
 // - __shfl_xor_sync(mask, v, o) passes v through a slot per thread between two barriers of
 //   the warp (blockDim.x a multiple of 32, every lane of the warp taking part).
 #pragma once
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstring>
@@ -54,6 +55,8 @@ T __shfl_xor_sync(unsigned int, T value, int lane_mask) {
 }
 
 // CUDA types and math functions that C++ lacks (sinpi and cospi exact at integers, as CUDA's)
+using std::max;
+using std::min;
 struct float2 { float x, y; };
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline double sinpi(double x) { return x == std::rint(x) ? 0.0 : std::sin(M_PI * x); }
