@@ -168,10 +168,11 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
     __syncthreads();
 
     for (int j = 0; j < J; ++j) {
-        // 1. the tap of largest residual energy
+        // 1. the tap of largest residual energy among those an atom may sit on, [lo, hi]
         double best_e = -1.0;
         int best_w = 0;
         for (int w = threadIdx.x; w < W; w += blockDim.x) {
+            if (tau0 + w < lo || tau0 + w > hi) continue;
             float e = 0.0f;
             for (int p = 0; p < P; ++p) e += s_res[p * W + w].x * s_res[p * W + w].x + s_res[p * W + w].y * s_res[p * W + w].y;
             if (e > best_e) { best_e = e; best_w = w; }

@@ -205,6 +205,7 @@ class AccurateEstimator:
         self._gram = xp.asarray(self.basis.conj() @ self.basis.T / c.MN, dtype=dtype)
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
+        self._fit_taps = xp.asarray((self.taus >= self.taus[0] + self.edge) & (self.taus <= self.taus[-1] - self.edge))
 
     @property
     def operator_basis(self):
@@ -221,13 +222,23 @@ class AccurateEstimator:
         """complex [F, W, P] tap coefficients, their noise variance [F]
         -> (amplitudes [F, J, P], delays [F, J]).
 
-        Joint OMP: pick the tap of largest residual energy, refine its delay by the
-        matched-filter score sum_p |a^H R_p|^2 / |a|^2 within a sample of it (first on a
-        grid of COARSE_STEPS a sample, then on the fine grid 1 / delay_resolution strictly
-        between the best coarse point's neighbours), refit all atoms by least squares. Delays stay ``edge`` samples inside the window: an atom centred at its edge
-        is half unobserved, so a small residual there buys it a large, unconstrained
-        amplitude (measured: a spurious path of 0.05 power, operator NMSE -13 dB). An atom whose score is within the noise (chi-square with 2P degrees of
-        freedom, maximised over the window: t = P + 4 sqrt(P) + 2 ln W times the coefficient
+        Joint OMP over the fit's range [lo, hi], the window less ``edge`` samples each side
+        (an atom centred at the window's edge is half unobserved, so a small residual there
+        buys it a large, unconstrained amplitude; measured: a spurious path of 0.05 power,
+        operator NMSE -13 dB). Each iteration:
+
+        1. the tap of largest residual energy in [lo, hi]. A path beyond them is fitted as
+           well as an atom at the edge can; were its taps picked, their candidates would
+           all clip to the edge and score nothing, ending the fit before the other paths (a
+           -20 dB path 1.6 samples beyond the demo grid's edge: 12382 bit errors against
+           5519 with its taps passed over, 1068 with perfect CSI);
+        2. its delay by the matched-filter score sum_p |a^H R_p|^2 / |a|^2 within a sample
+           of it: on a grid of COARSE_STEPS a sample, then on the fine grid 1 /
+           delay_resolution strictly between the best coarse point's neighbours;
+        3. all atoms refitted by least squares.
+
+        An atom whose score is within the noise (chi-square with 2P degrees of freedom,
+        maximised over the window: t = P + 4 sqrt(P) + 2 ln W times the coefficient
         variance) switches that frame's fit off for the rest of the loop: inactive atoms are
         held at zero by a large ridge, so noise never enters as pairs of close atoms with
         opposite amplitudes. Shapes and iteration count are fixed.
@@ -242,7 +253,8 @@ class AccurateEstimator:
         fine = xp.arange(1 - stride, stride)                       # between the coarse neighbours
         floor = self.floor_factor * coeff_var                                           # [F]
         for _ in range(self.n_atoms):
-            peak = self._taus[xp.argmax((xp.abs(residual) ** 2).sum(-1), axis=-1)]      # [F]
+            energy = xp.where(self._fit_taps, (xp.abs(residual) ** 2).sum(-1), -1.0)    # [F, W]
+            peak = self._taus[xp.argmax(energy, axis=-1)]                                # [F]
             coarse, _ = self._best_offset(residual, peak, xp.arange(0, 2 * R + 1, stride)[None])
             candidate, score = self._best_offset(residual, peak, xp.clip(coarse[:, None] + fine, 0, 2 * R))
             still = (score > floor) & (active[:, -1] if active.shape[1] else True)
