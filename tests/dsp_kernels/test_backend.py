@@ -39,3 +39,23 @@ def test_gpu_fft_matches_cpu(backend, rng):
     a = (rng.standard_normal((4, 1024)) + 1j * rng.standard_normal((4, 1024))).astype(np.complex64)
     out = backend.asnumpy(backend.fft(backend.asarray(a), axis=-1))
     np.testing.assert_allclose(out, np.fft.fft(a, axis=-1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("modulation", ["qpsk", "16qam", "64qam", "256qam"])
+def test_maxlog_llr_cuda_source_on_cpu(cuda_on_cpu, rng, modulation):
+    """``maxlog_llr.cu`` run on the CPU (a thread per symbol) gives the CPU backend's LLRs
+    (the Numba kernel, itself checked against brute force in tests/zakotfs) to float32."""
+    import ctypes
+
+    from zakotfs.modulation import constellation
+
+    c = constellation(modulation)
+    n = 200
+    z = (1.3 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+    noise_var = rng.uniform(0.05, 1.0, n).astype(np.float32)
+    want = get_backend("cpu").maxlog_llr(z, noise_var, c)
+    got = np.full((n, c.q), np.nan, np.float32)
+    cuda_on_cpu("maxlog_llr.cu").launch(
+        "maxlog_llr", n, z, (1 / noise_var).astype(np.float32), c.levels.astype(np.float32),
+        np.ascontiguousarray(c.level_bits), ctypes.c_int(n), ctypes.c_int(c.levels.size), ctypes.c_int(c.q // 2), got)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -4,6 +4,7 @@
 // blockDim.x = 1 and threadIdx.x = 0 (set by shim_set_element before each call).
 #pragma once
 #include <cmath>
+#include <cstring>
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -17,4 +18,9 @@ extern "C" void shim_set_element(unsigned int i) { blockIdx.x = i; }
 inline void sincospif(float x, float* s, float* c) {
     *s = (float)std::sin(M_PI * (double)x);
     *c = (float)std::cos(M_PI * (double)x);
+}
+inline float __int_as_float(int bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
 }
