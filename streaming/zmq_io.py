@@ -654,14 +654,15 @@ class FrameResult:
     llr_step: float | None = None
 
 
-FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual")
+FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual", "delay_first", "delay_last")
 """Per-frame fields of a receiver result that a result message carries in ``metrics``."""
 
 
 def frame_metrics(result, i: int) -> dict:
-    """{name: float} of frame ``i`` of ``result`` for each of ``FRAME_METRICS`` it has."""
+    """{name: float} of frame ``i`` of ``result`` for each of ``FRAME_METRICS`` it has with a
+    finite value (a delay not estimated, NaN, is left out: JSON has no NaN)."""
     return {name: float(values[i]) for name in FRAME_METRICS
-            if (values := getattr(result, name, None)) is not None}
+            if (values := getattr(result, name, None)) is not None and np.isfinite(values[i])}
 
 
 def encode_result(seq: int, *, bits: np.ndarray | None = None, llr: np.ndarray | None = None,

@@ -200,6 +200,7 @@ class RxSession:
         self.cfo_hz: list[float] = []              # removed by the receiver, valid frames
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
         self.dc_over_noise_db: list[float] = []    # frames whose DC offset was removed
+        self.delay_span: list[tuple[float, float]] = []   # first and last delay of the estimate, valid frames
         self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
         self.truth_rows: set[int] = set()
         self.truth_offset = None
@@ -239,6 +240,9 @@ class RxSession:
             self.cg_residual += np.asarray(residual, float)[ok].tolist()
             if getattr(result, "cfo_hz", None) is not None:
                 self.cfo_hz += np.asarray(result.cfo_hz, float)[ok].tolist()
+            if getattr(result, "delay_first", None) is not None:
+                span = np.stack([np.asarray(result.delay_first, float), np.asarray(result.delay_last, float)], -1)[ok]
+                self.delay_span += [tuple(d) for d in span if np.all(np.isfinite(d))]
             if getattr(result, "dc_power", None) is not None and getattr(result, "noise_var", None) is not None:
                 dc, n0 = np.asarray(result.dc_power, float)[ok], np.asarray(result.noise_var, float)[ok]
                 self.dc_over_noise_db += (10 * np.log10(dc[dc > 0] / n0[dc > 0])).tolist()
@@ -301,11 +305,32 @@ class RxSession:
             "sample_clock_ppm_removed": self.sample_clock_ppm,
             "dc_removed": {"frames": len(self.dc_over_noise_db),
                            "max_db_over_noise": max(self.dc_over_noise_db, default=None)},
+            "channel_delay": self._channel_delay(),
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
         out.update(extra or {})
         return out
+
+
+    def _channel_delay(self) -> dict | None:
+        """The estimated channel's first and last delays (samples) against the delay fit's
+        range; a frame whose estimate comes within EDGE_WARNING samples of the range's ends
+        has paths at or beyond the tap window (a delay spread or a timing the guard does
+        not hold). None without estimated delays."""
+        if not self.delay_span:
+            return None
+        from .estimation import fit_range
+
+        lo, hi = fit_range(self.config)
+        first, last = np.asarray(self.delay_span).T
+        return {"first": _spread(first.tolist()), "last": _spread(last.tolist()), "fit_range": [lo, hi],
+                "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}
+
+
+EDGE_WARNING = 0.5
+"""Samples from the delay fit's ends within which an estimated delay marks the frame as at
+the edge: a path beyond the range is fitted at its end (``AccurateEstimator.fit_delays``)."""
 
 
 def _spread(values: list[float]) -> dict | None:
@@ -388,6 +413,15 @@ def _cfo_lines(report: dict) -> list[str]:
                      f"+-{limit:.0f} Hz the pilot corrects around {offset:g} Hz: run with --cfo-offset "
                      f"{coarse['p50']:.0f}, or shift the stream by {-coarse['p50']:.0f} Hz before the receiver")
     lines += _clock_lines(report)
+    delay = report.get("channel_delay")
+    if delay is not None:
+        lo, hi = delay["fit_range"]
+        lines.append(f"  channel delays (samples): first p50 {delay['first']['p50']:.1f}, last p50 "
+                     f"{delay['last']['p50']:.1f}, max {delay['last']['max']:.1f} (the fit covers {lo:g} to {hi:g})")
+        if delay["frames_at_edge"]:
+            lines.append(f"  warning: the channel estimate reaches the end of the delay fit in {delay['frames_at_edge']} "
+                         f"of {report['frames']} frames: paths at or beyond the tap window (a delay spread or a timing "
+                         "the guard does not hold) are not modelled; use a frame configuration with a larger guard")
     dc = report.get("dc_removed") or {}
     if dc.get("frames"):
         lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "

@@ -37,7 +37,7 @@ from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "snapshot_index", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
-           "periodic_sinc", "dpss_basis", "dpss_count"]
+           "periodic_sinc", "dpss_basis", "dpss_count", "fit_range", "FIT_EDGE"]
 
 
 @dataclass
@@ -47,6 +47,7 @@ class ChannelEstimate:
     operator: ChannelOperator       # or DelayAtoms (AccurateEstimator.fit)
     noise_var: object
     n_components: object = None     # int [F]: taps (paper) or delay atoms (accurate) kept
+    delay_span: object = None       # float [F, 2]: first and last delay (samples) of the atoms kept (accurate), NaN where none
 
 
 def snapshot_index(config: FrameConfig) -> np.ndarray:
@@ -89,6 +90,18 @@ def guard_noise_variance(config: FrameConfig, z):
     cells = fft(z[..., first:t_neg, :], axis=-1, norm="ortho")     # y / (a_p / sqrt(N))
     power = xp.abs(cells.reshape(cells.shape[0], -1)) ** 2
     return xp.median(power, axis=-1) / np.log(2) * (config.pilot_amplitude ** 2 / config.N)
+
+
+FIT_EDGE = 2.0
+"""Samples at each end of the tap window where the delay fit puts no atom
+(``AccurateEstimator.fit_delays``)."""
+
+
+def fit_range(config: FrameConfig) -> tuple[float, float]:
+    """[lo, hi]: the delays (samples) the accurate estimator's atoms may take, the tap window
+    less FIT_EDGE samples at each end."""
+    t_neg, t_pos = config.tap_window
+    return float(-t_neg + FIT_EDGE), float(t_pos - FIT_EDGE)
 
 
 def dpss_count(nw: float, L: int) -> int:
@@ -195,7 +208,8 @@ class AccurateEstimator:
         self.delay_resolution = delay_resolution
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
         self.coarse_stride = max(delay_resolution // COARSE_STEPS, 1)
-        self.edge = 2.0
+        self.edge = FIT_EDGE
+        self.fit_range = fit_range(c)
         W = self.taus.size
         self.floor_factor = self.P + 4 * np.sqrt(self.P) + 2 * np.log(W)     # see fit_delays
         # the same constants on the backend, once
@@ -205,7 +219,7 @@ class AccurateEstimator:
         self._gram = xp.asarray(self.basis.conj() @ self.basis.T / c.MN, dtype=dtype)
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
-        self._fit_taps = xp.asarray((self.taus >= self.taus[0] + self.edge) & (self.taus <= self.taus[-1] - self.edge))
+        self._fit_taps = xp.asarray((self.taus >= self.fit_range[0]) & (self.taus <= self.fit_range[1]))
 
     @property
     def operator_basis(self):
@@ -266,8 +280,7 @@ class AccurateEstimator:
     def _candidates(self, peak, k):
         """float [F], int [F, K] -> float [F, K]: the candidate delays peak + (k - R) / R,
         kept ``edge`` samples inside the window."""
-        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
-        return xp_of(peak).clip(peak[:, None] + self._offsets[k], lo, hi)
+        return xp_of(peak).clip(peak[:, None] + self._offsets[k], *self.fit_range)
 
     def _best_offset(self, residual, peak, k):
         """complex [F, W, P] residual, float [F] peak tap, int [F or 1, K] offset indices ->
@@ -306,13 +319,15 @@ class AccurateEstimator:
         W, N = z.shape[-2:]
         snap_var = (be.xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))    # [F]
         coeff_var = snap_var * self.coeff_gain
-        lo, hi = self.taus[0] + self.edge, self.taus[-1] - self.edge
+        lo, hi = self.fit_range
         fused_fit = getattr(be, "sparse_delay_fit", None)
         fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
                                       self.coarse_stride, self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
         atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
-        return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1))
+        span = be.xp.stack([be.xp.where(active, delays, np.inf).min(-1), be.xp.where(active, delays, -np.inf).max(-1)], -1)
+        return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1),
+                               be.xp.where(be.xp.isfinite(span), span, np.nan))
 
     def __call__(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate with the ``ChannelOperator``: ``fit``, then the
@@ -323,4 +338,4 @@ class AccurateEstimator:
         fused_taps = getattr(self.backend, "atom_taps_fft", None)
         taps_fft = fused_taps and fused_taps(atoms.amplitudes, atoms.delays, atoms.L)
         op = atoms.operator() if taps_fft is None else ChannelOperator(atoms.basis, taps_fft, atoms.gram)
-        return ChannelEstimate(op, est.noise_var, est.n_components)
+        return ChannelEstimate(op, est.noise_var, est.n_components, est.delay_span)

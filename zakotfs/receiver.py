@@ -61,6 +61,8 @@ class RxResult:
     llr_step: float | None = None   # int8 LLRs: LLR = llr x llr_step; None: float32 LLRs
     cfo_hz: np.ndarray | None = None  # float [F], the frequency offset removed (0 where not corrected)
     dc_power: np.ndarray | None = None  # float [F], |DC offset|^2 removed (0 where none was detected)
+    delay_first: np.ndarray | None = None  # float [F], first delay (samples) of the estimated channel; NaN: not estimated
+    delay_last: np.ndarray | None = None   # float [F], its last delay (``AccurateEstimator.fit_range`` holds both)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class DeviceResult:
     valid: object
     cfo_hz: object
     dc_power: object
+    delay_span: object      # float [F, 2]: first and last delay of the estimated channel (NaN: none)
 
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
                 stages: dict, llr_step: float | None) -> RxResult:
@@ -91,6 +94,8 @@ class DeviceResult:
             valid=backend.asnumpy(self.valid),
             stage_s=stages, llr_step=llr_step, cfo_hz=backend.asnumpy(self.cfo_hz).astype(float),
             dc_power=backend.asnumpy(self.dc_power).astype(float),
+            delay_first=backend.asnumpy(self.delay_span[:, 0]).astype(float),
+            delay_last=backend.asnumpy(self.delay_span[:, 1]).astype(float),
         )
 
 
@@ -293,11 +298,11 @@ class Receiver:
             # windowed: the accurate estimator's atoms, no taps over the whole frame
             fit = getattr(self.estimator, "fit", None) if self.operator_window else None
             est = stage("estimate", fit or self.estimate, r)
-            operator, n0 = est.operator.astype(self.dtype), est.noise_var
+            operator, n0, span = est.operator.astype(self.dtype), est.noise_var, est.delay_span
         else:
             operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),
                                        xp.asarray(operator.taps_fft, dtype=self.dtype))
-            n0 = None
+            n0, span = None, None
         if noise_var is not None:
             n0 = xp.broadcast_to(xp.asarray(noise_var, dtype=np.float64), (r.shape[0],))
         if n0 is None:
@@ -323,7 +328,8 @@ class Receiver:
             llr = quantize_llr(llr, self.llr_step)
         return DeviceResult(llr=llr, bits=bits, symbols=x,
                             noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo,
-                            dc_power=xp.abs(dc) ** 2)
+                            dc_power=xp.abs(dc) ** 2,
+                            delay_span=xp.full((r.shape[0], 2), np.nan) if span is None else span)
 
     def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
                 noise_var=None) -> RxResult:

@@ -27,6 +27,20 @@ def test_demo_json_report(capsys):
     assert report["ber"] < 0.05
     assert report["ber"] <= 1.5 * report["perfect_csi_ber"] + 50 / report["bits"]   # near the bound
     assert 0 < report["cg_residual"]["p50"] <= report["cg_residual"]["max"] < 1e-2   # CG converged
+    delay = report["channel_delay"]                 # Veh-A's paths: 0 to 2.51 us, 38.6 samples at 15.36 MHz
+    assert abs(delay["first"]["p50"]) < 0.5 and abs(delay["last"]["max"] - 38.6) < 0.5
+    assert delay["frames_at_edge"] == 0 and delay["fit_range"] == [-10.0, 49.0]
+
+
+def test_demo_warns_when_the_channel_reaches_the_end_of_the_delay_fit(tmp_path, capsys):
+    """A profile whose last path (3.3 us, 50.7 samples at 15.36 MHz) lies beyond the delay fit
+    (to 49 samples on the demo grid): the summary says the estimate reaches its end and what
+    to do; Veh-A does not trigger it (test_demo_json_report)."""
+    profile = tmp_path / "long.json"
+    profile.write_text(json.dumps({"name": "long", "delays_ns": [0, 1000, 3300], "powers_db": [0, -3, -6]}))
+    assert main(["demo", "--frames", "2", "--backend", "cpu", "--profile", str(profile)]) == 0
+    out = capsys.readouterr().out
+    assert "reaches the end of the delay fit in 2 of 2 frames" in out and "larger guard" in out
 
 
 def test_demo_warns_when_cg_has_not_converged(capsys):
