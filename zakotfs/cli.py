@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 
@@ -40,6 +41,9 @@ def _frame_options(p: argparse.ArgumentParser, *, default_preset: str | None = "
     g.add_argument("--grid", help="MxN, e.g. 16384x32 (guard, CP and preamble sized for Veh-A)")
     g.add_argument("--bandwidth", type=float, help="Hz (default with --grid: M x 15 kHz)")
     g.add_argument("--mod", choices=["qpsk", "16qam", "64qam", "256qam"])
+    g.add_argument("--delay-spread", type=float, metavar="US",
+                   help="size the guard, CP and preamble for this delay spread in microseconds "
+                        "(default: Veh-A's 2.51)")
 
 
 def _backend_option(p: argparse.ArgumentParser) -> None:
@@ -98,14 +102,21 @@ def _channel_options(p: argparse.ArgumentParser) -> None:
 def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
     """The frame configuration from --preset/--grid/--bandwidth/--mod (a file's own wins)."""
     if stored is not None:
-        if args.grid or args.bandwidth or args.mod:
-            log.warning("the input carries its frame configuration; --grid/--bandwidth/--mod ignored")
+        if args.grid or args.bandwidth or args.mod or getattr(args, "delay_spread", None):
+            log.warning("the input carries its frame configuration; --grid/--bandwidth/--mod/--delay-spread ignored")
         return stored
-    mod = args.mod
-    if args.grid or args.bandwidth:
+    mod, spread = args.mod, getattr(args, "delay_spread", None)
+    if spread is not None and not (math.isfinite(spread) and spread > 0):
+        raise UsageError(f"--delay-spread must be a positive number of microseconds, got {spread}")
+    if args.grid or args.bandwidth or spread is not None:
         base = preset(args.preset) if args.preset else None
         M, N = parse_grid(args.grid) if args.grid else (base.M, base.N)
-        return design(M, N, args.bandwidth, mod or (base.modulation if base else "16qam"))
+        bandwidth = args.bandwidth or (None if args.grid or base is None else base.bandwidth)
+        try:
+            return design(M, N, bandwidth, mod or (base.modulation if base else "16qam"),
+                          delay_spread_s=2.51e-6 if spread is None else spread * 1e-6)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     config = preset(args.preset or "demo")
     return config.replace(modulation=mod) if mod else config
 
@@ -165,6 +176,20 @@ class ChannelStage:
         return self._turn(np.concatenate([self.clock.process(out), self.clock.flush()]))
 
 
+def _check_delay_spread(profile, config: FrameConfig) -> None:
+    """Warn where the profile's last path lies beyond what the frame's guard holds (the
+    accurate estimator's delay fit, ``estimation.fit_range``): the receiver would not model
+    it (demo grid, Veh-B: BER 0.14 against 0.026 with perfect CSI)."""
+    from .estimation import fit_range
+
+    last = max(profile.delays_s) * config.bandwidth
+    if last > fit_range(config)[1]:
+        log.warning("the %s profile's last path is at %.1f samples (%.2f us), beyond the %g that this frame's "
+                    "guard holds: the receiver will not model it; run with --delay-spread %.3g",
+                    profile.name, last, max(profile.delays_s) * 1e6, fit_range(config)[1],
+                    max(profile.delays_s) * 1e6)
+
+
 def make_channel(args, config: FrameConfig, xp=np):
     from channel_models.emulator import ChannelEmulator
     from channel_models.paths import draw_paths
@@ -173,7 +198,9 @@ def make_channel(args, config: FrameConfig, xp=np):
     nu_max = args.doppler_hz if args.doppler_hz is not None else doppler_from_speed(args.speed_kmh, args.fc)
     if nu_max < 0:
         raise UsageError(f"--doppler-hz must be >= 0, got {nu_max}")
-    paths = draw_paths(load_profile(args.profile), nu_max, np.random.default_rng(args.seed),
+    profile = load_profile(args.profile)
+    _check_delay_spread(profile, config)
+    paths = draw_paths(profile, nu_max, np.random.default_rng(args.seed),
                        doppler_model=args.doppler_model, gain_model=args.gain_model)
     after_clock = bool(args.sco_ppm)           # the carrier offset goes after the clock (ChannelStage)
     emulator = ChannelEmulator(paths, config.bandwidth, snr_db=args.snr, seed=args.seed,

@@ -32,6 +32,22 @@ def test_demo_json_report(capsys):
     assert delay["frames_at_edge"] == 0 and delay["fit_range"] == [-10.0, 49.0]
 
 
+def test_a_profile_beyond_the_guard_is_named_and_delay_spread_sizes_the_frame(capsys, caplog):
+    """Veh-B (20 us, 307 samples on the demo grid's 15.36 MHz) beyond the demo guard: the
+    channel says so and names the option; with --delay-spread 20 the guard holds it and the
+    BER is near the perfect-CSI bound (without: 0.14 against 0.027)."""
+    assert main(["demo", "--frames", "2", "--backend", "cpu", "--profile", "veh-b", "--json"]) == 0
+    assert "last path is at 307.2 samples" in caplog.text and "--delay-spread 20" in caplog.text
+    assert json.loads(capsys.readouterr().out)["ber"] > 0.05
+    caplog.clear()
+    assert main(["demo", "--frames", "2", "--backend", "cpu", "--profile", "veh-b", "--delay-spread", "20",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "last path" not in caplog.text
+    assert report["ber"] <= 1.3 * report["perfect_csi_ber"] + 50 / report["bits"]
+    assert abs(report["channel_delay"]["last"]["max"] - 307.2) < 0.5
+
+
 def test_demo_warns_when_the_channel_reaches_the_end_of_the_delay_fit(tmp_path, capsys):
     """A profile whose last path (3.3 us, 50.7 samples at 15.36 MHz) lies beyond the delay fit
     (to 49 samples on the demo grid): the summary says the estimate reaches its end and what
@@ -161,6 +177,8 @@ def test_calibrate_needs_a_file(capsys):
     (["demo", "--cfo-offset", "inf"], "--cfo-offset must be a finite number"),
     (["rx", "--in", "x.h5", "--idle-timeout", "nan"], "--idle-timeout must be a finite number"),
     (["demo", "--backend", "cpu", "--sco-ppm", "1e6"], "ppm must be finite and under 1e4"),
+    (["demo", "--backend", "cpu", "--delay-spread", "-1"], "--delay-spread must be a positive number"),
+    (["demo", "--backend", "cpu", "--delay-spread", "40"], "grid M=1024 is too small for a 40 us delay spread"),
 ])
 def test_bad_arguments_get_one_clear_line(capsys, argv, message):
     assert main(argv) == 2
