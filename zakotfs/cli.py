@@ -100,7 +100,8 @@ def _channel_options(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
-    """The frame configuration from --preset/--grid/--bandwidth/--mod (a file's own wins)."""
+    """The frame configuration from --preset/--grid/--bandwidth/--mod/--delay-spread (a file's
+    own wins)."""
     if stored is not None:
         if args.grid or args.bandwidth or args.mod or getattr(args, "delay_spread", None):
             log.warning("the input carries its frame configuration; --grid/--bandwidth/--mod/--delay-spread ignored")
@@ -182,12 +183,12 @@ def _check_delay_spread(profile, config: FrameConfig) -> None:
     it (demo grid, Veh-B: BER 0.14 against 0.026 with perfect CSI)."""
     from .estimation import fit_range
 
-    last = max(profile.delays_s) * config.bandwidth
-    if last > fit_range(config)[1]:
+    last_s = max(profile.delays_s)
+    held = fit_range(config)[1]
+    if last_s * config.bandwidth > held:
         log.warning("the %s profile's last path is at %.1f samples (%.2f us), beyond the %g that this frame's "
                     "guard holds: the receiver will not model it; run with --delay-spread %.3g",
-                    profile.name, last, max(profile.delays_s) * 1e6, fit_range(config)[1],
-                    max(profile.delays_s) * 1e6)
+                    profile.name, last_s * config.bandwidth, last_s * 1e6, held, last_s * 1e6)
 
 
 def make_channel(args, config: FrameConfig, xp=np):
@@ -339,7 +340,6 @@ class RxSession:
         out.update(extra or {})
         return out
 
-
     def _channel_delay(self) -> dict | None:
         """The estimated channel's first and last delays (samples) against the delay fit's
         range; a frame whose estimate comes within EDGE_WARNING samples of the range's ends
@@ -448,7 +448,8 @@ def _cfo_lines(report: dict) -> list[str]:
         if delay["frames_at_edge"]:
             lines.append(f"  warning: the channel estimate reaches the end of the delay fit in {delay['frames_at_edge']} "
                          f"of {report['frames']} frames: paths at or beyond the tap window (a delay spread or a timing "
-                         "the guard does not hold) are not modelled; use a frame configuration with a larger guard")
+                         "the guard does not hold) are not modelled; use a frame configuration with a larger guard "
+                         "(--delay-spread, at the transmitter and the receiver alike)")
     dc = report.get("dc_removed") or {}
     if dc.get("frames"):
         lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "
