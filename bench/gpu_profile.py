@@ -113,7 +113,7 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
     if receiver.operator_window:             # the windowed operator beside the exact one
         atoms = estimator.fit(r).operator.astype(np.complex64)
         windowed = receiver.equalizer_operator(atoms)
-        tag = f"windowed Lw={receiver.operator_window}"
+        tag = f"windowed Lw={receiver.operator_window}, V={receiver.operator_overlap}"
         pieces.update({
             "operator normal (H^H H + N0) s": lambda: op.normal(s, n0),
             "estimate up to the delay atoms (AccurateEstimator.fit)": lambda: estimator.fit(r),
@@ -138,7 +138,7 @@ def profile(preset_name: str, backend_name: str, repeats: int) -> dict:
         print(f"  {name:45s} {times[name]:10.1f} us  ({how[name]})", file=sys.stderr)
     fill_rate = probe.nbytes / (times["fill 64 MB (write-bandwidth probe)"] * 1e-6)
     return {"preset": preset_name, "P": P, "L": L, "segments": receiver.segments,
-            "operator_window": receiver.operator_window,
+            "operator_window": receiver.operator_window, "operator_overlap": receiver.operator_overlap,
             "cg_iterations": receiver.cg_iterations, "time_us": times, "timed_as": how,
             "fill_rate_bytes_per_s": fill_rate, **run_metadata(sys.argv, be)}
 

@@ -136,7 +136,8 @@ def run_point(M: int, N: int, frames: int, mod: str, estimator: str, args, backe
         receiver = Receiver(config, backend=backend, estimator=estimator,
                             max_doppler_hz=args.max_doppler_hz, quiet=True, **extra)
         point.update(cg_iterations=receiver.cg_iterations, preconditioner_segments=receiver.segments,
-                     operator_window=receiver.operator_window, basis_functions=getattr(receiver.estimator, "P", None)
+                     operator_window=receiver.operator_window,
+                     operator_overlap=receiver.operator_overlap, basis_functions=getattr(receiver.estimator, "P", None)
                      or len(getattr(receiver.estimator, "dopplers", [])) or None)
         n_distinct = max(args.batch, min(frames, args.distinct))
         data = make_frames(config, n_distinct, snr_db=args.snr, nu_max_hz=args.doppler_hz, seed=args.seed)
@@ -431,7 +432,7 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     from zakotfs import preset
     from zakotfs.equalizer import default_segments
     from zakotfs.estimation import AccurateEstimator
-    from zakotfs.windowed_operator import ORDER, default_window
+    from zakotfs.windowed_operator import ORDER, default_window, window_overlap
 
     c = config or preset("paper")
     iterations = _default_iterations(c.modulation) if iterations is None else iterations
@@ -447,7 +448,10 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     log2 = np.log2
     fft_f = lambda n, count=1: 5.0 * n * log2(n) * count      # noqa: E731  (complex FFT flops)
 
-    Lw = default_window(L, sum(c.tap_window) + 1, max_doppler_hz * c.frame_time) if window is None else window
+    taps, doppler_bins = sum(c.tap_window) + 1, max_doppler_hz * c.frame_time
+    Lw = default_window(L, taps, doppler_bins) if window is None else window
+    V = window_overlap(L, Lw, taps, doppler_bins) if Lw else 0
+    B, rb = Lw + V, (Lw + V) / Lw if Lw else 0.0      # the overlap-save block, and B / Lw
     Kw = ORDER
     precond_flops = 2 * fft_f(2 * h, S) + 2 * L * 16
     vector_flops = 10 * L * 8
@@ -458,22 +462,24 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     # the operator, as written, in U (reads + writes) per operation of the code; and the
     # fused lower bound
     if Lw:
-        # blocks [S', 2Lw] are 2 U; the filters G'_k [K, S', 2Lw] 2K U each of G', conj(G')
-        apply_flops = fft_f(2 * Lw, (1 + Kw) * (L // Lw)) + Kw * 2 * L * 6 + Kw * L * 4
-        apply_w = 10 + 9 * Kw        # gather 3, fft 4, G'X 2+4K, ifft 4K, window_sum K+1
-        adjoint_w = 10 + 10 * Kw     # weight 1+2K, fft 4K, reduce 4K+2, ifft 4, scatter 3
+        # blocks [S', B] are rb = B / Lw U; the filters G'_k [K, S', B] K rb U each of G', conj(G')
+        apply_flops = fft_f(B, (1 + Kw) * (L // Lw)) + Kw * rb * L * 6 + Kw * L * 4
+        # gather 1+rb, fft 2rb, G'X rb(1+2K), ifft 2K rb, window_sum K+1
+        apply_w = 2 + 4 * rb + 4 * Kw * rb + Kw
+        # weight 1+K rb, fft 2K rb, reduce rb(2K+1), ifft 2rb, scatter rb+1
+        adjoint_w = 2 + 4 * rb + 5 * Kw * rb
         normal_extra_w = 1           # scatter_add reads p for n0 p
-        normal_f = 1 + 4 * Kw * cw + 1                # r p, G' and conj(G'), w A p
-        build_written = 6 * Kw + 1 + (P * 2 * Lw * 8 * 3) / U   # G' (and its conj), taps' FFT
-        build_f = 2 * Kw * cw
-        build_what = (f"G'_k,w = FFT_2Lw(sum_p beta_pkw c_p[d0 ... d0 + Lw]), {L // Lw} windows of "
-                      f"Lw = {Lw}, K = {Kw}, from J = {J} atoms")
-        build_flops = J * P * (Lw + 1) * 20 + fft_f(2 * Lw, P) + 8 * P * 2 * Kw * L
+        normal_f = 1 + 2 * Kw * rb * cw + 1           # r p, G' and conj(G'), w A p
+        build_written = 3 * Kw * rb + 1 + (P * B * 8 * 3) / U   # G' (and its conj), taps' FFT
+        build_f = Kw * rb * cw
+        build_what = (f"G'_k,w = FFT_B(sum_p beta_pkw c_p[d0 ... d0 + V]), {L // Lw} windows of "
+                      f"Lw = {Lw}, blocks of B = Lw + V = {B}, K = {Kw}, from J = {J} atoms")
+        build_flops = J * P * (V + 1) * 20 + fft_f(B, P) + 8 * P * rb * Kw * L
         build_link = 0
-        build_note = ("taps on Lw + 1 delays straight from the atoms (no frame-long transform), "
-                      "their FFT of 2Lw, G' = beta^T x spectrum, conj(G') once per frame")
-        operator_what = (f"windowed operator ({L // Lw} windows of {Lw}, K = {Kw}): 1 + K FFTs and "
-                         f"K + 1 IFFTs of 2Lw per window")
+        build_note = ("taps on V + 1 delays straight from the atoms (no frame-long transform), "
+                      "their FFT of B, G' = beta^T x spectrum, conj(G') once per frame")
+        operator_what = (f"windowed operator ({L // Lw} windows of {Lw}, overlap {V}, K = {Kw}): 1 + K FFTs "
+                         f"and K + 1 IFFTs of {B} per window")
     else:
         apply_flops = fft_f(L, P + 1) + P * L * 14             # C.S (6), b.u (6), sum (2)
         apply_w = 8 * P + 4          # fft 2, C*X 2P+1, ifft 2P, b*u 3P, sum P+1
@@ -570,6 +576,7 @@ def physical_limit(config=None, *, iterations: int | None = None, max_doppler_hz
     per_iter["fused_us"] = max(per_iter["fused_hbm_bytes"] / hbm, iter_flops / peak) * 1e6
     per_iter["flops_us"] = iter_flops / peak * 1e6
     return {"grid": f"{M}x{N}", "L": L, "P": P, "segments": S, "window": 2 * h, "operator_window": Lw,
+            "operator_overlap": V,
             "operator_U_as_written": {"apply": apply_w, "adjoint": adjoint_w, "normal_extra": normal_extra_w},
             "W": W, "J": J,
             "iterations": iterations, "bytes_per_coeff": bytes_per_coeff, "llr_bytes": llr_bytes,

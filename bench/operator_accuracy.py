@@ -79,11 +79,13 @@ def window_cost(args, config) -> dict:
             errors[key] += int(np.count_nonzero(receiver.process(rx, **perfect).bits != bits))
             seconds[key] += time.perf_counter() - start
     n_bits = args.frames * config.bits_per_frame
-    rows = [{"estimator": key[0], "operator_window": receiver.operator_window, "bit_errors": errors[key],
+    rows = [{"estimator": key[0], "operator_window": receiver.operator_window,
+             "operator_overlap": receiver.operator_overlap, "bit_errors": errors[key],
              "ber": errors[key] / n_bits, "seconds_per_frame": seconds[key] / args.frames}
             for key, receiver in receivers.items()]
     for row in rows:
-        print(f"{row['estimator']:9s} window {row['operator_window']:5d}: BER {row['ber']:.3e} "
+        print(f"{row['estimator']:9s} window {row['operator_window']:5d} + {row['operator_overlap']:5d}: "
+              f"BER {row['ber']:.3e} "
               f"({row['bit_errors']} errors), {row['seconds_per_frame']:.2f} s/frame")
     return {"results": rows}
 
@@ -93,7 +95,7 @@ class HalfCoefficientReceiver(Receiver):
 
     def equalizer_operator(self, channel):
         windowed = super().equalizer_operator(channel)
-        scale = 2 * windowed.window            # response holds G' / (2 Lw); float16 rounds G'
+        scale = windowed.block                 # response holds G' / B; float16 rounds G'
         g = windowed.response * scale
         windowed.response = (g.real.astype(np.float16).astype(g.real.dtype)
                              + 1j * g.imag.astype(np.float16).astype(g.real.dtype)).astype(g.dtype) / scale

@@ -967,7 +967,8 @@ def cmd_bench(args) -> int:
         print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
-                  operator_window=receiver.operator_window, llr_format=receiver.llr_format,
+                  operator_window=receiver.operator_window, operator_overlap=receiver.operator_overlap,
+                  llr_format=receiver.llr_format,
                   realtime=realtime.describe(), frames_lost=0,
                   channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
     side = min(args.frames, 200 * args.batch)          # frames for each comparison below

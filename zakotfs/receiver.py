@@ -23,7 +23,7 @@ from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spec
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import LLR_FORMATS, LLR_INT8_STEP, constellation
-from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_polynomials
+from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_overlap, window_polynomials
 from .zak_transform import inverse_zak, zak
 
 __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"]
@@ -119,7 +119,8 @@ class Receiver:
         Apply the channel as LTI filters per window of this many samples
         (``zakotfs.windowed_operator``); 0: the exact frame-long operator; None:
         ``default_window`` for the grid, the tap window and ``max_doppler_hz`` (0 where no
-        window keeps the predicted error under -40 dB).
+        window keeps the predicted error under -40 dB). The overlap of the blocks is
+        ``window_overlap``'s.
     dtype : complex64 (real-time default) or complex128
     keep_symbols : bool
         Also return the equalised symbols (an extra device-to-host copy per frame).
@@ -198,9 +199,10 @@ class Receiver:
             raise ValueError(f"operator_window={operator_window} must divide MN={config.MN} at least "
                              f"twice and cover the {taps} taps of the tap window")
         self.operator_window = operator_window
+        self.operator_overlap = window_overlap(config.MN, operator_window, taps, doppler_bins) if operator_window else 0
         if operator_window:
             t_neg, t_pos = config.tap_window
-            self.delay_start = (t_pos - t_neg) // 2 - operator_window // 2   # taps' support centred
+            self.delay_start = (t_pos - t_neg) // 2 - self.operator_overlap // 2   # taps' support centred
             self.polynomials = xp.asarray(window_polynomials(operator_window),
                                           dtype=self.dtype.type(0).real.dtype)
             self.bin_stride = spectrum_stride(self.segments)
@@ -247,7 +249,7 @@ class Receiver:
             return channel.operator() if isinstance(channel, DelayAtoms) else channel
         build = WindowedOperator.from_atoms if isinstance(channel, DelayAtoms) else WindowedOperator.from_operator
         known = self._window_beta is not None and channel.basis is self._window_beta[0]
-        return build(channel, self.polynomials, self.delay_start, self.bin_stride,
+        return build(channel, self.polynomials, self.delay_start, self.operator_overlap, self.bin_stride,
                      beta=self._window_beta[1] if known else None)
 
     def front_end(self, r, estimating: bool = True):

@@ -46,10 +46,14 @@ def test_finding_picks_the_largest_grid_that_meets_else_the_closest_miss():
 
 def test_physical_limit_windowed_operator_moves_fewer_bytes_than_the_exact_one():
     windowed, exact = sweep.physical_limit(), sweep.physical_limit(window=0)
-    assert windowed["operator_window"] > 0 and exact["operator_window"] == 0
-    # per normal product: 10 + 9K + 10 + 10K + 1 units against 8P + 4 + 12P + 4 + 5
+    full_overlap = sweep.physical_limit(window=4096)
+    assert (windowed["operator_window"], windowed["operator_overlap"]) == (8192, 4096)
+    assert full_overlap["operator_overlap"] == 4096 and exact["operator_window"] == 0
+    # per normal product, blocks of B = Lw + V, r = B / Lw: (2 + 4r + 4Kr + K) + (2 + 4r + 5Kr) + 1
+    # units against 8P + 4 + 12P + 4 + 5; K = 2, r = 1.5 at the default, 2 for a full overlap
     ops_w, ops_e = windowed["operator_U_as_written"], exact["operator_U_as_written"]
-    assert sum(ops_w.values()) == 59 and sum(ops_e.values()) == 20 * exact["P"] + 13
+    assert sum(ops_w.values()) == 46 and sum(full_overlap["operator_U_as_written"].values()) == 59
+    assert sum(ops_e.values()) == 20 * exact["P"] + 13
     for model in (windowed, exact):
         for kind in ("as_written", "fused"):
             stages = model["stages"]
