@@ -654,7 +654,8 @@ class FrameResult:
     llr_step: float | None = None
 
 
-FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual", "delay_first", "delay_last")
+FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual", "delay_first", "delay_last",
+                 "echo_delay", "echo_db")
 """Per-frame fields of a receiver result that a result message carries in ``metrics``."""
 
 

@@ -229,6 +229,8 @@ class RxSession:
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
         self.dc_over_noise_db: list[float] = []    # frames whose DC offset was removed
         self.delay_span: list[tuple[float, float]] = []   # first and last delay of the estimate, valid frames
+        self.echoes: list[tuple[float, float]] = []       # (delay, dB) of pilot echoes beyond the tap window
+        self.echo_frames = 0                              # valid frames that were scanned for them
         self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
         self.truth_rows: set[int] = set()
         self.truth_offset = None
@@ -271,6 +273,10 @@ class RxSession:
             if getattr(result, "delay_first", None) is not None:
                 span = np.stack([np.asarray(result.delay_first, float), np.asarray(result.delay_last, float)], -1)[ok]
                 self.delay_span += [tuple(d) for d in span if np.all(np.isfinite(d))]
+            if getattr(result, "echo_delay", None) is not None:
+                echo = np.stack([np.asarray(result.echo_delay, float), np.asarray(result.echo_db, float)], -1)[ok]
+                self.echoes += [tuple(e) for e in echo if np.all(np.isfinite(e))]
+                self.echo_frames += len(echo)
             if getattr(result, "dc_power", None) is not None and getattr(result, "noise_var", None) is not None:
                 dc, n0 = np.asarray(result.dc_power, float)[ok], np.asarray(result.noise_var, float)[ok]
                 self.dc_over_noise_db += (10 * np.log10(dc[dc > 0] / n0[dc > 0])).tolist()
@@ -334,6 +340,7 @@ class RxSession:
             "dc_removed": {"frames": len(self.dc_over_noise_db),
                            "max_db_over_noise": max(self.dc_over_noise_db, default=None)},
             "channel_delay": self._channel_delay(),
+            "pilot_echoes": self._pilot_echoes(),
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
@@ -353,6 +360,21 @@ class RxSession:
         first, last = np.asarray(self.delay_span).T
         return {"first": _spread(first.tolist()), "last": _spread(last.tolist()), "fit_range": [lo, hi],
                 "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}
+
+
+    def _pilot_echoes(self) -> dict | None:
+        """Frames with pilot echoes beyond the tap window (``zakotfs.echo``: paths the guard
+        does not hold), the strongest one's power (dB against the channel in the window) and
+        the farthest one's delay; None where no frame was scanned."""
+        if not self.echo_frames:
+            return None
+        out = {"frames": len(self.echoes), "of_frames": self.echo_frames}
+        if self.echoes:
+            delay, power_db = np.asarray(self.echoes).T
+            farthest = float(delay[np.argmax(np.abs(delay))])
+            out.update(strongest_db=float(power_db.max()), farthest_delay=farthest,
+                       farthest_delay_us=farthest / self.config.bandwidth * 1e6)
+        return out
 
 
 EDGE_WARNING = 0.5
@@ -450,6 +472,14 @@ def _cfo_lines(report: dict) -> list[str]:
                          f"of {report['frames']} frames: paths at or beyond the tap window (a delay spread or a timing "
                          "the guard does not hold) are not modelled; use a frame configuration with a larger guard "
                          "(--delay-spread, at the transmitter and the receiver alike)")
+    echoes = report.get("pilot_echoes") or {}
+    if echoes.get("frames"):
+        spread_us = np.ceil(abs(echoes["farthest_delay_us"]) * 10) / 10
+        lines.append(f"  warning: pilot echoes beyond the tap window in {echoes['frames']} of {echoes['of_frames']} "
+                     f"frames, up to {echoes['farthest_delay']:.0f} samples ({echoes['farthest_delay_us']:.2f} us), "
+                     f"the strongest {-echoes['strongest_db']:.1f} dB under the channel: the channel is longer than "
+                     "the guard holds, and those paths are not modelled; use a frame configuration with a larger "
+                     f"guard (--delay-spread {spread_us:g} or more, at the transmitter and the receiver alike)")
     dc = report.get("dc_removed") or {}
     if dc.get("frames"):
         lines.append(f"  DC offset removed in {dc['frames']} of {report['frames']} frames "

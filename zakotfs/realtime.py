@@ -72,15 +72,15 @@ class RealtimeReceiver:
 
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
-        """Receiver.run on the device input; the statistics packed in one float32 [F, 8]
-        (N0, mu, CG residual, valid, CFO, DC power, first and last delay) so that they come
-        back in one copy."""
+        """Receiver.run on the device input; the statistics packed in one float32 [F, 10]
+        (N0, mu, CG residual, valid, CFO, DC power, first and last delay, echo delay and
+        power) so that they come back in one copy."""
         xp = self.backend.xp
         out = self.receiver.run(self.frames_dev[:, self.config.cp_len:])
         stats = xp.concatenate([xp.stack([out.noise_var.astype(np.float32), out.mu.astype(np.float32),
                                           out.cg_residual.astype(np.float32), out.valid.astype(np.float32),
                                           out.cfo_hz.astype(np.float32), out.dc_power.astype(np.float32)], axis=-1),
-                                out.delay_span.astype(np.float32)], axis=-1)
+                                out.delay_span.astype(np.float32), out.echo.astype(np.float32)], axis=-1)
         self.out = (out, stats)
         return self.out
 
@@ -206,7 +206,8 @@ class RealtimeReceiver:
             noise_var=stats[:, 0].astype(float), sinr_db=10 * np.log10(mu / (1 - mu)),
             cg_residual=stats[:, 2].astype(float), valid=stats[:, 3] > 0.5, cfo_hz=stats[:, 4].astype(float),
             dc_power=stats[:, 5].astype(float), delay_first=stats[:, 6].astype(float),
-            delay_last=stats[:, 7].astype(float),
+            delay_last=stats[:, 7].astype(float), echo_delay=stats[:, 8].astype(float),
+            echo_db=stats[:, 9].astype(float),
             stage_s={name: ms * 1e-3 for name, ms in zip(("transfer_in", "chain", "transfer_out"), stage_ms)},
             llr_step=self.receiver.llr_step,
         )
@@ -226,4 +227,6 @@ def first_frames(result: RxResult, n: int, copy: bool) -> RxResult:
                     llr_step=result.llr_step, cfo_hz=None if result.cfo_hz is None else result.cfo_hz[:n],
                     dc_power=None if result.dc_power is None else result.dc_power[:n],
                     delay_first=None if result.delay_first is None else result.delay_first[:n],
-                    delay_last=None if result.delay_last is None else result.delay_last[:n])
+                    delay_last=None if result.delay_last is None else result.delay_last[:n],
+                    echo_delay=None if result.echo_delay is None else result.echo_delay[:n],
+                    echo_db=None if result.echo_db is None else result.echo_db[:n])

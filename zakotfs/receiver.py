@@ -23,6 +23,7 @@ from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spec
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
 from .modulation import LLR_FORMATS, LLR_INT8_STEP, constellation
+from .echo import PilotEchoes
 from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_overlap, window_polynomials
 from .zak_transform import inverse_zak, zak
 
@@ -63,6 +64,8 @@ class RxResult:
     dc_power: np.ndarray | None = None  # float [F], |DC offset|^2 removed (0 where none was detected)
     delay_first: np.ndarray | None = None  # float [F], first delay (samples) of the estimated channel; NaN: not estimated
     delay_last: np.ndarray | None = None   # float [F], its last delay (``AccurateEstimator.fit_range`` holds both)
+    echo_delay: np.ndarray | None = None   # float [F], delay (samples) of the farthest pilot echo beyond the tap window; NaN: none
+    echo_db: np.ndarray | None = None      # float [F], the strongest echo's power against the channel in the window (``zakotfs.echo``)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class DeviceResult:
     cfo_hz: object
     dc_power: object
     delay_span: object      # float [F, 2]: first and last delay of the estimated channel (NaN: none)
+    echo: object            # float [F, 2]: the farthest pilot echo's delay, the strongest one's dB (NaN: none; ``zakotfs.echo``)
 
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
                 stages: dict, llr_step: float | None) -> RxResult:
@@ -96,6 +100,8 @@ class DeviceResult:
             dc_power=backend.asnumpy(self.dc_power).astype(float),
             delay_first=backend.asnumpy(self.delay_span[:, 0]).astype(float),
             delay_last=backend.asnumpy(self.delay_span[:, 1]).astype(float),
+            echo_delay=backend.asnumpy(self.echo[:, 0]).astype(float),
+            echo_db=backend.asnumpy(self.echo[:, 1]).astype(float),
         )
 
 
@@ -188,6 +194,7 @@ class Receiver:
         self._resample = compensation(config.MN, self.sample_clock_ppm, xp, self.dtype) \
             if self.sample_clock_ppm else None
         self._noise_only = xp.asarray(noise_only_index(config))
+        self.echoes = PilotEchoes(config, xp)
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
         if operator_window is None:
@@ -321,6 +328,7 @@ class Receiver:
             x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual
 
+        echo = stage("echo", self.echoes, r, n0)
         x, mu, residual = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
         llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
@@ -331,7 +339,7 @@ class Receiver:
         return DeviceResult(llr=llr, bits=bits, symbols=x,
                             noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo,
                             dc_power=xp.abs(dc) ** 2,
-                            delay_span=xp.full((r.shape[0], 2), np.nan) if span is None else span)
+                            delay_span=xp.full((r.shape[0], 2), np.nan) if span is None else span, echo=echo)
 
     def process(self, frames: np.ndarray, *, operator: ChannelOperator | None = None,
                 noise_var=None) -> RxResult:

@@ -372,11 +372,13 @@ def test_results_round_trip_one_message_per_frame():
 
 
 def test_result_messages_carry_the_receivers_per_frame_metrics():
-    """A receiver result's SINR, N0, CFO and CG residual of each frame go into its message's
-    ``metrics``, beside what the frame's meta adds."""
+    """A receiver result's SINR, N0, CFO, CG residual and pilot echo of each frame go into
+    its message's ``metrics``, beside what the frame's meta adds; a frame with no echo (NaN)
+    carries none."""
     result = _Result(np.zeros((2, 8), np.uint8), None)
     result.sinr_db, result.noise_var = np.array([18.5, 3.25]), np.array([1e-3, 2e-3])
     result.cfo_hz, result.cg_residual = np.array([-612.0, 2400.5]), np.float32([1e-4, 2e-4])
+    result.echo_delay, result.echo_db = np.array([np.nan, 198.0]), np.array([np.nan, -12.5])
     with ResultSubscriber(LOOPBACK, "pull", bind=True, timeout_ms=1000) as sub, \
             ResultPublisher(sub.endpoint, "push", bind=False) as pub:
         pub(result, [{"seq": 0, "metrics": {"worker": "w1"}}, {"seq": 1}])
@@ -384,6 +386,7 @@ def test_result_messages_carry_the_receivers_per_frame_metrics():
     assert got[0].header["metrics"] == {"sinr_db": 18.5, "noise_var": 1e-3, "cfo_hz": -612.0,
                                         "cg_residual": pytest.approx(1e-4), "worker": "w1"}
     assert got[1].header["metrics"]["cfo_hz"] == 2400.5
+    assert (got[1].header["metrics"]["echo_delay"], got[1].header["metrics"]["echo_db"]) == (198.0, -12.5)
 
 
 def test_int8_llrs_travel_as_one_byte_each_with_their_step():

@@ -34,11 +34,17 @@ def test_demo_json_report(capsys):
 
 def test_a_profile_beyond_the_guard_is_named_and_delay_spread_sizes_the_frame(capsys, caplog):
     """Veh-B (20 us, 307 samples on the demo grid's 15.36 MHz) beyond the demo guard: the
-    channel says so and names the option; with --delay-spread 20 the guard holds it and the
-    BER is near the perfect-CSI bound (without: 0.14 against 0.027)."""
+    channel says so and names the option, and the receiver sees the pilot's echoes beyond
+    its tap window (paths at 137, 198, 263, 307 samples); with --delay-spread 20 the guard
+    holds it, no echo is left and the BER is near the perfect-CSI bound (without: 0.14
+    against 0.027)."""
     assert main(["demo", "--frames", "2", "--backend", "cpu", "--profile", "veh-b", "--json"]) == 0
     assert "last path is at 307.2 samples" in caplog.text and "--delay-spread 20" in caplog.text
-    assert json.loads(capsys.readouterr().out)["ber"] > 0.05
+    report = json.loads(capsys.readouterr().out)
+    assert report["ber"] > 0.05
+    echoes = report["pilot_echoes"]
+    assert (echoes["frames"], echoes["of_frames"]) == (2, 2) and echoes["strongest_db"] > -20
+    assert min(abs(echoes["farthest_delay"] - np.array([136.7, 198.1, 262.7, 307.2]))) <= 1.5
     caplog.clear()
     assert main(["demo", "--frames", "2", "--backend", "cpu", "--profile", "veh-b", "--delay-spread", "20",
                  "--json"]) == 0
@@ -46,6 +52,7 @@ def test_a_profile_beyond_the_guard_is_named_and_delay_spread_sizes_the_frame(ca
     assert "last path" not in caplog.text
     assert report["ber"] <= 1.3 * report["perfect_csi_ber"] + 50 / report["bits"]
     assert abs(report["channel_delay"]["last"]["max"] - 307.2) < 0.5
+    assert report["pilot_echoes"] == {"frames": 0, "of_frames": 2}
 
 
 def test_demo_warns_when_the_channel_reaches_the_end_of_the_delay_fit(tmp_path, capsys):
