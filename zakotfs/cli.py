@@ -738,18 +738,19 @@ def cmd_rx(args) -> int:
     source = _open_input(args.input, None, args, args.pattern)
     config = resolve_config(args, source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
-    calibration = _calibrate(args, config) if args.calibrate else None
-    receiver = None if args.workers else make_receiver(args, config)
-    backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
-    sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
-    acquirer = FrameAcquirer(config)
-    session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
-                        cfo_offset_hz=args.cfo_offset, sample_clock_ppm=args.sample_clock_ppm)
     if args.record:
         from streaming.files import IQWriter
 
         record = IQWriter(args.record, config)
         source = _Recorded(source, record)
+    acquirer = FrameAcquirer(config)
+    calibration, held = _calibrate(args, config, source, acquirer) if args.calibrate else (None, [])
+    acquirer = _HeldFirst(acquirer, held)
+    receiver = None if args.workers else make_receiver(args, config)
+    backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
+    sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
+    session = RxSession(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
+                        cfo_offset_hz=args.cfo_offset, sample_clock_ppm=args.sample_clock_ppm)
     extra: dict = {}
     try:
         if args.workers:
@@ -779,26 +780,27 @@ CALIBRATION_DRIFT = 0.1
 """Samples of drift across a frame from which ``--calibrate`` undoes the sample clock."""
 
 
-def _calibrate(args, config: FrameConfig) -> dict:
-    """``rx --calibrate N``: the acquirer alone over the file's first N frames; the sample
-    clock from their period (``zakotfs.sco.clock_offset_ppm``) and the carrier offset from the
-    preamble's median. Sets ``args.sample_clock_ppm`` where it drifts a frame by more than
-    ``CALIBRATION_DRIFT`` samples and ``args.cfo_offset`` where the offset passes half the
-    pilot's range (the pilot takes the rest), unless the command line gave them."""
-    from streaming.acquisition import FrameAcquirer
-
-    if _is_endpoint(args.input):
-        raise UsageError("--calibrate reads the file's start twice; on a live stream, run once and use "
-                         "the summary's suggestions (--sample-clock-ppm, --cfo-offset)")
-    source, acquirer, metas = _open_input(args.input, None, args), FrameAcquirer(config), []
-    try:
-        while len(metas) < args.calibrate and not source.eof:
-            samples = source.read()
-            if samples is not None:
-                metas += [meta for _, meta in acquirer.push(samples)]
-    finally:
-        source.close()
-    metas = metas[:args.calibrate]
+def _calibrate(args, config: FrameConfig, source, acquirer) -> tuple[dict, list]:
+    """``rx --calibrate N``: the first N frames the acquirer finds in ``source``, held back;
+    the sample clock from their period (``zakotfs.sco.clock_offset_ppm``) and the carrier
+    offset from the preamble's median. Sets ``args.sample_clock_ppm`` where it drifts a frame
+    by more than ``CALIBRATION_DRIFT`` samples and ``args.cfo_offset`` where the offset passes
+    half the pilot's range (the pilot takes the rest), unless the command line gave them.
+    Returns the calibration and the held (frame, meta) pairs, which the receiver, built
+    after this with the calibration, decodes first: one pass over a file, and a live stream
+    alike. A source that ends or stalls (--start-timeout, --idle-timeout) before N frames
+    calibrates on those that came."""
+    held, idle_since, started = [], time.monotonic(), False
+    while len(held) < args.calibrate and not source.eof:
+        samples = source.read()
+        if samples is None:
+            timeout = args.idle_timeout if started else args.start_timeout
+            if timeout is not None and time.monotonic() - idle_since > timeout:
+                break
+            continue
+        idle_since, started = time.monotonic(), True
+        held += acquirer.push(samples)
+    metas = [meta for _, meta in held[:args.calibrate]]
     ppm = clock_offset_ppm([m["seq"] for m in metas], [m["start"] for m in metas], config.samples_per_frame)
     cfo = float(np.median([m["cfo_hz"] for m in metas])) if metas else None
     applied = {}
@@ -811,7 +813,29 @@ def _calibrate(args, config: FrameConfig) -> dict:
               + ("unknown" if ppm is None else f"{ppm:+.2f} ppm") + ", preamble CFO "
               + ("unknown" if cfo is None else f"{cfo:.0f} Hz")
               + f"; set {', '.join(f'{k} {v:g}' for k, v in applied.items()) or 'nothing'}", file=sys.stderr)
-    return {"frames": len(metas), "sample_clock_ppm": ppm, "preamble_cfo_hz": cfo, "applied": applied}
+    return {"frames": len(metas), "sample_clock_ppm": ppm, "preamble_cfo_hz": cfo, "applied": applied}, held
+
+
+class _HeldFirst:
+    """The acquirer's ``push`` and ``flush``, with the frames ``held`` by the calibration
+    emitted first (by whichever is called first: a file may have ended meanwhile)."""
+
+    def __init__(self, acquirer, held: list):
+        self.acquirer, self.held = acquirer, list(held)
+
+    @property
+    def stats(self) -> dict:
+        return self.acquirer.stats
+
+    def _release(self, frames: list) -> list:
+        out, self.held = self.held + frames, []
+        return out
+
+    def push(self, samples) -> list:
+        return self._release(self.acquirer.push(samples))
+
+    def flush(self) -> list:
+        return self._release(self.acquirer.flush())
 
 
 class _Recorded:
@@ -1108,8 +1132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", help="also record the incoming samples to FILE.h5 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
     p.add_argument("--calibrate", type=int, default=0, metavar="N",
-                   help="files: first read N frames for the sample clock and the carrier offset, and set "
-                        "--sample-clock-ppm / --cfo-offset where they matter (those given stay)")
+                   help="hold the first N frames (of a file or a live stream), read the sample clock and the "
+                        "carrier offset off them, set --sample-clock-ppm / --cfo-offset where they matter "
+                        "(those given stay), then decode them and the rest")
     p.add_argument("--idle-timeout", type=float, default=5.0,
                    help="seconds without samples, once they have started, before stopping")
     _start_timeout_option(p)
