@@ -273,10 +273,10 @@ class RxSession:
             if getattr(result, "delay_first", None) is not None:
                 span = np.stack([np.asarray(result.delay_first, float), np.asarray(result.delay_last, float)], -1)[ok]
                 self.delay_span += [tuple(d) for d in span if np.all(np.isfinite(d))]
-            if getattr(result, "echo_delay", None) is not None:
+            self.echo_frames += int(np.count_nonzero(ok))        # every receiver scans for echoes; a
+            if getattr(result, "echo_delay", None) is not None:    # worker's message omits none found
                 echo = np.stack([np.asarray(result.echo_delay, float), np.asarray(result.echo_db, float)], -1)[ok]
                 self.echoes += [tuple(e) for e in echo if np.all(np.isfinite(e))]
-                self.echo_frames += len(echo)
             if getattr(result, "dc_power", None) is not None and getattr(result, "noise_var", None) is not None:
                 dc, n0 = np.asarray(result.dc_power, float)[ok], np.asarray(result.noise_var, float)[ok]
                 self.dc_over_noise_db += (10 * np.log10(dc[dc > 0] / n0[dc > 0])).tolist()

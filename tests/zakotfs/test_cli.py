@@ -412,6 +412,7 @@ def test_scaleout_workers_give_the_same_bits_in_order(tmp_path):
     # the workers' per-frame CFO and the acquirer's reach the report as in-process
     for key in ("cfo_hz", "preamble_cfo_hz", "sample_clock_ppm"):
         assert r2[key] == pytest.approx(r1[key], abs=1e-3), key
+    assert r2["pilot_echoes"] == r1["pilot_echoes"] == {"frames": 0, "of_frames": 8}   # Veh-A: the guard holds it
     # --out gets the workers' LLRs too, the same as in-process
     with h5py.File(one) as a, h5py.File(two) as b:
         np.testing.assert_array_equal(b["seq"][:], a["seq"][:])
