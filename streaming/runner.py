@@ -171,6 +171,9 @@ class PipelineRunner:
         Host batch buffer allocator (pinned memory for a GPU backend).
     n_buffers : int
         Batch buffers in rotation (2: double buffering), at least the pipeline's depth + 1.
+    before_batch : callable(list[dict]) or None
+        Called on the compute thread with a batch's metas, in order, just before the batch
+        is submitted (a change to ``process`` that must hold from a given frame on).
     """
 
     def __init__(self, source, acquire: Callable, process: Callable, sink: Callable, *,
@@ -181,7 +184,7 @@ class PipelineRunner:
                  stall_action: str = "wait", start_timeout_s: float | None = None,
                  progress: Callable[[Progress], Any] | None = None,
                  progress_interval_s: float = 1.0, stats_file: str | Path | None = None,
-                 allocate: Callable = np.empty, n_buffers: int = 2):
+                 allocate: Callable = np.empty, n_buffers: int = 2, before_batch: Callable | None = None):
         for name, value in (("queue_frames", queue_frames), ("batch_frames", batch_frames),
                             ("result_queue", result_queue), ("n_buffers", n_buffers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -213,6 +216,7 @@ class PipelineRunner:
         self.progress_interval_s = float(progress_interval_s)
         self.stats_file = None if stats_file is None else Path(stats_file)
         self._allocate = allocate
+        self.before_batch = before_batch
         self._n_buffers = int(n_buffers)
         self.stats = RunnerStats()
         self._frames: queue.Queue = queue.Queue(maxsize=int(queue_frames))
@@ -445,8 +449,11 @@ class PipelineRunner:
                     raise ValueError(f"acquire returned a frame of shape {np.shape(frame)}, "
                                      f"expected ({self.frame_len},)")
                 batch[i] = frame
+            metas = [meta for _, meta in items]
+            if self.before_batch is not None:
+                self.before_batch(metas)
             pipeline.submit(batch[:len(items)])
-            in_flight.append([meta for _, meta in items])
+            in_flight.append(metas)
 
     def _emit(self, result, metas: list[dict]) -> None:
         """Stamp a processed batch's metas and queue it for the sink (on abort: count it

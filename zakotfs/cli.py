@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import math
+import queue
 import sys
 import time
 
@@ -735,6 +736,10 @@ def cmd_rx(args) -> int:
     from streaming.acquisition import FrameAcquirer
     from streaming.runner import PipelineRunner
 
+    if args.recalibrate and args.recalibrate < 3:
+        raise UsageError(f"--recalibrate K needs K >= 3 frames (the clock is read off their period), got {args.recalibrate}")
+    if args.recalibrate and args.workers:
+        raise UsageError("--recalibrate retunes the receiver in this process: not with --workers")
     source = _open_input(args.input, None, args, args.pattern)
     config = resolve_config(args, source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
@@ -757,8 +762,12 @@ def cmd_rx(args) -> int:
             extra["scaleout"] = _run_workers(args, config, source, acquirer, session)
         else:
             process, allocate = _fast_process(receiver, args.batch)
+            if args.recalibrate:
+                acquirer = _Recalibration(acquirer, getattr(process, "retune", receiver.retune), receiver,
+                                          args.recalibrate)
             runner = PipelineRunner(
                 source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush,
+                before_batch=acquirer.before_batch if isinstance(acquirer, _Recalibration) else None,
                 allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
                 start_timeout_s=args.start_timeout,
@@ -770,6 +779,8 @@ def cmd_rx(args) -> int:
         source.close()
     if not args.json:
         print(file=sys.stderr)
+    if isinstance(acquirer, _Recalibration):
+        extra["recalibration"] = {"every": args.recalibrate, "retunes": acquirer.retunes}
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
                              "link_mbps": config.throughput_wire_bps / 1e6, "calibration": calibration, **extra})
     _emit(report, args)
@@ -801,19 +812,90 @@ def _calibrate(args, config: FrameConfig, source, acquirer) -> tuple[dict, list]
         idle_since, started = time.monotonic(), True
         held += acquirer.push(samples)
     metas = [meta for _, meta in held[:args.calibrate]]
-    ppm = clock_offset_ppm([m["seq"] for m in metas], [m["start"] for m in metas], config.samples_per_frame)
-    cfo = float(np.median([m["cfo_hz"] for m in metas])) if metas else None
+    ppm, cfo, changes = _offsets(config, metas, 0.0, 0.0)
     applied = {}
-    if ppm is not None and not args.sample_clock_ppm and abs(ppm) * 1e-6 * config.MN > CALIBRATION_DRIFT:
-        args.sample_clock_ppm = applied["sample_clock_ppm"] = round(ppm, 2)
-    if cfo is not None and not args.cfo_offset and abs(cfo) > config.nu_p / 4:
-        args.cfo_offset = applied["cfo_offset_hz"] = round(cfo, -2)
+    if "sample_clock_ppm" in changes and not args.sample_clock_ppm:
+        args.sample_clock_ppm = applied["sample_clock_ppm"] = changes["sample_clock_ppm"]
+    if "cfo_offset_hz" in changes and not args.cfo_offset:
+        args.cfo_offset = applied["cfo_offset_hz"] = changes["cfo_offset_hz"]
     if not args.json:
         print(f"zakotfs rx: calibrated on {len(metas)} frames: sample clock "
               + ("unknown" if ppm is None else f"{ppm:+.2f} ppm") + ", preamble CFO "
               + ("unknown" if cfo is None else f"{cfo:.0f} Hz")
               + f"; set {', '.join(f'{k} {v:g}' for k, v in applied.items()) or 'nothing'}", file=sys.stderr)
     return {"frames": len(metas), "sample_clock_ppm": ppm, "preamble_cfo_hz": cfo, "applied": applied}, held
+
+
+def _offsets(config: FrameConfig, metas: list[dict], sample_clock_ppm: float, cfo_offset_hz: float):
+    """The acquirer's metas of consecutive frames -> (the sample clock in ppm from their
+    period, the preamble's median carrier offset, {option: value} of those that differ from
+    the ones applied enough to matter): the clock where it drifts a frame by more than
+    ``CALIBRATION_DRIFT`` samples more, the carrier where it moved by more than a quarter of
+    the pilot's range (the pilot takes the rest; rounded to 100 Hz)."""
+    ppm = clock_offset_ppm([m["seq"] for m in metas], [m["start"] for m in metas], config.samples_per_frame)
+    cfo = float(np.median([m["cfo_hz"] for m in metas])) if metas else None
+    changes = {}
+    if ppm is not None and abs(ppm - sample_clock_ppm) * 1e-6 * config.MN > CALIBRATION_DRIFT:
+        changes["sample_clock_ppm"] = round(ppm, 2)
+    if cfo is not None and abs(cfo - cfo_offset_hz) > config.nu_p / 4:
+        changes["cfo_offset_hz"] = round(cfo, -2)
+    return ppm, cfo, changes
+
+
+class _Recalibration:
+    """``rx --recalibrate K``: the sample clock and the carrier offset read again off every K
+    frames' timing and preambles (``_offsets``, the rules of ``--calibrate``); where they
+    moved enough to matter, the receiver is retuned (``retune``: ``Receiver.retune``, or its
+    real-time pipeline's) from the next frame on: a clock or a carrier that drifts during a
+    long stream. The acquirer's ``push``/``flush`` pass through, watched (the ingest
+    thread); ``before_batch`` applies the retunes due by a batch's frames (the compute
+    thread, ``PipelineRunner``), so frames queued before a retune keep the old offsets.
+    ``retunes``: [{seq (the first frame retuned), the options changed}] in order."""
+
+    def __init__(self, acquirer, retune, receiver: Receiver, every: int):
+        self.acquirer, self.retune, self.config, self.every = acquirer, retune, receiver.config, every
+        self.applied = {"sample_clock_ppm": receiver.sample_clock_ppm, "cfo_offset_hz": receiver.cfo_offset_hz}
+        self.metas: list[dict] = []
+        self.retunes: list[dict] = []
+        self._due: queue.SimpleQueue = queue.SimpleQueue()       # retunes not yet applied, in order
+        self._next = None
+
+    @property
+    def stats(self) -> dict:
+        return self.acquirer.stats
+
+    def push(self, samples) -> list:
+        return self._watch(self.acquirer.push(samples))
+
+    def flush(self) -> list:
+        return self._watch(self.acquirer.flush())
+
+    def _watch(self, frames: list) -> list:
+        self.metas += [meta for _, meta in frames]
+        while len(self.metas) >= self.every:
+            window, self.metas = self.metas[:self.every], self.metas[self.every:]
+            _, _, changes = _offsets(self.config, window, **self.applied)
+            if changes:
+                self.applied.update(changes)
+                retune = {"seq": int(window[-1]["seq"]) + 1, **changes}
+                self.retunes.append(retune)
+                self._due.put(retune)
+        return frames
+
+    def before_batch(self, metas: list[dict]) -> None:
+        last = max(int(m["seq"]) for m in metas)
+        changes: dict = {}
+        while True:
+            if self._next is None:
+                if self._due.empty():
+                    break
+                self._next = self._due.get()
+            if self._next["seq"] > last:
+                break
+            changes.update({k: v for k, v in self._next.items() if k != "seq"})
+            self._next = None
+        if changes:
+            self.retune(**changes)
 
 
 class _HeldFirst:
@@ -1135,6 +1217,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold the first N frames (of a file or a live stream), read the sample clock and the "
                         "carrier offset off them, set --sample-clock-ppm / --cfo-offset where they matter "
                         "(those given stay), then decode them and the rest")
+    p.add_argument("--recalibrate", type=int, default=0, metavar="K",
+                   help="read the sample clock and the carrier offset again off every K frames and retune the "
+                        "receiver where they moved enough to matter (a clock or a carrier that drifts)")
     p.add_argument("--idle-timeout", type=float, default=5.0,
                    help="seconds without samples, once they have started, before stopping")
     _start_timeout_option(p)

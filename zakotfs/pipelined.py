@@ -104,6 +104,16 @@ class PipelinedReceiver:
             return pending
         return first_frames(slot.result(), F, self.copy)
 
+    def retune(self, **offsets) -> None:
+        """``Receiver.retune(**offsets)`` for the batches submitted from now on; those in
+        flight finish with the old offsets (their results are collected as before)."""
+        if self.streams is not None:
+            for stream in self.streams:
+                stream.synchronize()
+        self.receiver.retune(**offsets)
+        for slot in self.slots:
+            slot.recapture()
+
     def describe(self) -> dict:
         """How the pipeline runs here (for benchmark reports)."""
         return {**self.slots[0].describe(), "depth": self.depth, "streams": 0 if self.streams is None else 3}

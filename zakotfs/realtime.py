@@ -70,6 +70,29 @@ class RealtimeReceiver:
         self.staging = self.pinned(self.shape, np.complex64)        # short batches, padded
         self.events = [cp.cuda.Event() for _ in range(6)]            # start and end of each stage
 
+    def retune(self, **offsets) -> None:
+        """``Receiver.retune(**offsets)`` for the batches run from now on: on the GPU after
+        the work in flight on this path is done (its results stay in the pinned buffers),
+        the chain captured again with the new constants."""
+        self.receiver.retune(**offsets)
+        self.recapture()
+
+    def recapture(self) -> None:
+        """Capture the receiver's chain again (after ``Receiver.retune``); nothing on the
+        CPU, which runs it op by op."""
+        if self.backend.name != "gpu":
+            return
+        import cupy as cp
+
+        self.stream.synchronize()
+        graph, self.graph = self.graph, None
+        with self.stream, cp.cuda.using_allocator(self.pool.malloc):
+            self._chain()
+            self.stream.synchronize()
+            if graph is not None:
+                self._capture(cp)
+        self.stream.synchronize()
+
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
         """Receiver.run on the device input; the statistics packed in one float32 [F, 10]

@@ -177,22 +177,15 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
         self.cfo_correction = bool(cfo_correction)
-        if not np.isfinite(cfo_offset_hz):
-            raise ValueError(f"cfo_offset_hz must be finite, got {cfo_offset_hz!r}")
-        self.cfo_offset_hz = float(cfo_offset_hz)
         self._pilot_cfo = PilotCFO(config.N, config.nu_p, max_doppler_hz,            # zakotfs.cfo: whole bins for the paper's read-off
                                    1 / config.frame_time if estimator == "paper" else 0.0, self.backend.xp)
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
-        self._snapshot_rotation = snapshot_rotation(config, self.cfo_offset_hz, xp, self.dtype) \
-            if self.cfo_offset_hz else None
+        self.cfo_offset_hz = self.sample_clock_ppm = 0.0
+        self._snapshot_rotation = self._resample = None
+        self.retune(cfo_offset_hz=cfo_offset_hz, sample_clock_ppm=sample_clock_ppm)
         self.dc_removal = bool(dc_removal)
-        if not (np.isfinite(sample_clock_ppm) and abs(sample_clock_ppm) < 1e4):
-            raise ValueError(f"sample_clock_ppm must be finite and under 1e4 in size, got {sample_clock_ppm!r}")
-        self.sample_clock_ppm = float(sample_clock_ppm)
-        self._resample = compensation(config.MN, self.sample_clock_ppm, xp, self.dtype) \
-            if self.sample_clock_ppm else None
         self._noise_only = xp.asarray(noise_only_index(config))
         self.echoes = PilotEchoes(config, xp)
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
@@ -225,6 +218,25 @@ class Receiver:
         basis = getattr(self.estimator, "operator_basis", None)
         self._window_beta = (basis, window_coefficients(basis, self.polynomials)) \
             if operator_window and basis is not None else None
+
+    def retune(self, *, cfo_offset_hz: float | None = None, sample_clock_ppm: float | None = None) -> None:
+        """Set the front end's known offsets (the constructor's ``cfo_offset_hz`` and
+        ``sample_clock_ppm``; None keeps one) for the frames run from now on: a live
+        re-calibration. A real-time path that captured this receiver's chain in a CUDA
+        graph captured the old ones: retune through it (``RealtimeReceiver.retune``)."""
+        c, xp = self.config, self.backend.xp
+        if cfo_offset_hz is not None:
+            if not np.isfinite(cfo_offset_hz):
+                raise ValueError(f"cfo_offset_hz must be finite, got {cfo_offset_hz!r}")
+            self.cfo_offset_hz = float(cfo_offset_hz)
+            self._snapshot_rotation = snapshot_rotation(c, self.cfo_offset_hz, xp, self.dtype) \
+                if self.cfo_offset_hz else None
+        if sample_clock_ppm is not None:
+            if not (np.isfinite(sample_clock_ppm) and abs(sample_clock_ppm) < 1e4):
+                raise ValueError(f"sample_clock_ppm must be finite and under 1e4 in size, got {sample_clock_ppm!r}")
+            self.sample_clock_ppm = float(sample_clock_ppm)
+            self._resample = compensation(c.MN, self.sample_clock_ppm, xp, self.dtype) \
+                if self.sample_clock_ppm else None
 
     def warm_up(self, batch: int = 1) -> float:
         """Process ``batch`` zero frames once, so that Numba's compilation (or its disk

@@ -170,6 +170,22 @@ def test_batches_take_what_is_queued():
     assert stats.batches == len(process.shapes) < 30
 
 
+def test_before_batch_sees_each_batchs_metas_before_its_frames_are_processed():
+    """The hook runs on the compute thread, in order, before the batch reaches ``process``:
+    what it changes holds from the batch's first frame on (rx --recalibrate)."""
+    gate = threading.Event()
+    process, sink, calls = Process(gate=gate), Sink(), []
+
+    def before_batch(metas):
+        calls.append(([m["seq"] for m in metas], len(process.seen)))
+
+    runner = PipelineRunner(ListSource(chunks_for(30), on_empty=gate.set), FixedFramer(), process, sink,
+                            queue_frames=64, policy="block", batch_frames=8, before_batch=before_batch)
+    runner.run()
+    assert [seq for seqs, _ in calls for seq in seqs] == list(range(30))
+    assert all(seen == seqs[0] for seqs, seen in calls)        # every earlier frame processed, none of these
+
+
 def test_stop_from_another_thread_drains_and_writes_stats(tmp_path):
     sink = Sink(notify_after=5)
     runner = PipelineRunner(EndlessSource(), FixedFramer(), Process(delay_s=0.002), sink,

@@ -48,3 +48,31 @@ def test_a_known_clock_offset_costs_nothing_once_undone():
     assert errors["ignored"] > 1.5 * errors["clean"]
     with pytest.raises(ValueError, match="sample_clock_ppm"):
         Receiver(c, backend="cpu", quiet=True, sample_clock_ppm=float("inf"))
+
+
+def test_a_retuned_pipeline_gives_the_retuned_receivers_results(backend):
+    """``PipelinedReceiver.retune`` (rx --recalibrate): a batch submitted after it gives what
+    a receiver built with the new offsets gives (on the GPU: the chain captured again); a
+    batch in flight before it keeps the old ones."""
+    from zakotfs.pipelined import PipelinedReceiver
+
+    c, ppm = preset("demo"), 100.0
+    rng = np.random.default_rng(4)
+    tx = FrameBuilder(c).stream(random_bits(c, 2, rng))
+    em = ChannelEmulator(draw_paths(load_profile("veh-a"), 815.0, rng), c.bandwidth, snr_db=25.0, seed=4)
+    received = TimeScale(tx.size, 1 + ppm * 1e-6)(np.concatenate([em.process(tx), em.flush()])[:tx.size])
+    frames = np.ascontiguousarray(received.reshape(2, -1)[:, c.preamble_len:], np.complex64)
+    want_old = Receiver(c, backend=backend, quiet=True).process(frames)
+    want_new = Receiver(c, backend=backend, quiet=True, sample_clock_ppm=ppm, cfo_offset_hz=300.0).process(frames)
+    pipeline = PipelinedReceiver(Receiver(c, backend=backend, quiet=True), batch=2, copy=True)
+    pipeline.submit(frames)                              # in flight on the GPU while retuned
+    pipeline.retune(sample_clock_ppm=ppm, cfo_offset_hz=300.0)
+    old = pipeline.collect()
+    pipeline.submit(frames)
+    new = pipeline.collect()
+    for got, want in ((old, want_old), (new, want_new)):
+        assert np.mean(got.bits != want.bits) < 1e-4
+        np.testing.assert_allclose(got.cfo_hz, want.cfo_hz, atol=1.0)
+    assert np.count_nonzero(new.bits != old.bits) > 0                # the offsets changed the result
+    with pytest.raises(ValueError, match="sample_clock_ppm"):
+        pipeline.retune(sample_clock_ppm=float("nan"))
