@@ -53,8 +53,9 @@ def test_a_known_clock_offset_costs_nothing_once_undone():
 def test_a_retuned_pipeline_gives_the_retuned_receivers_results(backend):
     """``PipelinedReceiver.retune`` (rx --recalibrate): a batch submitted after it gives what
     a receiver built with the new offsets gives (on the GPU: the chain captured again); a
-    batch in flight before it keeps the old ones."""
+    batch in flight before it keeps the old ones. ``RealtimeReceiver.retune`` alike."""
     from zakotfs.pipelined import PipelinedReceiver
+    from zakotfs.realtime import RealtimeReceiver
 
     c, ppm = preset("demo"), 100.0
     rng = np.random.default_rng(4)
@@ -74,5 +75,8 @@ def test_a_retuned_pipeline_gives_the_retuned_receivers_results(backend):
         assert np.mean(got.bits != want.bits) < 1e-4
         np.testing.assert_allclose(got.cfo_hz, want.cfo_hz, atol=1.0)
     assert np.count_nonzero(new.bits != old.bits) > 0                # the offsets changed the result
+    realtime = RealtimeReceiver(Receiver(c, backend=backend, quiet=True), batch=2)
+    realtime.retune(sample_clock_ppm=ppm, cfo_offset_hz=300.0)
+    assert np.mean(realtime.process(frames).bits != want_new.bits) < 1e-4
     with pytest.raises(ValueError, match="sample_clock_ppm"):
         pipeline.retune(sample_clock_ppm=float("nan"))
