@@ -362,7 +362,6 @@ class RxSession:
         return {"first": _spread(first.tolist()), "last": _spread(last.tolist()), "fit_range": [lo, hi],
                 "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}
 
-
     def _pilot_echoes(self) -> dict | None:
         """Frames with pilot echoes beyond the tap window (``zakotfs.echo``: paths the guard
         does not hold), the strongest one's power (dB against the channel in the window) and
@@ -830,8 +829,8 @@ def _offsets(config: FrameConfig, metas: list[dict], sample_clock_ppm: float, cf
     """The acquirer's metas of consecutive frames -> (the sample clock in ppm from their
     period, the preamble's median carrier offset, {option: value} of those that differ from
     the ones applied enough to matter): the clock where it drifts a frame by more than
-    ``CALIBRATION_DRIFT`` samples more, the carrier where it moved by more than a quarter of
-    the pilot's range (the pilot takes the rest; rounded to 100 Hz)."""
+    ``CALIBRATION_DRIFT`` samples more, the carrier where it moved by more than half the
+    pilot's range of +-nu_p / 2 (the pilot takes the rest; rounded to 100 Hz)."""
     ppm = clock_offset_ppm([m["seq"] for m in metas], [m["start"] for m in metas], config.samples_per_frame)
     cfo = float(np.median([m["cfo_hz"] for m in metas])) if metas else None
     changes = {}

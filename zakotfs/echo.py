@@ -8,8 +8,8 @@ estimator fits. A path beyond the window lands in data columns: it spills data i
 window, degrades the estimate, and is invisible to the estimator, whose fit only sees more
 noise. The column energies e[k] = sum_n |r[k + nM]|^2 show it: against the data columns'
 mean, an echo stands out by |h|^2 a_p^2 / (N (G + N0)) = |h|^2 guard_bins / (G + N0) (the
-default pilot energy): a path 20 dB under the channel at 6 times the mean at the paper
-grid's 1275 guard bins, at 0.7 times at the demo grid's.
+default pilot energy): a path 20 dB under the channel at 12.8 times the mean at the paper
+grid's 1275 guard bins, at 1.3 times at the demo grid's 127.
 
 Per frame, among the columns ``ECHO_MARGIN`` samples or more beyond the tap window (the
 fitted paths' sinc tails stay under the threshold there), an echo is a column whose
@@ -34,8 +34,8 @@ __all__ = ["PilotEchoes", "ECHO_MARGIN", "FALSE_ALARM"]
 ECHO_MARGIN = 16
 """Samples beyond the tap window before columns are scanned: the sinc tail of a path at the
 window's edge, |h|^2 / (pi^2 x^2) of it at x samples, is under the threshold from there
-(a path of the whole channel's power: 0.4 % of it at 16 samples, 5 of the mean at the paper
-grid against a threshold of 2.1)."""
+(a path of the whole channel's power: 0.04 % of it at 16 samples, 0.5 of the mean at the
+paper grid against an excess of 1.2 that the threshold needs)."""
 
 FALSE_ALARM = 1e-3
 """Probability that a frame with no echo reports one."""
