@@ -47,6 +47,26 @@ def _psinc_table(W: int, resolution: int, L: int, device_id: int):
     return table
 
 
+@lru_cache(maxsize=None)
+def _shared_budget(file: str, name: str, device_id: int) -> int:
+    """Bytes of dynamic shared memory a block of kernel ``name`` may opt in to: the device's
+    limit less the kernel's static shared arrays."""
+    props = cp.cuda.runtime.getDeviceProperties(device_id)
+    return int(props["sharedMemPerBlockOptin"]) - _kernel(file, name, device_id).shared_size_bytes
+
+
+def _fit_placement(W: int, P: int, J: int, budget: int) -> tuple[int, int]:
+    """(placement bits, dynamic shared bytes) of ``omp_delay_fit``: its scratch arrays, the
+    residual (float2 [P, W], bit 1), the atoms (float64 [J, W], bit 2) and the coefficients
+    (float2 [P, W], bit 4), in shared memory greedily in that order while they fit in
+    ``budget`` bytes; the others stay in global memory."""
+    placement, used = 0, 0
+    for bit, size in ((1, 8 * P * W), (2, 8 * J * W), (4, 8 * P * W)):
+        if used + size <= budget:
+            placement, used = placement | bit, used + size
+    return placement, used
+
+
 class GpuBackend:
     name = "gpu"
 
@@ -104,16 +124,19 @@ class GpuBackend:
         amplitudes = cp.empty((F, n_atoms, P), dtype=cp.complex128)
         delays = cp.empty((F, n_atoms), dtype=cp.float64)
         active = cp.empty((F, n_atoms), dtype=cp.bool_)
+        residuals, coeffs_t = cp.empty((F, P, W), dtype=cp.complex64), cp.empty((F, P, W), dtype=cp.complex64)
         atoms = cp.empty((F, n_atoms, W), dtype=cp.float64)
-        kernel = _kernel("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id)
-        residual_bytes = 8 * P * W                       # float2 [P, W] in dynamic shared memory
-        if kernel.max_dynamic_shared_size_bytes < residual_bytes:
-            kernel.max_dynamic_shared_size_bytes = residual_bytes
+        device = cp.cuda.Device().id
+        kernel = _kernel("sparse_fit.cu", "omp_delay_fit", device)
+        placement, shared_bytes = _fit_placement(W, P, n_atoms, _shared_budget("sparse_fit.cu", "omp_delay_fit", device))
+        if kernel.max_dynamic_shared_size_bytes < shared_bytes:
+            kernel.max_dynamic_shared_size_bytes = shared_bytes
         kernel((F,), (512,),
                (coeffs, cp.ascontiguousarray(floor, dtype=cp.float64), table, np.int32(resolution),
                 np.int32(W), np.int32(P), np.int32(coarse_stride), np.int32(n_atoms), np.int32(L), np.float64(tau0),
-                np.float64(lo), np.float64(hi), atoms, amplitudes, delays, active),
-               shared_mem=residual_bytes)
+                np.float64(lo), np.float64(hi), np.int32(placement), residuals, atoms, coeffs_t, amplitudes, delays,
+                active),
+               shared_mem=shared_bytes)
         return amplitudes, delays, active
 
     def atom_taps_fft(self, amplitudes, delays, L: int):

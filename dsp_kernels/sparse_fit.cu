@@ -83,7 +83,7 @@ extern "C" __global__ void psinc_table(int W, int R, int L, float* table) {
 // delay clamp(tau0 + peak + (k_i - R) / R, lo, hi), its atom read from the table unless
 // clamped (a warp a candidate). Leaves k_i, the delay and the score in s_k, s_cand, s_score;
 // returns the i of the best (ties to the first, as numpy's argmax).
-__device__ int best_offset(int first, int step, int count, int peak, const float* table, const float2* s_res,
+__device__ int best_offset(int first, int step, int count, int peak, const float* table, const float2* residual,
                            int resolution, int W, int P, int L, double tau0, double lo, double hi,
                            int* s_k, double* s_cand, double* s_score, double* s_val, int* s_idx) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
@@ -107,7 +107,7 @@ __device__ int best_offset(int first, int step, int count, int peak, const float
             #pragma unroll
             for (int p = 0; p < MAX_P; ++p) {
                 if (p < P) {
-                    const float2 r = s_res[p * W + w];
+                    const float2 r = residual[p * W + w];
                     re[p] += a * r.x;
                     im[p] += a * r.y;
                 }
@@ -136,14 +136,34 @@ __device__ int best_offset(int first, int step, int count, int peak, const float
     return block_argmax(best_s, best_i, s_val, s_idx);
 }
 
+// Where omp_delay_fit keeps its scratch arrays: bit set, in dynamic shared memory (packed in
+// this order), else in the global array passed for it. The host sets the bits greedily in
+// this order while the sizes fit (GpuBackend.sparse_delay_fit): the residual is read most
+// (every candidate's score), then the atoms (each Gram row and residual), then the coefficients.
+#define SHARED_RESIDUAL 1   // float2 [P, W]
+#define SHARED_ATOMS 2      // double [J, W]
+#define SHARED_COEFFS 4     // float2 [P, W]
+
+// This block's scratch array of `bytes`: at *next in dynamic shared memory (moving *next on)
+// when `placement` has `bit`, else `global`.
+__device__ void* scratch(int placement, int bit, char** next, long long bytes, void* global) {
+    if (!(placement & bit)) return global;
+    void* here = *next;
+    *next += bytes;
+    return here;
+}
+
 // coeffs [F, W, P] complex64 tap coefficients; floor [F]; fine delay offsets (k - resolution) / resolution,
 // k < K = 2 resolution + 1, with their atoms in ``table`` (psinc_table), searched first every
-// ``stride``-th; taus[w] = tau0 + w; delays clipped to [lo, hi]. Scratch: atoms [F, J, W]; the residual lives in dynamic shared memory
-// (float2 [P, W], so that the candidate scores read it contiguously).
+// ``stride``-th; taus[w] = tau0 + w; delays clipped to [lo, hi]. Scratch, per frame, in shared
+// memory or in the global arrays as ``placement`` says: the residual R and the coefficients C
+// (float2 [F, P, W], so that the scores, Gram rows and residual read them contiguously) and
+// the atoms A (double [F, J, W]).
 // Out: amplitudes [F, J, P], delays [F, J], active [F, J].
 extern "C" __global__ void __launch_bounds__(THREADS)
 omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* table, int resolution,
-              int W, int P, int stride, int J, int L, double tau0, double lo, double hi, double* atoms,
+              int W, int P, int stride, int J, int L, double tau0, double lo, double hi, int placement,
+              float2* residuals, double* atoms, float2* coeffs_t,
               complex<double>* amplitudes, double* delays, bool* active) {
     __shared__ double s_val[THREADS];
     __shared__ int s_idx[THREADS];
@@ -152,19 +172,24 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
     __shared__ double s_score[MAX_K];
     __shared__ double s_gram[MAX_J * MAX_J];          // A^T A, grown one atom at a time
     __shared__ complex<double> s_rhs[MAX_J * MAX_P];  // A^T C
-    __shared__ double s_chol[MAX_J * MAX_J];
+    __shared__ double s_chol[MAX_J * MAX_J];           // its ridged Cholesky factor
     __shared__ complex<double> s_sol[MAX_J * MAX_P];
     __shared__ double s_delay[MAX_J];
     __shared__ bool s_active[MAX_J];
-    extern __shared__ float2 s_res[];                 // residual [P, W]
+    extern __shared__ double s_dynamic[];
 
     const int f = blockIdx.x;
-    const complex<float>* C = coeffs + (long long)f * W * P;
-    double* A = atoms + (long long)f * J * W;
+    const long long PW = (long long)P * W;
+    char* next = (char*)s_dynamic;
+    float2* R = (float2*)scratch(placement, SHARED_RESIDUAL, &next, 8 * PW, residuals + f * PW);
+    double* A = (double*)scratch(placement, SHARED_ATOMS, &next, 8LL * J * W, atoms + (long long)f * J * W);
+    float2* C = (float2*)scratch(placement, SHARED_COEFFS, &next, 8 * PW, coeffs_t + f * PW);
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
 
-    for (int i = threadIdx.x; i < W * P; i += blockDim.x)
-        s_res[(i % P) * W + i / P] = make_float2(C[i].real(), C[i].imag());
+    for (int i = threadIdx.x; i < PW; i += blockDim.x) {   // [W, P] -> [P, W]
+        const complex<float> c = coeffs[f * PW + i];
+        C[(i % P) * W + i / P] = R[(i % P) * W + i / P] = make_float2(c.real(), c.imag());
+    }
     __syncthreads();
 
     for (int j = 0; j < J; ++j) {
@@ -174,18 +199,18 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
         for (int w = threadIdx.x; w < W; w += blockDim.x) {
             if (tau0 + w < lo || tau0 + w > hi) continue;
             float e = 0.0f;
-            for (int p = 0; p < P; ++p) e += s_res[p * W + w].x * s_res[p * W + w].x + s_res[p * W + w].y * s_res[p * W + w].y;
+            for (int p = 0; p < P; ++p) e += R[p * W + w].x * R[p * W + w].x + R[p * W + w].y * R[p * W + w].y;
             if (e > best_e) { best_e = e; best_w = w; }
         }
         const int peak = block_argmax(best_e, best_w, s_val, s_idx);
         // 2. candidate delays within a sample of it: the coarse grid k = 0, stride, ..., 2R,
         //    then the fine one strictly between the best coarse k's neighbours (which scored
         //    no higher), clamped to 0 .. 2R
-        const int ic = best_offset(0, stride, 2 * resolution / stride + 1, peak, table, s_res, resolution, W, P, L,
+        const int ic = best_offset(0, stride, 2 * resolution / stride + 1, peak, table, R, resolution, W, P, L,
                                    tau0, lo, hi, s_k, s_cand, s_score, s_val, s_idx);
         const int kc = s_k[ic];
         __syncthreads();                                  // every thread has kc before s_k is rewritten
-        const int kbest = best_offset(kc - stride + 1, 1, 2 * stride - 1, peak, table, s_res, resolution, W, P, L,
+        const int kbest = best_offset(kc - stride + 1, 1, 2 * stride - 1, peak, table, R, resolution, W, P, L,
                                       tau0, lo, hi, s_k, s_cand, s_score, s_val, s_idx);
         if (threadIdx.x == 0) {
             s_delay[j] = s_cand[kbest];
@@ -215,10 +240,10 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
             if (t <= j) {
                 for (int w = lane; w < W; w += 32) x += A[t * W + w] * A[j * W + w];
             } else {
-                const int p = t - j - 1;
+                const float2* c = C + (t - j - 1) * W;
                 for (int w = lane; w < W; w += 32) {
-                    x += A[j * W + w] * (double)C[w * P + p].real();
-                    y += A[j * W + w] * (double)C[w * P + p].imag();
+                    x += A[j * W + w] * (double)c[w].x;
+                    y += A[j * W + w] * (double)c[w].y;
                 }
             }
             for (int o = 16; o > 0; o /= 2) {
@@ -231,41 +256,45 @@ omp_delay_fit(const complex<float>* coeffs, const double* floor, const float* ta
             }
         }
         __syncthreads();
-        // 4. ridge least squares over atoms 0..j: Cholesky by thread 0, one RHS per thread
+        // 4. ridge least squares over atoms 0..j in warp 0: the Cholesky factor of
+        //    A^T A + diag(ridge) a column at a time (lane r the row r), then forward and back
+        //    substitution (lane p the right-hand side p)
         const int n = j + 1;
-        if (threadIdx.x == 0) {
+        if (warp == 0) {
             double trace = 0.0;
             for (int i = 0; i < n; ++i) trace += s_gram[i * MAX_J + i];
-            for (int r = 0; r < n; ++r) {
-                for (int c = 0; c <= r; ++c) {
-                    double v = s_gram[r * MAX_J + c];
-                    if (r == c) v += (s_active[r] ? 1e-9 : 1e9) * trace;
-                    for (int m = 0; m < c; ++m) v -= s_chol[r * MAX_J + m] * s_chol[c * MAX_J + m];
-                    s_chol[r * MAX_J + c] = (r == c) ? sqrt(v) : v / s_chol[c * MAX_J + c];
+            for (int c = 0; c < n; ++c) {
+                double v = 0.0;
+                if (lane >= c && lane < n) {
+                    v = s_gram[lane * MAX_J + c] + (lane == c ? (s_active[c] ? 1e-9 : 1e9) * trace : 0.0);
+                    for (int m = 0; m < c; ++m) v -= s_chol[lane * MAX_J + m] * s_chol[c * MAX_J + m];
                 }
+                const double diag = sqrt(__shfl_sync(0xffffffff, v, c));
+                if (lane >= c && lane < n) s_chol[lane * MAX_J + c] = (lane == c) ? diag : v / diag;
+                __syncwarp();
             }
-        }
-        __syncthreads();
-        for (int p = threadIdx.x; p < P; p += blockDim.x) {
-            for (int r = 0; r < n; ++r) {            // forward: L y = b
-                complex<double> v = s_rhs[r * MAX_P + p];
-                for (int m = 0; m < r; ++m) v -= s_chol[r * MAX_J + m] * s_sol[m * MAX_P + p];
-                s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
+            if (lane < P) {
+                const int p = lane;
+                for (int r = 0; r < n; ++r) {            // forward: L y = b
+                    complex<double> v = s_rhs[r * MAX_P + p];
+                    for (int m = 0; m < r; ++m) v -= s_chol[r * MAX_J + m] * s_sol[m * MAX_P + p];
+                    s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
+                }
+                for (int r = n - 1; r >= 0; --r) {       // backward: L^T x = y
+                    complex<double> v = s_sol[r * MAX_P + p];
+                    for (int m = r + 1; m < n; ++m) v -= s_chol[m * MAX_J + r] * s_sol[m * MAX_P + p];
+                    s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
+                }
+                for (int r = 0; r < n; ++r) if (!s_active[r]) s_sol[r * MAX_P + p] = complex<double>(0.0, 0.0);
             }
-            for (int r = n - 1; r >= 0; --r) {       // backward: L^T x = y
-                complex<double> v = s_sol[r * MAX_P + p];
-                for (int m = r + 1; m < n; ++m) v -= s_chol[m * MAX_J + r] * s_sol[m * MAX_P + p];
-                s_sol[r * MAX_P + p] = v / s_chol[r * MAX_J + r];
-            }
-            for (int r = 0; r < n; ++r) if (!s_active[r]) s_sol[r * MAX_P + p] = complex<double>(0.0, 0.0);
         }
         __syncthreads();
         // 5. residual C - A X
-        for (int i = threadIdx.x; i < W * P; i += blockDim.x) {
+        for (int i = threadIdx.x; i < PW; i += blockDim.x) {
             const int p = i / W, w = i % W;
-            complex<double> v = complex<double>(C[w * P + p].real(), C[w * P + p].imag());
+            complex<double> v = complex<double>(C[i].x, C[i].y);
             for (int m = 0; m < n; ++m) v -= A[m * W + w] * s_sol[m * MAX_P + p];
-            s_res[i] = make_float2((float)v.real(), (float)v.imag());
+            R[i] = make_float2((float)v.real(), (float)v.imag());
         }
         __syncthreads();
     }

@@ -6,6 +6,7 @@ warp shuffles and meet at barriers) run on the CPU, one OS thread per CUDA threa
 import ctypes
 
 import numpy as np
+import pytest
 
 from zakotfs import preset
 from zakotfs.estimation import AccurateEstimator
@@ -22,12 +23,18 @@ def _coefficients(estimator, rng, delays, noise):
     return (clean + noise * (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape))).astype(np.complex64)
 
 
-def test_omp_delay_fit_matches_the_array_code(cuda_blocks_on_cpu, rng):
+SHARED_RESIDUAL, SHARED_ATOMS, SHARED_COEFFS = 1, 2, 4      # sparse_fit.cu's placement bits
+
+
+@pytest.mark.parametrize("placement", [SHARED_RESIDUAL | SHARED_ATOMS | SHARED_COEFFS, 0, SHARED_RESIDUAL | SHARED_COEFFS])
+def test_omp_delay_fit_matches_the_array_code(cuda_blocks_on_cpu, rng, placement):
     """Tiny grid (W = 15 taps, P = 5 DPSS functions), 8 fine offsets a sample, 6 atoms, four
     frames: three paths apart; two paths a sample apart; a path beyond the fit's edge, whose
     candidates are clipped (their atoms computed in the kernel, not read from the table);
     noise alone. The kernel finds the same active atoms at the same delays, amplitudes to
-    float32."""
+    float32, whichever scratch arrays it keeps in shared memory (all, as at the paper grid;
+    none, as with a 20 us delay spread there; or some). The global scratch arrays are written
+    exactly where the placement leaves them out of shared memory."""
     est = AccurateEstimator(preset("tiny"), n_atoms=6, delay_resolution=8)
     W, P, J, R, L = est.taus.size, est.P, est.n_atoms, est.delay_resolution, est.config.MN
     K = 2 * R + 1
@@ -42,17 +49,21 @@ def test_omp_delay_fit_matches_the_array_code(cuda_blocks_on_cpu, rng):
     kernels = cuda_blocks_on_cpu("sparse_fit.cu")
     table = np.zeros((K, 2 * W - 1), np.float32)
     kernels.launch("psinc_table", -(-table.size // THREADS), THREADS, ctypes.c_int(W), ctypes.c_int(R), ctypes.c_int(L), table)
-    atoms = np.zeros((F, J, W))
+    residuals, atoms, coeffs_t = np.zeros((F, P, W), np.complex64), np.zeros((F, J, W)), np.zeros((F, P, W), np.complex64)
     amplitudes, delays, active = np.zeros((F, J, P), complex), np.zeros((F, J)), np.zeros((F, J), bool)
     floor = est.floor_factor * coeff_var
     kernels.launch("omp_delay_fit", F, THREADS, coeffs, floor, table, ctypes.c_int(R), ctypes.c_int(W), ctypes.c_int(P),
                    ctypes.c_int(est.coarse_stride), ctypes.c_int(J), ctypes.c_int(L), ctypes.c_double(est.taus[0]), ctypes.c_double(lo),
-                   ctypes.c_double(hi), atoms, amplitudes, delays, active)
+                   ctypes.c_double(hi), ctypes.c_int(placement), residuals, atoms, coeffs_t, amplitudes, delays, active)
 
     np.testing.assert_array_equal(active, want[2])
     assert active[:3].sum(axis=1).min() >= 3 and not active[3].any()      # the paths found, noise not
     np.testing.assert_allclose(delays[active], want[1][active], atol=1e-9)
     np.testing.assert_allclose(amplitudes, want[0], atol=1e-4 * np.abs(want[0]).max())
+    for bit, scratch in ((SHARED_RESIDUAL, residuals), (SHARED_ATOMS, atoms), (SHARED_COEFFS, coeffs_t)):
+        assert scratch.any() != bool(placement & bit)
+    if not placement & SHARED_COEFFS:
+        np.testing.assert_array_equal(coeffs_t, coeffs.transpose(0, 2, 1))
 
 
 def test_atom_taps_fft_matches_the_array_code(cuda_blocks_on_cpu, rng):

@@ -209,3 +209,38 @@ def test_fused_estimator_kernels_match_the_array_code(backend, link):
     reference = ChannelOperator.from_delay_doppler_atoms(c.MN, cpu.basis, want[0].astype(np.complex128),
                                                          want[1]).taps_fft
     assert _relative_error(taps, reference) < 1e-5
+
+
+@pytest.mark.parametrize("delay_spread_s", [5e-6, 20e-6])
+def test_the_delay_fit_kernel_takes_a_long_delay_spread(backend, delay_spread_s):
+    """At the paper grid a 5 us delay spread (W = 1270 taps) leaves the fit's atoms out of
+    shared memory, 20 us (W = 5080) all its scratch arrays (``_fit_placement``; before, the
+    residual alone exceeded the limit and the launch failed): the kernel still matches the
+    array code, on synthetic coefficients of five paths spread over the window."""
+    if backend.name == "cpu":
+        pytest.skip("the CPU runs the array code itself")
+    import cupy as cp
+
+    from dsp_kernels.gpu import _fit_placement, _shared_budget
+    from zakotfs import design
+    from zakotfs.estimation import AccurateEstimator
+
+    est = AccurateEstimator(design(16384, 32, 245.76e6, delay_spread_s=delay_spread_s), dtype=np.complex64)
+    W, P, J = est.taus.size, est.P, est.n_atoms
+    placement, _ = _fit_placement(W, P, J, _shared_budget("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id))
+    assert placement != 7
+    rng = np.random.default_rng(11)
+    lo, hi = est.taus[0] + est.edge, est.taus[-1] - est.edge
+    delays = np.sort(rng.uniform(lo, hi, (2, 5)), axis=-1)
+    amplitudes = rng.standard_normal((2, 5, P)) + 1j * rng.standard_normal((2, 5, P))
+    coeffs = np.einsum("fwj,fjp->fwp", est._atoms(delays, np), amplitudes)
+    coeffs = (coeffs + 0.01 * (rng.standard_normal(coeffs.shape) + 1j * rng.standard_normal(coeffs.shape))).astype(np.complex64)
+    coeff_var = np.full(2, 2e-4)
+    want = est.fit_delays(coeffs, coeff_var)
+    got = [backend.asnumpy(a) for a in backend.sparse_delay_fit(
+        backend.asarray(coeffs), backend.asarray(est.floor_factor * coeff_var), est.taus[0], est.delay_resolution,
+        est.coarse_stride, J, lo, hi, est.config.MN)]
+    np.testing.assert_array_equal(got[2], want[2])
+    assert want[2].sum(axis=-1).min() >= 5
+    np.testing.assert_allclose(got[1][want[2]], want[1][want[2]], atol=1e-9)
+    assert _relative_error(got[0], want[0]) < 1e-4

@@ -5,8 +5,9 @@
 // - a __shared__ array is a function static, one copy that the block's threads share (the
 //   test rewrites `extern __shared__ T name[];` to a pointer into shim_dynamic_shared);
 // - __syncthreads is a barrier over the block's threads;
-// - __shfl_xor_sync(mask, v, o) passes v through a slot per thread between two barriers of
-//   the warp (blockDim.x a multiple of 32, every lane of the warp taking part).
+// - __shfl_xor_sync(mask, v, o) and __shfl_sync(mask, v, lane) pass v through a slot per
+//   thread between two barriers of the warp, __syncwarp is one such barrier (blockDim.x a
+//   multiple of 32, every lane of the warp taking part).
 #pragma once
 #include <algorithm>
 #include <barrier>
@@ -42,17 +43,26 @@ extern "C" void shim_set_thread(unsigned int thread) { threadIdx.x = thread; }
 
 inline void __syncthreads() { shim_block_barrier->arrive_and_wait(); }
 
+inline void __syncwarp(unsigned int = 0xffffffff) { shim_warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+
+// The value that lane `source` of this warp passes.
 template <typename T>
-T __shfl_xor_sync(unsigned int, T value, int lane_mask) {
+T shim_exchange(T value, unsigned int source) {
     static_assert(sizeof(T) <= sizeof(double), "one slot a thread");
-    const unsigned int t = threadIdx.x, warp = t / 32, lane = t % 32;
-    std::memcpy(&shim_slots[t], &value, sizeof(T));
-    shim_warp_barriers[warp]->arrive_and_wait();
+    const unsigned int warp = threadIdx.x / 32;
+    std::memcpy(&shim_slots[threadIdx.x], &value, sizeof(T));
+    __syncwarp();
     T other;
-    std::memcpy(&other, &shim_slots[warp * 32 + (lane ^ lane_mask)], sizeof(T));
-    shim_warp_barriers[warp]->arrive_and_wait();
+    std::memcpy(&other, &shim_slots[warp * 32 + source], sizeof(T));
+    __syncwarp();
     return other;
 }
+
+template <typename T>
+T __shfl_xor_sync(unsigned int, T value, int lane_mask) { return shim_exchange(value, (threadIdx.x % 32) ^ lane_mask); }
+
+template <typename T>
+T __shfl_sync(unsigned int, T value, int source) { return shim_exchange(value, source % 32); }
 
 // CUDA types and math functions that C++ lacks (sinpi and cospi exact at integers, as CUDA's)
 using std::max;
