@@ -36,3 +36,19 @@ def test_kernel_source_compiles_with_nvrtc(name):
     except nvrtc.NVRTCError as exc:
         pytest.fail(f"{name} does not compile: {exc}\n{nvrtc.getProgramLog(program)}")
     assert len(nvrtc.getPTX(program)) > 0
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_no_kernel_spills_registers_on_hopper(name):
+    """Compiled to sm_90 machine code (NVRTC runs ptxas; ``-Xptxas=-v`` reports each entry
+    function's registers, spills and shared memory): no kernel spills registers to local
+    memory, a slowdown that would otherwise show only on a GPU."""
+    import re
+
+    nvrtc, assemble = _nvrtc()
+    source = resources.files("dsp_kernels").joinpath(name).read_text()
+    program = nvrtc.createProgram(source, name, [], [])
+    nvrtc.compileProgram(program, list(assemble(("-std=c++17",))) + ["-arch=sm_90", "-Xptxas=-v"])
+    log = nvrtc.getProgramLog(program)
+    spills = [int(n) for n in re.findall(r"(\d+) bytes spill stores", log)]
+    assert spills and not any(spills), log
