@@ -181,7 +181,8 @@ class FrameAcquirer:
     preamble found in the tracking window but moved by more than ``jump_tolerance``),
     bursts_ended (no next preamble, but the signal power dropped right after the frame: the
     transmission ended cleanly and the frame is emitted), nonfinite_samples (samples
-    replaced by 0 for correlation).
+    replaced by 0 for correlation), gaps and samples_missing (``skip``: samples known lost
+    between two messages).
 
     Examples
     --------
@@ -271,6 +272,7 @@ class FrameAcquirer:
     def reset(self) -> None:
         """Forget the stream: counters to 0, next sample is stream index 0."""
         self._b0 = 0            # absolute index of _buf[0]
+        self._start = 0         # the stream's samples begin here (0; after a gap, its end): zeros before
         self._n = 0             # valid samples in _buf
         self._state = _SEARCH
         self._pos = 0           # next search lag
@@ -291,7 +293,7 @@ class FrameAcquirer:
         self._real_end = 0
         self._stats = dict(samples_in=0, frames_out=0, frames_lost=0, frames_bad=0, resyncs=0,
                            acquisitions=0, false_locks=0, lock_checks=0, timing_jumps=0,
-                           bursts_ended=0, nonfinite_samples=0)
+                           bursts_ended=0, nonfinite_samples=0, gaps=0, samples_missing=0)
 
     @property
     def stats(self) -> dict:
@@ -343,6 +345,36 @@ class FrameAcquirer:
         self._state, self._pos = _SEARCH, end
         return out
 
+    def skip(self, n: int) -> list[tuple[np.ndarray, dict]]:
+        """The next ``n`` samples of the stream are missing: the sender made them and they
+        never arrived (a gr-zeromq ``pass_tags`` offset that jumped). The frame being tracked
+        is emitted if all its samples came (its successor's preamble, which would have
+        placed the next frame, is not looked for), else counted lost; a fresh lock that no
+        second preamble has confirmed yet is forgotten. The acquirer then searches again from the
+        first sample after the gap, whose stream index is ``n`` on from the last one, so
+        that the frames after it keep their ``seq`` and those the gap took are counted lost
+        (without the offsets, a cut of a whole number of frames would join two frames' halves
+        into one that times right). Returns the frame emitted, if any."""
+        out: list[tuple[np.ndarray, dict]] = []
+        if n <= 0:
+            return out
+        self._stats["gaps"] += 1
+        self._stats["samples_missing"] += int(n)
+        end = self._b0 + self._n
+        if self._state == _TRACK and self._confirmed:   # (a fresh lock may be false: forgotten)
+            P = self._anchor
+            if P + self._S <= end:
+                self._deliver(P, out)
+            else:
+                self._stats["frames_lost"] += 1
+                self._undelivered += 1
+            self._ref = (P, self._seq)
+        self._b0 = self._start = self._pos = end + int(n)
+        self._n = 0
+        self._bad.clear()
+        self._state = _SEARCH
+        return out
+
     # ---- buffer -------------------------------------------------------------------------
     def _sanitise(self, chunk: np.ndarray, start: int) -> None:
         s = chunk.sum()
@@ -389,14 +421,16 @@ class FrameAcquirer:
             del self._bad[0]
 
     def _samples(self, lo: int, hi: int) -> np.ndarray:
-        """Absolute samples [lo, hi); zeros before stream index 0 (only at the stream start)."""
+        """Absolute samples [lo, hi); zeros before the stream's first sample (at its start, or
+        the first after a gap)."""
         if lo >= self._b0:
             return self._buf[lo - self._b0:hi - self._b0]
-        if self._b0 != 0:   # invariant of _keep_from
+        if self._b0 != self._start:   # invariant of _keep_from
             raise RuntimeError(f"samples [{lo}, {hi}) already discarded "
                                f"(buffer starts at {self._b0})")
         seg = np.zeros(hi - lo, dtype=np.complex64)
-        seg[-lo:] = self._buf[:hi]
+        if hi > self._b0:
+            seg[self._b0 - lo:] = self._buf[:hi - self._b0]
         return seg
 
     def _ensure(self, hi: int) -> bool:

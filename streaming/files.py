@@ -686,7 +686,9 @@ class SigMFReader(_SampleFileReader):
 # uniform sample source
 # ---------------------------------------------------------------------------------------------
 class SampleSource(Protocol):
-    """What :func:`open_source` returns and the pipeline runner reads."""
+    """What :func:`open_source` returns and the pipeline runner reads. A source that knows
+    of samples lost in transport also has ``missing() -> int``: how many the sender made
+    before the samples of the last ``read`` that never arrived."""
 
     config: FrameConfig | None
     sample_rate: float | None
@@ -708,13 +710,22 @@ class ZmqSampleSource:
         self.source = source
         self.config = config
         self.sample_rate = None if config is None else config.bandwidth
+        self._missing = 0
 
     @property
     def eof(self) -> bool:
         return False
 
     def read(self) -> np.ndarray | None:
-        return self.source.recv()
+        chunk = self.source.recv_chunk()
+        if chunk is None:
+            return None
+        self._missing = chunk.missing
+        return chunk.samples
+
+    def missing(self) -> int:
+        """Samples lost in transport (pass_tags offsets) just before the last read's."""
+        return self._missing
 
     def stats(self) -> dict:
         return self.source.stats.to_dict()

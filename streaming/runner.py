@@ -29,7 +29,9 @@ Three threads joined by bounded queues::
 Contracts of the stages (the acquisition and the receiver come from their own modules):
 
 * ``source.read() -> complex64 [n] | None`` (None: nothing yet), ``source.eof`` (True when no
-  more samples will come), optionally ``source.stats() -> dict``.
+  more samples will come), optionally ``source.stats() -> dict`` and ``source.missing() ->
+  int`` (samples lost in transport just before the last read's, e.g. a pass_tags offset
+  jump), which goes to ``acquire_gap(n)`` before those samples go to ``acquire``.
 * ``acquire(samples: complex64 [n]) -> list[(frame: complex64 [L], meta: dict)]`` with
   ``L = cp_len + M N``; acquisition state lives inside the callable (e.g.
   ``FrameAcquirer(config).push``, with ``acquire_flush=acquirer.flush`` to emit the last
@@ -146,6 +148,8 @@ class PipelineRunner:
         The stages (``process``: a callable or a pipeline, module doc).
     acquire_flush : callable() -> list[(frame, meta)] or None
         Called once when a file source ends (eof), for the frames the acquisition still holds.
+    acquire_gap : callable(int) -> list[(frame, meta)] or None
+        Told of the samples a source's ``missing()`` reports lost (``FrameAcquirer.skip``).
     queue_frames : int
         Capacity of the frame queue between ingest and compute.
     policy : {"drop-oldest", "drop-newest", "block"}
@@ -177,7 +181,7 @@ class PipelineRunner:
     """
 
     def __init__(self, source, acquire: Callable, process: Callable, sink: Callable, *,
-                 acquire_flush: Callable | None = None, queue_frames: int = 64,
+                 acquire_flush: Callable | None = None, acquire_gap: Callable | None = None, queue_frames: int = 64,
                  policy: str = "drop-oldest", batch_frames: int = 1,
                  frame_len: int | None = None, result_queue: int = 4,
                  max_frames: int | None = None, stall_timeout_s: float = 5.0,
@@ -205,6 +209,8 @@ class PipelineRunner:
             raise ValueError(f"frame_len must be None or >= 1, got {frame_len!r}")
         self.source, self.acquire, self.process, self.sink = source, acquire, process, sink
         self.acquire_flush = acquire_flush
+        self._missing = getattr(source, "missing", None) if acquire_gap is not None else None
+        self.acquire_gap = acquire_gap
         self.policy = policy
         self.batch_frames = int(batch_frames)
         self.frame_len = frame_len
@@ -364,7 +370,9 @@ class PipelineRunner:
             with self._lock:
                 self.stats.reads += 1
                 self.stats.samples_in += samples.size
-            for frame, meta in self.acquire(samples):
+            missing = self._missing() if self._missing is not None else 0
+            found = (self.acquire_gap(missing) if missing else []) + self.acquire(samples)
+            for frame, meta in found:
                 if self._enqueue(frame, meta):
                     break
         if stalled:

@@ -347,11 +347,14 @@ class IQChunk:
     samples : complex64 [n] (a view of the ZeroMQ frame where possible)
     offset : int or None — pass_tags stream index of ``samples[0]`` (None without a header)
     tags : tuple of Tag — absolute offsets; ``tag.offset - offset`` indexes ``samples``
+    missing : int — samples the sender made before ``samples[0]`` that never arrived (the
+    pass_tags offset jumped since the previous message; 0 without a header)
     """
 
     samples: np.ndarray
     offset: int | None = None
     tags: tuple[Tag, ...] = ()
+    missing: int = 0
 
 
 class IQSource(ZmqSocketBase):
@@ -405,6 +408,7 @@ class IQSource(ZmqSocketBase):
         self.stats = SourceStats()
         self._tags_seen = False
         self._next_offset: int | None = None
+        self._missing = 0           # samples lost since the last chunk returned
         self._warn = _RateLimitedWarning()
         options = {}
         if _hwm(hwm) is not None:
@@ -505,7 +509,10 @@ class IQSource(ZmqSocketBase):
                 self.stats.nonfinite_samples += bad
                 if bad:
                     self._warn("%s: %d non-finite samples passed through", self.endpoint, bad)
-        return IQChunk(samples, offset, tags) if n else None
+        if not n:
+            return None
+        chunk, self._missing = IQChunk(samples, offset, tags, self._missing), 0
+        return chunk
 
     def _track_offset(self, offset: int, n: int) -> None:
         expected = self._next_offset
@@ -513,6 +520,7 @@ class IQSource(ZmqSocketBase):
             if offset > expected:
                 self.stats.gaps += 1
                 self.stats.samples_lost += offset - expected
+                self._missing += offset - expected
                 self._warn("%s: %d samples lost before stream offset %d",
                            self.endpoint, offset - expected, offset)
             else:

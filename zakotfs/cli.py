@@ -765,7 +765,7 @@ def cmd_rx(args) -> int:
                 acquirer = _Recalibration(acquirer, getattr(process, "retune", receiver.retune), receiver,
                                           args.recalibrate)
             runner = PipelineRunner(
-                source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush,
+                source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush, acquire_gap=acquirer.skip,
                 before_batch=acquirer.before_batch if isinstance(acquirer, _Recalibration) else None,
                 allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
@@ -784,6 +784,14 @@ def cmd_rx(args) -> int:
                              "link_mbps": config.throughput_wire_bps / 1e6, "calibration": calibration, **extra})
     _emit(report, args)
     return 0
+
+
+def _acquire(source, acquirer, samples) -> list:
+    """The frames ``acquirer`` completes with ``samples``, just read from ``source``, told
+    first of the samples lost in transport before them (``source.missing()``, where the
+    source knows: pass_tags offsets). ``PipelineRunner`` does the same with ``acquire_gap``."""
+    missing = source.missing() if hasattr(source, "missing") else 0
+    return (acquirer.skip(missing) if missing else []) + acquirer.push(samples)
 
 
 CALIBRATION_DRIFT = 0.1
@@ -809,7 +817,7 @@ def _calibrate(args, config: FrameConfig, source, acquirer) -> tuple[dict, list]
                 break
             continue
         idle_since, started = time.monotonic(), True
-        held += acquirer.push(samples)
+        held += _acquire(source, acquirer, samples)
     metas = [meta for _, meta in held[:args.calibrate]]
     ppm, cfo, changes = _offsets(config, metas, 0.0, 0.0)
     applied = {}
@@ -866,6 +874,9 @@ class _Recalibration:
     def push(self, samples) -> list:
         return self._watch(self.acquirer.push(samples))
 
+    def skip(self, n: int) -> list:
+        return self._watch(self.acquirer.skip(n))
+
     def flush(self) -> list:
         return self._watch(self.acquirer.flush())
 
@@ -898,8 +909,8 @@ class _Recalibration:
 
 
 class _HeldFirst:
-    """The acquirer's ``push`` and ``flush``, with the frames ``held`` by the calibration
-    emitted first (by whichever is called first: a file may have ended meanwhile)."""
+    """The acquirer's ``push``, ``skip`` and ``flush``, with the frames ``held`` by the
+    calibration emitted first (by whichever is called first: a file may have ended meanwhile)."""
 
     def __init__(self, acquirer, held: list):
         self.acquirer, self.held = acquirer, list(held)
@@ -914,6 +925,9 @@ class _HeldFirst:
 
     def push(self, samples) -> list:
         return self._release(self.acquirer.push(samples))
+
+    def skip(self, n: int) -> list:
+        return self._release(self.acquirer.skip(n))
 
     def flush(self) -> list:
         return self._release(self.acquirer.flush())
@@ -935,6 +949,11 @@ class _Recorded:
         if samples is not None:
             self.writer.write(samples)
         return samples
+
+    def missing(self) -> int:
+        """The source's samples lost in transport before the last read's (not in the
+        recording, which holds what came)."""
+        return self.source.missing() if hasattr(self.source, "missing") else 0
 
     def stats(self) -> dict:
         return self.source.stats()
@@ -1046,7 +1065,7 @@ def _run_workers(args, config: FrameConfig, source, acquirer, session: RxSession
                     break
             else:
                 idle_since, started = time.monotonic(), True
-                frames = acquirer.push(samples)
+                frames = _acquire(source, acquirer, samples)
                 if first and frames:
                     collector.next_seq, first = frames[0][1]["seq"], False
                 send(frames)

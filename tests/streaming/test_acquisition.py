@@ -28,14 +28,19 @@ def transmit(config, n_frames, rng):
     return frames, frames.reshape(-1)
 
 
-def push_pieces(acq, stream, rng, max_len):
-    """Push ``stream`` in random message sizes 1 .. max_len, then flush."""
+def push_pieces_open(acq, stream, rng, max_len):
+    """Push ``stream`` in random message sizes 1 .. max_len (the stream goes on)."""
     out, i = [], 0
     while i < stream.size:
         k = int(rng.integers(1, max_len + 1))
         out += acq.push(stream[i:i + k])
         i += k
-    return out + acq.flush()
+    return out
+
+
+def push_pieces(acq, stream, rng, max_len):
+    """``push_pieces_open``, then flush: the stream ends."""
+    return push_pieces_open(acq, stream, rng, max_len) + acq.flush()
 
 
 def starts(found):
@@ -329,6 +334,57 @@ def test_large_gap_later_frames_exact():
     assert seqs[:2] == [0, 1] and np.all(np.diff(seqs) >= 1)
     assert acq.stats["frames_lost"] >= 1 and acq.stats["resyncs"] == 1
     assert found[2][1]["lost_before"] == seqs[2] - 2
+
+
+def push_with_gap(acq, rx, cut, gap, rng, max_len):
+    """Push ``rx`` with samples [cut, cut + gap) left out, as a pass_tags receiver sees a
+    gap: ``skip(gap)`` between the messages before and after it; then flush."""
+    return (push_pieces_open(acq, rx[:cut], rng, max_len) + acq.skip(gap)
+            + push_pieces(acq, rx[cut + gap:], rng, max_len))
+
+
+def test_a_gap_of_whole_frames_is_counted_when_told():
+    """Exactly 3 frames' samples cut from inside frame 2: the next preamble is where frame
+    2's would be, so the acquirer alone joins frame 2's head to frame 5's tail into one that
+    times right, and misses that 3 frames went. Told of the gap (``skip``, what pass_tags
+    offsets give), it counts frames 2 to 5 lost and the frames after it keep their sender
+    numbers and stream indices."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(25)
+    S, L, F = config.samples_per_frame, config.preamble_len, 9
+    _, tx = transmit(config, F, rng)
+    rx = tx + noise(rng, tx.size, 0.1)
+    cut, gap = 2 * S + L + 300, 3 * S
+    plain = push_pieces(FrameAcquirer(config), np.concatenate([rx[:cut], rx[cut + gap:]]), rng, 3000)
+    assert [m["seq"] for _, m in plain] == list(range(F - 3))          # the joined frame passes as frame 2
+    acq = FrameAcquirer(config)
+    found = push_with_gap(acq, rx, cut, gap, rng, 3000)
+    assert [m["seq"] for _, m in found] == [0, 1, 6, 7, 8]
+    assert [m["lost_before"] for _, m in found] == [0, 0, 4, 0, 0]
+    assert starts(found) == [f * S + L for f in (0, 1, 6, 7, 8)]       # the sender's stream indices
+    check_frames_are_stream_slices(found, rx, config)
+    s = acq.stats
+    assert (s["gaps"], s["samples_missing"], s["frames_lost"], s["resyncs"], s["frames_bad"]) == (1, gap, 4, 0, 0)
+
+
+def test_a_gap_over_the_next_preamble_keeps_the_frame_before_it():
+    """A gap from the end of frame 2 over frame 3's preamble: frame 2 came whole and is
+    emitted unconfirmed (without ``skip`` its successor's preamble is missing and it is
+    lost); frame 3 is lost, the rest kept."""
+    config = zakotfs.preset("tiny")
+    rng = np.random.default_rng(26)
+    S, L, F = config.samples_per_frame, config.preamble_len, 7
+    _, tx = transmit(config, F, rng)
+    rx = tx + noise(rng, tx.size, 0.1)
+    cut, gap = 3 * S, L + 200
+    plain = push_pieces(FrameAcquirer(config), np.concatenate([rx[:cut], rx[cut + gap:]]), rng, 3000)
+    assert 2 not in [m["seq"] for _, m in plain]
+    acq = FrameAcquirer(config)
+    found = push_with_gap(acq, rx, cut, gap, rng, 3000)
+    assert [m["seq"] for _, m in found] == [0, 1, 2, 4, 5, 6]
+    assert starts(found) == [f * S + L for f in (0, 1, 2, 4, 5, 6)]
+    check_frames_are_stream_slices(found, rx, config)
+    assert acq.stats["frames_lost"] == 1
 
 
 def test_nan_block_drops_one_frame():

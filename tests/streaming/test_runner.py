@@ -186,6 +186,43 @@ def test_before_batch_sees_each_batchs_metas_before_its_frames_are_processed():
     assert all(seen == seqs[0] for seqs, seen in calls)        # every earlier frame processed, none of these
 
 
+class GappySource(ListSource):
+    """``ListSource`` whose chunks are (samples, samples lost before them)."""
+
+    def read(self):
+        if not self.chunks:
+            self.eof = True
+            return None
+        samples, self._missing = self.chunks.pop(0)
+        return samples
+
+    def missing(self):
+        return self._missing
+
+
+def test_samples_lost_in_transport_reach_the_acquisition_before_the_samples_after_them():
+    """A source's ``missing()`` after each read goes to ``acquire_gap`` (FrameAcquirer.skip),
+    before that read's samples go to ``acquire``; a frame the gap completes is queued in order."""
+    events = []
+    framer = FixedFramer()
+
+    def acquire(samples):
+        events.append(("samples", samples.size))
+        return framer(samples)
+
+    def acquire_gap(n):
+        events.append(("gap", n))
+        framer.count += 1                                   # the frame the gap took
+        return [(np.full(L, -1, np.complex64), {"seq": framer.count - 1, "lost_before": 0})]
+
+    source = GappySource([(np.zeros(L, np.complex64), 0), (np.zeros(L, np.complex64), 300),
+                          (np.zeros(2 * L, np.complex64), 0)])
+    process, sink = Process(), Sink()
+    PipelineRunner(source, acquire, process, sink, acquire_gap=acquire_gap, policy="block").run()
+    assert events == [("samples", L), ("gap", 300), ("samples", L), ("samples", 2 * L)]
+    assert sink.seqs == [0, 1, 2, 3, 4] and process.seen == [0, -1, 2, 3, 4]
+
+
 def test_stop_from_another_thread_drains_and_writes_stats(tmp_path):
     sink = Sink(notify_after=5)
     runner = PipelineRunner(EndlessSource(), FixedFramer(), Process(delay_s=0.002), sink,

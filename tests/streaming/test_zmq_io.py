@@ -150,6 +150,7 @@ def test_pass_tags_round_trip_gap_and_reset():
         sink.send(c, offset=0)                 # sender restarted
         chunks = [source.recv_chunk() for _ in range(3)]
     assert [ch.offset for ch in chunks] == [0, 1700, 0]
+    assert [ch.missing for ch in chunks] == [0, 700, 0]
     np.testing.assert_array_equal(chunks[0].samples, a)
     np.testing.assert_array_equal(chunks[1].samples, b)
     assert chunks[0].tags[0] == Tag(10, "rx_time", (1700000000, 0.125), "usrp")
@@ -158,6 +159,22 @@ def test_pass_tags_round_trip_gap_and_reset():
     assert chunks[1].tags == ()
     stats = source.stats
     assert (stats.gaps, stats.samples_lost, stats.offset_resets, stats.tags) == (1, 700, 1, 2)
+
+
+def test_a_gap_before_an_empty_message_is_carried_to_the_next_samples():
+    """pass_tags offsets: 50 samples lost before a message with no samples (a header alone),
+    which returns nothing: the next chunk carries them in ``missing``."""
+    rng = np.random.default_rng(6)
+    a, b = random_stream(rng, 100), random_stream(rng, 80)
+    with IQSource(LOOPBACK, "pull", bind=True, timeout_ms=200) as source, \
+            IQSink(source.endpoint, "push", bind=False, pass_tags=True, send_timeout_ms=5000) as sink:
+        sink.send(a)
+        sink.offset += 50
+        sink.send(np.zeros(0, np.complex64))
+        sink.send(b)
+        chunks = [source.recv_chunk() for _ in range(2)]
+    assert [(ch.offset, ch.missing) for ch in chunks] == [(0, 0), (150, 50)]
+    np.testing.assert_array_equal(chunks[1].samples, b)
 
 
 def test_gnuradio_message_over_the_socket():
