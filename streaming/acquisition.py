@@ -238,6 +238,7 @@ class FrameAcquirer:
         # before the drift is known: a clock off by up to max_clock_ppm, within half the window
         self._first_tolerance = max(self.jump_tolerance,
                                     min(search // 2, math.ceil(max_clock_ppm * 1e-6 * config.samples_per_frame)))
+        self._clock_margin = max_clock_ppm * 1e-6 * config.samples_per_frame   # samples a frame
 
         self._L = L
         self._S = config.samples_per_frame
@@ -286,6 +287,8 @@ class FrameAcquirer:
         self._ref = None        # (preamble start, seq) of the last confirmed frame
         self._track = deque(maxlen=DRIFT_FRAMES)    # (i, preamble start) of frames tracked in a row
         self._next = 0          # where the next preamble should start (track; ``_expected``)
+        self._period = float(self._S)               # samples a frame on this clock (``_expected``)
+        self._period_margin = self._clock_margin    # how far off it may be, samples a frame
         self._offsets = deque(maxlen=DRIFT_FRAMES)  # first path - placement of the frames tracked
         self._undelivered = 0
         self._bad = []          # sorted, disjoint [a, b) absolute ranges of non-finite input
@@ -648,14 +651,17 @@ class FrameAcquirer:
         starts of the last ``DRIFT_FRAMES`` frames tracked in a row (a sample clock off by
         epsilon moves it by about -epsilon S a frame, 2.6 samples at 5 ppm on the paper grid;
         the fit also averages out the first path's jitter of a sample or two), P + S with
-        fewer than three."""
+        fewer than three. The slope is also the frame period that ``_confirm`` counts slots
+        with, kept while no fit knows it better."""
         if len(self._track) < 3:
             return P + self._S
         n = len(self._track)                    # least squares, in Python: at most 8 points
         mean_i = sum(i for i, _ in self._track) / n
         mean_s = sum(s for _, s in self._track) / n
-        slope = (sum((i - mean_i) * (s - mean_s) for i, s in self._track)
-                 / sum((i - mean_i) ** 2 for i, _ in self._track))
+        sxx = sum((i - mean_i) ** 2 for i, _ in self._track)
+        slope = sum((i - mean_i) * (s - mean_s) for i, s in self._track) / sxx
+        if 3 / math.sqrt(sxx) <= self._period_margin:   # 3 sigma of the slope for starts 1 sample off
+            self._period, self._period_margin = slope, 3 / math.sqrt(sxx)
         return int(round(mean_s + slope * (self._track[-1][0] + 1 - mean_i)))
 
     def _burst_ended(self, P: int) -> bool:
@@ -701,7 +707,12 @@ class FrameAcquirer:
             self._seq = 0
             return
         ref, ref_seq = self._ref
-        k = max(1, -(-(self._anchor - ref - self.jump_tolerance) // self._S))   # ceil
+        # frame slots since ref, at least (drops only remove samples): counted with the
+        # clock's frame period, less a margin for its error over the slots (a clock 100 ppm
+        # off puts 2 demo frames 3.3 samples from 2 S, past the timing tolerance of 2)
+        distance = self._anchor - ref
+        margin = min(self.jump_tolerance + self._period_margin * distance / self._period, self._period / 2)
+        k = max(1, math.ceil((distance - margin) / self._period))
         self._stats["frames_lost"] += k - 1
         self._undelivered += k - 1
         self._seq = ref_seq + k

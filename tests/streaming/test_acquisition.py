@@ -387,6 +387,30 @@ def test_a_gap_over_the_next_preamble_keeps_the_frame_before_it():
     assert acq.stats["frames_lost"] == 1
 
 
+@pytest.mark.parametrize("ppm", [-100, 100])
+def test_frame_numbers_after_a_gap_follow_the_clock(ppm):
+    """Demo grid, a receiver clock 100 ppm off (frames 1.66 samples longer or shorter than
+    S), 3.3 frames' samples lost inside frame 4 and told by ``skip``: the frame slots across
+    the gap are counted with the clock's measured frame period, so frames 4 to 7 are lost and
+    the next is numbered 8 (with S itself, 3 frames of -100 ppm lie 5 samples past 3 S, more
+    than the timing tolerance: one frame too many)."""
+    from channel_models.sample_clock import SampleClock
+
+    config = zakotfs.preset("demo")
+    rng = np.random.default_rng(27)
+    S, L, F = config.samples_per_frame, config.preamble_len, 12
+    _, tx = transmit(config, F, rng)
+    clock = SampleClock(ppm)
+    rx = np.concatenate([clock.process(tx), clock.flush()])
+    rx = rx + noise(rng, rx.size, 0.01)
+    cut, gap = 4 * S + L + 500, int(3.3 * S)
+    acq = FrameAcquirer(config)
+    found = push_with_gap(acq, rx, cut, gap, rng, 20000)
+    seqs = [m["seq"] for _, m in found]
+    assert seqs[:4] == [0, 1, 2, 3] and seqs[4:] == list(range(8, 8 + len(seqs) - 4)) and seqs[-1] <= F - 1
+    assert acq.stats["frames_lost"] == 4
+
+
 def test_nan_block_drops_one_frame():
     config = zakotfs.preset("tiny")
     rng = np.random.default_rng(31)
