@@ -660,8 +660,9 @@ class FrameAcquirer:
         mean_s = sum(s for _, s in self._track) / n
         sxx = sum((i - mean_i) ** 2 for i, _ in self._track)
         slope = sum((i - mean_i) * (s - mean_s) for i, s in self._track) / sxx
-        if 3 / math.sqrt(sxx) <= self._period_margin:   # 3 sigma of the slope for starts 1 sample off
-            self._period, self._period_margin = slope, 3 / math.sqrt(sxx)
+        margin = 3 / math.sqrt(sxx)             # 3 sigma of the slope for starts 1 sample off
+        if margin <= self._period_margin:
+            self._period, self._period_margin = slope, margin
         return int(round(mean_s + slope * (self._track[-1][0] + 1 - mean_i)))
 
     def _burst_ended(self, P: int) -> bool:

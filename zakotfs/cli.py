@@ -849,7 +849,31 @@ def _offsets(config: FrameConfig, metas: list[dict], sample_clock_ppm: float, cf
     return ppm, cfo, changes
 
 
-class _Recalibration:
+class _WatchedAcquirer:
+    """An acquirer whose ``push``, ``skip`` and ``flush`` pass their frames through
+    ``_after`` (``stats`` passes through as it is)."""
+
+    def __init__(self, acquirer):
+        self.acquirer = acquirer
+
+    @property
+    def stats(self) -> dict:
+        return self.acquirer.stats
+
+    def push(self, samples) -> list:
+        return self._after(self.acquirer.push(samples))
+
+    def skip(self, n: int) -> list:
+        return self._after(self.acquirer.skip(n))
+
+    def flush(self) -> list:
+        return self._after(self.acquirer.flush())
+
+    def _after(self, frames: list) -> list:
+        raise NotImplementedError
+
+
+class _Recalibration(_WatchedAcquirer):
     """``rx --recalibrate K``: the sample clock and the carrier offset read again off every K
     frames' timing and preambles (``_offsets``, the rules of ``--calibrate``); where they
     moved enough to matter, the receiver is retuned (``retune``: ``Receiver.retune``, or its
@@ -860,27 +884,15 @@ class _Recalibration:
     ``retunes``: [{seq (the first frame retuned), the options changed}] in order."""
 
     def __init__(self, acquirer, retune, receiver: Receiver, every: int):
-        self.acquirer, self.retune, self.config, self.every = acquirer, retune, receiver.config, every
+        super().__init__(acquirer)
+        self.retune, self.config, self.every = retune, receiver.config, every
         self.applied = {"sample_clock_ppm": receiver.sample_clock_ppm, "cfo_offset_hz": receiver.cfo_offset_hz}
         self.metas: list[dict] = []
         self.retunes: list[dict] = []
         self._due: queue.SimpleQueue = queue.SimpleQueue()       # retunes not yet applied, in order
         self._next = None
 
-    @property
-    def stats(self) -> dict:
-        return self.acquirer.stats
-
-    def push(self, samples) -> list:
-        return self._watch(self.acquirer.push(samples))
-
-    def skip(self, n: int) -> list:
-        return self._watch(self.acquirer.skip(n))
-
-    def flush(self) -> list:
-        return self._watch(self.acquirer.flush())
-
-    def _watch(self, frames: list) -> list:
+    def _after(self, frames: list) -> list:
         self.metas += [meta for _, meta in frames]
         while len(self.metas) >= self.every:
             window, self.metas = self.metas[:self.every], self.metas[self.every:]
@@ -908,29 +920,17 @@ class _Recalibration:
             self.retune(**changes)
 
 
-class _HeldFirst:
-    """The acquirer's ``push``, ``skip`` and ``flush``, with the frames ``held`` by the
-    calibration emitted first (by whichever is called first: a file may have ended meanwhile)."""
+class _HeldFirst(_WatchedAcquirer):
+    """The acquirer, with the frames ``held`` by the calibration emitted first (by whichever
+    of ``push``, ``skip`` and ``flush`` is called first: a file may have ended meanwhile)."""
 
     def __init__(self, acquirer, held: list):
-        self.acquirer, self.held = acquirer, list(held)
+        super().__init__(acquirer)
+        self.held = list(held)
 
-    @property
-    def stats(self) -> dict:
-        return self.acquirer.stats
-
-    def _release(self, frames: list) -> list:
+    def _after(self, frames: list) -> list:
         out, self.held = self.held + frames, []
         return out
-
-    def push(self, samples) -> list:
-        return self._release(self.acquirer.push(samples))
-
-    def skip(self, n: int) -> list:
-        return self._release(self.acquirer.skip(n))
-
-    def flush(self) -> list:
-        return self._release(self.acquirer.flush())
 
 
 class _Recorded:
