@@ -9,11 +9,17 @@ impairment is the only difference.
 ``sco``: a sample-clock offset (ppm; the stream is read at (1 + epsilon) t), undone by
     resampling each frame when the receiver is given it (``zakotfs.sco``); perfect CSI is
     given it too.
+``adc``: the received frame read through a fixed-point ADC (``streaming.sample_format``:
+    ci8, an 8-bit SDR such as a HackRF, and ci16_le, a USRP's sc16) whose full scale stands
+    this many dB over the frame's largest I or Q (negative: the peaks clip), against the
+    float samples.
 
     python -m bench.impairment_sweep cfo --preset demo --snr 25 --frames 8 \\
         --json bench/results/cfo_sweep_demo.json          # and cfo_sweep_demo.png beside it
     python -m bench.impairment_sweep sco --preset paper --snr 20 --frames 3 \\
         --json bench/results/sco_sweep_paper.json
+    python -m bench.impairment_sweep adc --preset demo --snr 25 --frames 8 \\
+        --json bench/results/adc_sweep_demo.json
 """
 from __future__ import annotations
 
@@ -24,25 +30,46 @@ from pathlib import Path
 import numpy as np
 
 from bench.operator_accuracy import veh_a_frames
+from streaming.sample_format import sample_format
 from zakotfs import preset
 from zakotfs.benchmark import run_metadata, write_json
 from zakotfs.receiver import Receiver
 
 IMPAIRMENTS = {
-    # name: (unit, default points, frame keyword, {receiver name: (estimator, options at point v)})
+    # name: (unit, default points, frame keyword or None,
+    #        {receiver name: (estimator, options at point v, ADC sample format or None)})
     "cfo": ("Hz", "-7400,-6000,-4000,-2000,-1000,-500,0,500,1000,2000,4000,6000,7400", "cfo_hz", {
-        "accurate, CFO removed": ("accurate", lambda v: {}),
-        "accurate, CFO ignored": ("accurate", lambda v: {"cfo_correction": False}),
-        "paper, CFO removed": ("paper", lambda v: {}),
-        "paper, CFO ignored": ("paper", lambda v: {"cfo_correction": False}),
-        "perfect CSI": ("perfect", lambda v: {}),
+        "accurate, CFO removed": ("accurate", lambda v: {}, None),
+        "accurate, CFO ignored": ("accurate", lambda v: {"cfo_correction": False}, None),
+        "paper, CFO removed": ("paper", lambda v: {}, None),
+        "paper, CFO ignored": ("paper", lambda v: {"cfo_correction": False}, None),
+        "perfect CSI": ("perfect", lambda v: {}, None),
     }),
     "sco": ("ppm", "0,0.5,1,2,5,10,20,50", "sco_ppm", {
-        "accurate, clock undone": ("accurate", lambda v: {"sample_clock_ppm": v}),
-        "accurate, clock ignored": ("accurate", lambda v: {}),
-        "perfect CSI, clock undone": ("perfect", lambda v: {"sample_clock_ppm": v}),
+        "accurate, clock undone": ("accurate", lambda v: {"sample_clock_ppm": v}, None),
+        "accurate, clock ignored": ("accurate", lambda v: {}, None),
+        "perfect CSI, clock undone": ("perfect", lambda v: {"sample_clock_ppm": v}, None),
+    }),
+    "adc": ("dB", "-9,-6,-3,0,3,6,9,12,18", None, {
+        "accurate, ci8": ("accurate", lambda v: {}, "ci8"),
+        "accurate, ci16_le": ("accurate", lambda v: {}, "ci16_le"),
+        "accurate, float": ("accurate", lambda v: {}, None),
+        "perfect CSI, ci8": ("perfect", lambda v: {}, "ci8"),
+        "perfect CSI, float": ("perfect", lambda v: {}, None),
     }),
 }
+
+
+def adc(rx: np.ndarray, fmt: str, headroom_db: float) -> np.ndarray:
+    """complex64 [F, n] frames read through an ADC of sample format ``fmt`` whose full scale
+    is ``headroom_db`` over their largest I or Q, the codes read back in the input's units
+    (so that perfect CSI's operator still holds)."""
+    sample = sample_format(fmt)
+    samples = np.ascontiguousarray(rx, dtype=np.complex64)
+    full_scale = float(np.abs(samples.view(np.float32)).max()) * 10 ** (headroom_db / 20)
+    codes, _ = sample.encode(samples.reshape(-1), full_scale)
+    volts_per_unit = full_scale * 2 ** (sample.bits - 1) / (2 ** (sample.bits - 1) - 1)
+    return (sample.decode(codes.tobytes()) * np.float32(volts_per_unit)).reshape(samples.shape)
 
 
 def sweep(args, config) -> dict:
@@ -53,14 +80,15 @@ def sweep(args, config) -> dict:
     n_bits = args.frames * config.bits_per_frame
     for k, value in enumerate(args.points):
         built = {name: Receiver(config, backend=args.backend, estimator=est, quiet=True, **options(value))
-                 for name, (est, options) in receivers.items()}
+                 for name, (est, options, _) in receivers.items()}
         errors = dict.fromkeys(built, 0)
         removed = {name: [] for name in built}
         for bits, rx, truth, noise_var in veh_a_frames(config, args.snr, args.doppler_hz, args.frames,
-                                                       args.seed, **{keyword: value}):
+                                                       args.seed, **({keyword: value} if keyword else {})):
             for name, receiver in built.items():
                 perfect = dict(operator=truth, noise_var=noise_var) if receiver.estimator is None else {}
-                result = receiver.process(rx, **perfect)
+                fmt = receivers[name][2]
+                result = receiver.process(rx if fmt is None else adc(rx, fmt, value), **perfect)
                 errors[name] += int(np.count_nonzero(result.bits != bits))
                 removed[name] += result.cfo_hz.tolist()
         for name in built:
@@ -83,13 +111,16 @@ def plot(result: dict, path: Path, title: str) -> None:
     points = np.asarray(result["points"], float)
     scale = 1e-3 if result["unit"] == "Hz" else 1.0
     for name, row in result["receivers"].items():
-        style = "--" if "ignored" in name else (":" if name.startswith("perfect") else "-")
+        style = "--" if "ignored" in name or "ci8" in name else (":" if name.startswith("perfect") else "-")
         ax.plot(points * scale, np.maximum(row["ber"], floor), style, marker="o", markersize=3, label=name)
     ax.set_yscale("log")
     if result["impairment"] == "cfo":
         for edge in (-1, 1):
             ax.axvline(edge * result["cfo_correction_range_hz"] * scale, color="grey", lw=0.8)
         ax.set_xlabel("carrier-frequency offset (kHz)")
+    elif result["impairment"] == "adc":
+        ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set_xlabel("ADC full scale over the frame's largest I or Q (dB; below 0 the peaks clip)")
     else:
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xlim(min(0.0, points.min()), points.max() * 1.2)

@@ -1,4 +1,4 @@
-"""Sample files (HDF5, SigMF) and one uniform sample source over files and ZeroMQ.
+"""Sample files (HDF5, SigMF, raw IQ) and one uniform sample source over files and ZeroMQ.
 
 HDF5 layout (``shared/spec/interfaces.md``, format version 1)
 -------------------------------------------------------------
@@ -14,9 +14,15 @@ HDF5 layout (``shared/spec/interfaces.md``, format version 1)
 * ``/truth/channel`` (optional): one JSON string per frame (path gains, delays, Dopplers,
   ...); complex values are stored as ``{"re": ..., "im": ...}`` and come back complex.
 
-SigMF: ``NAME.sigmf-meta`` + ``NAME.sigmf-data`` (cf32_le), written and read with the
-``sigmf`` package; the frame configuration is the global key ``zakotfs:config`` (declared in
-``core:extensions``).
+SigMF: ``NAME.sigmf-meta`` + ``NAME.sigmf-data`` (cf32_le, or ci16_le / ci8), written and
+read with the ``sigmf`` package; the frame configuration is the global key
+``zakotfs:config`` (declared in ``core:extensions``).
+
+Raw IQ files (a GNU Radio File Sink's ``.cfile``, UHD's ``rx_samples_to_file``): samples
+and nothing else, so the frame configuration must be given; the sample format
+(:mod:`streaming.sample_format`) comes from the suffix (``.cfile``/``.cf32``/``.fc32``,
+``.ci16``/``.sc16``/``.cs16``, ``.ci8``/``.sc8``/``.cs8``) or is given (``.bin``, ``.dat``,
+``.raw``, ``.iq``: cf32_le unless told).
 
 Sample sources
 --------------
@@ -45,10 +51,11 @@ import numpy as np
 from zakotfs.config import FrameConfig
 
 from .hdf5_recovery import read_superblock
+from .sample_format import SampleEncoder, SampleFormat, sample_format as _sample_format
 from .zmq_io import IQSource
 
-__all__ = ["FORMAT_VERSION", "IQWriter", "IQReader", "SigMFWriter", "SigMFReader", "write_sigmf",
-           "SampleSource", "ZmqSampleSource", "PacedSource", "open_source"]
+__all__ = ["FORMAT_VERSION", "MissingConfigError", "IQWriter", "IQReader", "SigMFWriter", "SigMFReader", "write_sigmf", "RawIQReader",
+           "RAW_SUFFIXES", "SampleSource", "ZmqSampleSource", "PacedSource", "open_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,11 @@ _DEFAULT_CHUNK = 1 << 16
 # HDF5 1.10 file format: its chunk index for an unlimited dimension (extensible array) is
 # written in step with the data at each flush, so a cut-short file keeps most of its index.
 _LIBVER = ("v110", "v110")
+
+
+class MissingConfigError(ValueError):
+    """The input carries no frame configuration (a raw IQ file, a SigMF recording from
+    another tool) and none was given."""
 
 
 def _check_chunk(value: int, name: str) -> int:
@@ -511,7 +523,7 @@ def _sigmf_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 class SigMFWriter:
-    """Write a SigMF recording (cf32_le) in streaming fashion; metadata written on close.
+    """Write a SigMF recording in streaming fashion; metadata written on close.
 
     Parameters
     ----------
@@ -524,11 +536,18 @@ class SigMFWriter:
     frequency : float or None
         Centre frequency for the capture segment (``core:frequency``).
     description : str or None
+    sample_format : str or SampleFormat
+        ``core:datatype``: ``cf32_le`` (default), ``ci16_le`` or ``ci8``.
+    full_scale : float or None
+        Fixed point: the amplitude of the largest code (None: gain ranging, twice the
+        largest I or Q written so far; :mod:`streaming.sample_format`); ``.encoder``
+        holds it and counts the components that clip.
     """
 
     def __init__(self, path: str | os.PathLike, config: FrameConfig, *,
                  sample_rate: float | None = None, frequency: float | None = None,
-                 description: str | None = None):
+                 description: str | None = None, sample_format: str | SampleFormat = "cf32_le",
+                 full_scale: float | None = None):
         if not isinstance(config, FrameConfig):
             raise TypeError(f"config must be a FrameConfig, got {type(config).__name__}")
         rate = config.bandwidth if sample_rate is None else float(sample_rate)
@@ -540,15 +559,16 @@ class SigMFWriter:
         self.frequency = frequency
         self.description = description or f"zakotfs {config.summary()}"
         self.samples_written = 0
+        self.encoder = SampleEncoder(sample_format, full_scale)
         self._annotations: list[tuple[int, int | None, dict]] = []
         self._data = open(self.data_path, "wb")
 
     def write(self, samples) -> None:
-        """Append complex [n] samples (as cf32_le)."""
+        """Append complex [n] samples (in the recording's sample format)."""
         if self._data is None:
             raise ValueError(f"{self.data_path}: the writer is closed")
-        data = _as_samples(samples).astype("<c8", copy=False)
-        self._data.write(data.tobytes())
+        data = _as_samples(samples)
+        self._data.write(self.encoder(data).tobytes())
         self.samples_written += data.size
 
     def annotate(self, start: int, length: int | None = None, label: str | None = None,
@@ -572,7 +592,7 @@ class SigMFWriter:
         from sigmf import SigMFFile
 
         meta = SigMFFile(data_file=str(self.data_path), global_info={
-            "core:datatype": "cf32_le",
+            "core:datatype": self.encoder.format.name,
             "core:sample_rate": self.sample_rate,
             "core:description": self.description,
             "core:extensions": [dict(SIGMF_EXTENSION)],
@@ -649,7 +669,7 @@ class SigMFReader(_SampleFileReader):
         elif stored is not None:
             self.config = _config_from(stored, str(self.meta_path))
         else:
-            raise ValueError(f"{self.meta_path}: the SigMF metadata has no zakotfs:config; pass "
+            raise MissingConfigError(f"{self.meta_path}: the SigMF metadata has no zakotfs:config; pass "
                              f"config=FrameConfig(...) (on the command line --preset/--grid) "
                              f"to say how the samples are framed")
         rate = self._meta.get_global_field("core:sample_rate")
@@ -680,6 +700,82 @@ class SigMFReader(_SampleFileReader):
     def close(self) -> None:
         self._pos = self.n_samples
 
+
+RAW_SUFFIXES = {".cfile": "cf32_le", ".cf32": "cf32_le", ".fc32": "cf32_le",
+                ".ci16": "ci16_le", ".sc16": "ci16_le", ".cs16": "ci16_le",
+                ".ci8": "ci8", ".sc8": "ci8", ".cs8": "ci8",
+                ".bin": None, ".dat": None, ".raw": None, ".iq": None}
+"""Raw IQ file suffixes and the sample format each implies (None: cf32_le unless given)."""
+
+
+class RawIQReader(_SampleFileReader):
+    """Read a raw IQ file (samples only, no metadata) in chunks as complex64.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    config : FrameConfig
+        How the samples are framed (a raw file cannot say).
+    sample_format : str, SampleFormat or None
+        None: from the suffix (``RAW_SUFFIXES``), cf32_le where it implies none. A format
+        that contradicts the suffix is an error.
+    chunk_samples : int
+    sample_rate : float or None
+        Hz; default ``config.bandwidth``.
+
+    A file cut inside a sample (its size not a whole number of items) is read up to the last
+    whole one, with a warning; ``stats()["trailing_bytes"]`` counts the rest.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None,
+                 sample_format: str | SampleFormat | None = None, chunk_samples: int = _DEFAULT_CHUNK,
+                 sample_rate: float | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such file")
+        if not isinstance(config, FrameConfig):
+            raise MissingConfigError(f"{self.path}: a raw IQ file carries no frame configuration; pass "
+                             f"config=FrameConfig(...) (on the command line --preset/--grid)")
+        implied = RAW_SUFFIXES.get(self.path.suffix.lower())
+        self.sample_format = _sample_format(sample_format or implied or "cf32_le")
+        if implied is not None and self.sample_format.name != implied:
+            raise ValueError(f"{self.path}: the suffix {self.path.suffix!r} says {implied}, not "
+                             f"{self.sample_format.name}; rename the file (.bin takes any format) or drop the format")
+        self.config = config
+        self.sample_rate = float(sample_rate or config.bandwidth)
+        self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
+        size = self.path.stat().st_size
+        self.n_samples, self.trailing_bytes = divmod(size, self.sample_format.itemsize)
+        if self.trailing_bytes:
+            logger.warning("%s: %d bytes is not a whole number of %s samples; the last %d bytes are "
+                           "ignored (a file cut short?)", self.path, size, self.sample_format.name,
+                           self.trailing_bytes)
+        self._file = open(self.path, "rb")
+        self._pos = 0
+
+    def read(self, n: int | None = None) -> np.ndarray | None:
+        """complex64 [<= n] next samples (default ``chunk_samples``), or None at the end."""
+        n = self.chunk_samples if n is None else _check_chunk(n, "n")
+        if self.eof or self._file is None:
+            return None
+        itemsize = self.sample_format.itemsize
+        data = self._file.read(min(n, self.n_samples - self._pos) * itemsize)
+        count = len(data) // itemsize                        # fewer if the file shrank meanwhile
+        if not count:
+            self._pos = self.n_samples
+            return None
+        self._pos += count
+        return self.sample_format.decode(data[:count * itemsize])
+
+    def stats(self) -> dict:
+        return {"samples_read": self._pos, "n_samples": self.n_samples, "sample_format": self.sample_format.name,
+                "trailing_bytes": self.trailing_bytes}
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._pos = self.n_samples
 
 
 # ---------------------------------------------------------------------------------------------
@@ -785,17 +881,22 @@ _ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
 def open_source(path_or_endpoint: str | os.PathLike, *, config: FrameConfig | None = None,
                 realtime: bool = False, chunk_samples: int = _DEFAULT_CHUNK,
-                pattern: str = "sub", **zmq_options) -> SampleSource:
-    """Open an HDF5 file, a SigMF recording or a ZeroMQ endpoint as a sample source.
+                pattern: str = "sub", sample_format: str | SampleFormat | None = None,
+                **zmq_options) -> SampleSource:
+    """Open an HDF5 file, a SigMF recording, a raw IQ file or a ZeroMQ endpoint as a sample
+    source.
 
     Parameters
     ----------
     path_or_endpoint : str or PathLike
-        ``*.h5``/``*.hdf5``; ``*.sigmf-meta``/``*.sigmf-data``; ``tcp://``, ``ipc://`` or
-        ``inproc://`` address.
+        ``*.h5``/``*.hdf5``; ``*.sigmf-meta``/``*.sigmf-data``; a raw IQ file
+        (``RAW_SUFFIXES``); ``tcp://``, ``ipc://`` or ``inproc://`` address.
     config : FrameConfig or None
-        Files: overrides the stored configuration (required for SigMF without one). ZeroMQ:
-        carried as ``.config`` (None if not given: the stream carries none).
+        Files: overrides the stored configuration (required for SigMF without one and for
+        raw files). ZeroMQ: carried as ``.config`` (None if not given: the stream carries none).
+    sample_format : str, SampleFormat or None
+        ZeroMQ and raw files: ``cf32_le`` (None: the default; a raw file's suffix),
+        ``ci16_le`` or ``ci8``. HDF5 and SigMF files say their own.
     realtime : bool
         Files only: pace reads at the sample rate.
     chunk_samples : int
@@ -807,16 +908,23 @@ def open_source(path_or_endpoint: str | os.PathLike, *, config: FrameConfig | No
     if text.startswith(_ZMQ_SCHEMES):
         if realtime:
             raise ValueError("realtime pacing applies to files; a ZeroMQ stream is paced by its sender")
-        return ZmqSampleSource(IQSource(text, pattern, **zmq_options), config)
+        return ZmqSampleSource(IQSource(text, pattern, sample_format=sample_format or "cf32_le", **zmq_options),
+                               config)
     if zmq_options:
         raise ValueError(f"options {', '.join(sorted(zmq_options))} apply to ZeroMQ endpoints, "
                          f"not to the file {text!r}")
     suffix = Path(text).suffix.lower()
-    if suffix in (".h5", ".hdf5"):
+    if suffix in RAW_SUFFIXES:
+        source = RawIQReader(text, config=config, sample_format=sample_format, chunk_samples=chunk_samples)
+    elif sample_format is not None:
+        raise ValueError(f"{text}: the sample format applies to ZeroMQ and raw IQ files; an HDF5 or SigMF "
+                         f"file says its own")
+    elif suffix in (".h5", ".hdf5"):
         source = IQReader(text, config=config, chunk_samples=chunk_samples)
     elif suffix in (".sigmf-meta", ".sigmf-data"):
         source = SigMFReader(text, config=config, chunk_samples=chunk_samples)
     else:
         raise ValueError(f"path_or_endpoint {text!r}: expected a .h5/.hdf5 file, a .sigmf-meta "
-                         f"recording or a tcp://, ipc:// or inproc:// endpoint")
+                         f"recording, a raw IQ file ({', '.join(RAW_SUFFIXES)}) or a tcp://, ipc:// or "
+                         f"inproc:// endpoint")
     return PacedSource(source) if realtime else source

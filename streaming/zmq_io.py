@@ -3,7 +3,9 @@
 Wire format (``shared/spec/interfaces.md``)
 ------------------------------------------
 * IQ: each message is interleaved float32 I/Q, i.e. numpy ``complex64`` little-endian, any
-  length; message boundaries say nothing about frames.
+  length; message boundaries say nothing about frames. ``sample_format`` (on both ends)
+  takes interleaved int16 or int8 I/Q instead (``ci16_le``, ``ci8``; UHD's sc16 / sc8,
+  :mod:`streaming.sample_format`): half or a quarter of the bytes.
 * A PUB sink with a non-empty key sends the key as a first frame (SNDMORE), then the payload.
 * gr-zeromq ``pass_tags``: the payload frame starts with a header, host-endian (little-endian
   on every machine GNU Radio runs on today; a big-endian header is recognised by its magic
@@ -47,8 +49,9 @@ Socket choices
 Receiving
 ---------
 * Zero copy: sources receive with ``copy=False`` and return ``np.frombuffer`` views of the
-  ZeroMQ frame (no copy for little-endian data); the array keeps the frame alive. After a
-  pass_tags header the view may be unaligned; copy it if a consumer needs alignment.
+  ZeroMQ frame (no copy for little-endian cf32; fixed point is converted in one pass); the
+  array keeps the frame alive. After a pass_tags header the view may be unaligned; copy it
+  if a consumer needs alignment.
 * ``pass_tags=None`` detects the header (magic, version, a parse that leaves a whole number
   of samples) and then requires it on every later message; raw data that merely starts
   like a header before that is taken as samples. Pass True/False to remove the guess.
@@ -72,6 +75,7 @@ import numpy as np
 import zmq
 
 from .pmt import PmtError, PmtPair, PmtReader, pmt_deserialize, pmt_serialize
+from .sample_format import SampleEncoder, SampleFormat, sample_format as _sample_format
 from .security import CurveConfig
 
 __all__ = [
@@ -358,7 +362,7 @@ class IQChunk:
 
 
 class IQSource(ZmqSocketBase):
-    """Receive complex64 samples from a gr-zeromq (or :class:`IQSink`) sender.
+    """Receive samples, as complex64, from a gr-zeromq (or :class:`IQSink`) sender.
 
     Parameters
     ----------
@@ -378,13 +382,16 @@ class IQSource(ZmqSocketBase):
         True: every message carries a pass_tags header; False: never (raw samples); None
         (default): detect the header by magic and version and lock in once one parsed.
     check_finite : bool
-        Count NaN/Inf samples in ``stats.nonfinite_samples`` (they are passed through).
+        Count NaN/Inf samples in ``stats.nonfinite_samples`` (they are passed through; a
+        fixed-point format has none).
+    sample_format : str or SampleFormat
+        ``cf32_le`` (default), ``ci16_le`` or ``ci8``: samples arrive as complex64 either way.
     curve : CurveConfig or None
     allow_remote : bool
         Allow binding a non-loopback interface.
     context : zmq.Context or None
 
-    Malformed messages (payload not a whole number of 8-byte samples, bad or truncated
+    Malformed messages (payload not a whole number of samples, bad or truncated
     header or tag, unexpected frame count) are counted in ``stats.bad_messages``, logged
     (rate-limited) and skipped; ``recv`` never raises on input data.
     """
@@ -392,8 +399,10 @@ class IQSource(ZmqSocketBase):
     def __init__(self, endpoint: str = DEFAULT_IQ_ENDPOINT, pattern: str = "sub", *,
                  bind: bool = False, timeout_ms: int = 100, hwm: int | None = None,
                  key: bytes | str = b"", pass_tags: bool | None = None, check_finite: bool = True,
+                 sample_format: str | SampleFormat = "cf32_le",
                  curve: CurveConfig | None = None, allow_remote: bool = False,
                  context: zmq.Context | None = None):
+        self.sample_format = _sample_format(sample_format)
         if pattern not in ("sub", "pull"):
             raise ValueError(f"pattern must be 'sub' or 'pull', got {pattern!r}")
         if not isinstance(timeout_ms, (int, np.integer)) or timeout_ms < 0:
@@ -473,9 +482,9 @@ class IQSource(ZmqSocketBase):
         if looks_tagged:
             try:
                 offset, tags, header_len, order = decode_tag_header(buf)
-                if (len(buf) - header_len) % 8:
+                if (len(buf) - header_len) % self.sample_format.itemsize:
                     raise PmtError(f"{len(buf) - header_len} payload bytes after the header, "
-                                   f"not a multiple of 8")
+                                   f"not a multiple of {self.sample_format.itemsize}")
             except PmtError as exc:
                 if strict:
                     self._bad(f"pass_tags header: {exc}")
@@ -487,18 +496,17 @@ class IQSource(ZmqSocketBase):
             self._bad("no pass_tags header (magic 0x5FF0, version 1)")
             return None
         n_bytes = len(buf) - header_len
-        if n_bytes % 8:
-            self._bad(f"{n_bytes} bytes is not a whole number of complex64 samples (8 bytes each)")
+        fmt = self.sample_format
+        if n_bytes % fmt.itemsize:
+            self._bad(f"{n_bytes} bytes is not a whole number of {fmt.name} samples ({fmt.itemsize} bytes each)")
             return None
-        samples = np.frombuffer(buf, dtype=order + "c8", offset=header_len)
-        if order == ">":
-            samples = samples.astype(np.complex64)
+        samples = fmt.decode(buf, header_len, order)
         n = samples.size
         self.stats.samples += n
         self.stats.tags += len(tags)
         if offset is not None:
             self._track_offset(offset, n)
-        if self.check_finite and n:
+        if self.check_finite and fmt.is_float and n:
             # one fast pass (BLAS dot, a sum of squares): NaN/Inf, or an overflow of
             # float32, make it non-finite; only then are the samples counted one by one
             parts = samples.view(samples.real.dtype)
@@ -535,13 +543,15 @@ class IQSource(ZmqSocketBase):
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class SinkStats:
-    """Counters of an :class:`IQSink`; dropped = could not be queued within the send timeout."""
+    """Counters of an :class:`IQSink`; dropped = could not be queued within the send timeout;
+    clipped = I or Q components beyond a fixed-point format's full scale."""
 
     messages: int = 0
     samples: int = 0
     bytes: int = 0
     dropped_messages: int = 0
     dropped_samples: int = 0
+    clipped_components: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -561,7 +571,7 @@ def _send_options(pattern: str, hwm: int | None, send_timeout_ms: int, nodrop: b
 
 
 class IQSink(ZmqSocketBase):
-    """Send complex64 samples the way gr-zeromq's pub_sink / push_sink do.
+    """Send samples the way gr-zeromq's pub_sink / push_sink do (complex64, or fixed point).
 
     Parameters
     ----------
@@ -583,16 +593,25 @@ class IQSink(ZmqSocketBase):
         Prefix each message with a gr-zeromq pass_tags header carrying the stream offset.
     key : bytes or str
         Non-empty: sent as a first frame (PUB topic), as gr-zeromq does.
+    sample_format : str or SampleFormat
+        ``cf32_le`` (default), ``ci16_le`` or ``ci8`` on the wire.
+    full_scale : float or None
+        Fixed point: the amplitude of the largest code (I and Q beyond it clip, counted in
+        ``stats.clipped_components``). None: gain ranging, twice the largest I or Q sent so
+        far, raised before a message that would clip (:mod:`streaming.sample_format`);
+        read it back from ``.encoder.full_scale``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_IQ_ENDPOINT, pattern: str = "pub", *,
                  bind: bool = True, hwm: int | None = None, linger_ms: int = 1000,
                  send_timeout_ms: int = 100, nodrop: bool = False, pass_tags: bool = False,
-                 key: bytes | str = b"",
+                 key: bytes | str = b"", sample_format: str | SampleFormat = "cf32_le",
+                 full_scale: float | None = None,
                  curve: CurveConfig | None = None, allow_remote: bool = False,
                  context: zmq.Context | None = None):
         if pattern not in ("pub", "push"):
             raise ValueError(f"pattern must be 'pub' or 'push', got {pattern!r}")
+        self.encoder = SampleEncoder(sample_format, full_scale)
         self.key = _as_key(key)
         self.pass_tags = bool(pass_tags)
         self.offset = 0
@@ -610,21 +629,24 @@ class IQSink(ZmqSocketBase):
         receiver sees a dropped message as a gap. ``offset`` overrides the running offset;
         ``tags`` (absolute offsets) are sent only with ``pass_tags``.
         """
-        data = np.ascontiguousarray(samples, dtype="<c8")
-        if data.ndim != 1:
-            raise ValueError(f"samples must be 1-D, got shape {data.shape}")
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise ValueError(f"samples must be 1-D, got shape {samples.shape}")
+        data = self.encoder(samples)
+        n = samples.size
         start = self.offset if offset is None else int(offset)
         payload = (encode_tag_header(start, tags) + data.tobytes()) if self.pass_tags else data
         parts = [self.key, payload] if self.key else [payload]
-        self.offset = start + data.size
+        self.offset = start + n
+        self.stats.clipped_components = self.encoder.clipped
         try:
             self._socket.send_multipart(parts, copy=True)
         except zmq.Again:
             self.stats.dropped_messages += 1
-            self.stats.dropped_samples += data.size
+            self.stats.dropped_samples += n
             return False
         self.stats.messages += 1
-        self.stats.samples += data.size
+        self.stats.samples += n
         self.stats.bytes += data.nbytes
         return True
 

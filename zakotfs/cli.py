@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from dsp_kernels import BackendError, get_backend
+from streaming.sample_format import SAMPLE_FORMATS
 
 from .config import PRESETS, FrameConfig, design, parse_grid, preset
 from .frame import FrameBuilder, random_bits
@@ -45,6 +46,24 @@ def _frame_options(p: argparse.ArgumentParser, *, default_preset: str | None = "
     g.add_argument("--delay-spread", type=float, metavar="US",
                    help="size the guard, CP and preamble for this delay spread in microseconds "
                         "(default: Veh-A's 2.51)")
+
+
+def _sample_format_options(p: argparse.ArgumentParser, *, read: bool, write: bool) -> None:
+    """--in-format (ZeroMQ and raw IQ input), --out-format and --full-scale (ZeroMQ and SigMF
+    output): cf32_le, or interleaved int16 / int8 I/Q (streaming.sample_format)."""
+    g = p.add_argument_group("sample format")
+    if read:
+        g.add_argument("--in-format", choices=list(SAMPLE_FORMATS),
+                       help="ZeroMQ or raw IQ file input: cf32_le (default; complex float32), ci16_le (interleaved "
+                            "int16, UHD's sc16) or ci8 (int8, UHD's sc8); a raw file's suffix (.cfile, .sc16, "
+                            ".sc8, ...) says it too")
+    if write:
+        g.add_argument("--out-format", default="cf32_le", choices=list(SAMPLE_FORMATS),
+                       help="ZeroMQ or SigMF output: cf32_le (default), ci16_le or ci8 (fixed point, an ADC's "
+                            "codes)")
+        g.add_argument("--full-scale", type=float,
+                       help="fixed-point output: the amplitude of the largest code, beyond which I and Q clip "
+                            "(counted); default: twice the largest I or Q so far, raised before anything clips")
 
 
 def _backend_option(p: argparse.ArgumentParser) -> None:
@@ -587,24 +606,39 @@ def _is_endpoint(text: str) -> bool:
     return text.startswith(("tcp://", "ipc://", "inproc://"))
 
 
-def _sample_sink(target: str, config: FrameConfig, pattern: str = "pub", pass_tags: bool = False):
-    """(write(samples), close(), object) for an .h5 / .sigmf-meta file or a ZeroMQ endpoint."""
+def _sample_sink(target: str, config: FrameConfig, args, pattern: str = "pub"):
+    """(write(samples), close(), object) for an .h5 / .sigmf-meta file or a ZeroMQ endpoint,
+    in ``--out-format`` at ``--full-scale``."""
+    if args.full_scale is not None and not (math.isfinite(args.full_scale) and args.full_scale > 0):
+        raise UsageError(f"--full-scale must be a positive amplitude, got {args.full_scale}")
+    encoding = {"sample_format": args.out_format, "full_scale": args.full_scale}
     if _is_endpoint(target):
         from streaming.zmq_io import IQSink
 
-        sink = IQSink(target, pattern, bind=True, pass_tags=pass_tags)
+        sink = IQSink(target, pattern, bind=True, pass_tags=args.pass_tags, **encoding)
         return sink.send, sink.close, sink
     if target.endswith((".h5", ".hdf5")):
         from streaming.files import IQWriter
 
+        if args.out_format != "cf32_le":
+            raise UsageError(f"--out {target}: an HDF5 sample file holds complex64; --out-format {args.out_format} "
+                             f"needs a ZeroMQ endpoint or FILE.sigmf-meta")
         writer = IQWriter(target, config)
         return writer.write, writer.close, writer
     if target.endswith((".sigmf-meta", ".sigmf-data")):
         from streaming.files import SigMFWriter
 
-        writer = SigMFWriter(target, config)
+        writer = SigMFWriter(target, config, **encoding)
         return writer.write, writer.close, writer
     raise UsageError(f"--out {target!r}: expected FILE.h5, FILE.sigmf-meta or a tcp:// / ipc:// endpoint")
+
+
+def _encoding_note(obj) -> str:
+    """', ci16_le at full scale F, K components clipped' for a fixed-point sample writer."""
+    encoder = getattr(obj, "encoder", None)
+    if encoder is None or encoder.format.is_float:
+        return ""
+    return f", {encoder.format.name} at full scale {encoder.full_scale or 1.0:.4g}, {encoder.clipped} components clipped"
 
 
 def cmd_tx(args) -> int:
@@ -616,7 +650,7 @@ def cmd_tx(args) -> int:
         lead_rng = np.random.default_rng(args.seed + 2)
         lead = 0.03 * (lead_rng.standard_normal(args.lead_samples) + 1j * lead_rng.standard_normal(args.lead_samples))
         stream = np.concatenate([lead.astype(np.complex64), stream])
-    write, close, obj = _sample_sink(args.out, config, args.pattern, args.pass_tags)
+    write, close, obj = _sample_sink(args.out, config, args, args.pattern)
     if hasattr(obj, "write_truth_bits"):
         obj.write_truth_bits(bits)
     elif args.truth:
@@ -644,25 +678,33 @@ def cmd_tx(args) -> int:
         print("interrupted: closing the output", file=sys.stderr)
     finally:
         close()
-    print(f"zakotfs tx: {args.frames} frames ({stream.size} samples, {config.summary()}) -> {args.out}",
-          file=sys.stderr)
+    print(f"zakotfs tx: {args.frames} frames ({stream.size} samples, {config.summary()}) -> {args.out}"
+          f"{_encoding_note(obj)}", file=sys.stderr)
     return 0
 
 
-def _open_input(target: str, config: FrameConfig | None, args, pattern: str = "sub"):
-    from streaming.files import open_source
+def _open_input(target: str, args, pattern: str = "sub"):
+    """The sample source ``--in`` names, in ``--in-format``. A file without a frame
+    configuration (raw IQ, SigMF from another tool) takes the one the frame options give."""
+    from streaming.files import MissingConfigError, open_source
 
     if _is_endpoint(target):
-        return open_source(target, config=config, pattern=pattern, timeout_ms=100)
-    return open_source(target, config=config, realtime=getattr(args, "realtime", False))
+        return open_source(target, pattern=pattern, sample_format=args.in_format, timeout_ms=100)
+    try:
+        return open_source(target, realtime=getattr(args, "realtime", False), sample_format=args.in_format)
+    except MissingConfigError as exc:
+        if not (args.preset or args.grid or args.bandwidth or args.mod or getattr(args, "delay_spread", None)):
+            raise UsageError(f"{exc}") from None
+        return open_source(target, config=resolve_config(args), realtime=getattr(args, "realtime", False),
+                           sample_format=args.in_format)
 
 
 def cmd_channel(args) -> int:
     """The channel emulator as a stage: file or ZeroMQ in, file or ZeroMQ out."""
-    source = _open_input(args.input, None, args, args.in_pattern)
+    source = _open_input(args.input, args, args.in_pattern)
     config = source.config if source.config is not None else resolve_config(args)
     emulator, nu_max = make_channel(args, config)
-    write, close, obj = _sample_sink(args.out, config, args.out_pattern, args.pass_tags)
+    write, close, obj = _sample_sink(args.out, config, args, args.out_pattern)
     idle_since = time.monotonic()
     n_in = 0
     try:
@@ -691,8 +733,8 @@ def cmd_channel(args) -> int:
                                      for f in range(n_in // spf)])
         close()
         source.close()
-    print(f"zakotfs channel: {args.profile}, nu_max {nu_max:.0f} Hz, Es/N0 {args.snr:g} dB -> {args.out}",
-          file=sys.stderr)
+    print(f"zakotfs channel: {args.profile}, nu_max {nu_max:.0f} Hz, Es/N0 {args.snr:g} dB -> {args.out}"
+          f"{_encoding_note(obj)}", file=sys.stderr)
     return 0
 
 
@@ -739,7 +781,7 @@ def cmd_rx(args) -> int:
         raise UsageError(f"--recalibrate K needs K >= 3 frames (the clock is read off their period), got {args.recalibrate}")
     if args.recalibrate and args.workers:
         raise UsageError("--recalibrate retunes the receiver in this process: not with --workers")
-    source = _open_input(args.input, None, args, args.pattern)
+    source = _open_input(args.input, args, args.pattern)
     config = resolve_config(args, source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
     if args.record:
@@ -1202,6 +1244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ZeroMQ: sleep this fraction of each message's air time (0: as fast as possible)")
     p.add_argument("--connect-wait", type=float, default=0.5, help="seconds to wait for ZeroMQ peers")
     p.add_argument("--lead-samples", type=int, default=0, help="low-level noise samples before the first frame")
+    _sample_format_options(p, read=False, write=True)
     p.set_defaults(func=cmd_tx)
 
     p = sub.add_parser("channel", help="the channel emulator as a stage")
@@ -1217,6 +1260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "stopping (default 2, under rx's 5, so that a receiver downstream still gets the last "
                         "frames)")
     _start_timeout_option(p)
+    _sample_format_options(p, read=True, write=True)
     p.set_defaults(func=cmd_channel)
 
     p = sub.add_parser("rx", help="the receiver on a file or a ZeroMQ stream")
@@ -1248,6 +1292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fanout", help="with --workers: frame endpoint for workers on other machines")
     p.add_argument("--collect", help="with --workers: result endpoint for workers on other machines")
     p.add_argument("--json", action="store_true")
+    _sample_format_options(p, read=True, write=False)
     p.set_defaults(func=cmd_rx)
 
     p = sub.add_parser("bench", help="latency-deadline benchmark")

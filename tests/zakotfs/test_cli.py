@@ -345,6 +345,47 @@ def test_file_chain_and_replay(tmp_path, capsys):
         assert np.abs(b["llr"][:] * step - float_llr).max() <= 1.5 * step
 
 
+
+def test_fixed_point_and_raw_recordings_decode_as_the_float_one(tmp_path, capsys):
+    """The same channel output as complex64 HDF5, as a ci16_le SigMF recording (an ADC's
+    codes, written by ``channel --out-format``), and as a raw .sc16 file quantised here by
+    hand (no metadata: --preset says how it is framed): the same frames and bits. A SigMF
+    recording from another tool (no zakotfs:config) decodes with --preset too."""
+    tx, ch = str(tmp_path / "tx.h5"), str(tmp_path / "ch.h5")
+    assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "6", "--seed", "3"]) == 0
+    channel = ["channel", "--in", tx, "--snr", "30", "--seed", "4"]
+    assert main([*channel, "--out", ch]) == 0
+    assert main([*channel, "--out", str(tmp_path / "ch16.sigmf-meta"), "--out-format", "ci16_le"]) == 0
+    assert "ci16_le at full scale" in capsys.readouterr().err
+    with h5py.File(ch) as f:
+        iq = f["iq"][:]
+    codes = np.round(np.stack([iq.real, iq.imag], axis=-1) * (32767 / (2 * np.abs(iq).max()))).astype("<i2")
+    (tmp_path / "ch.sc16").write_bytes(codes.tobytes())
+    meta = json.loads((tmp_path / "ch16.sigmf-meta").read_text())
+    assert meta["global"]["core:datatype"] == "ci16_le"
+    del meta["global"]["zakotfs:config"]
+    (tmp_path / "foreign.sigmf-meta").write_text(json.dumps(meta))
+    (tmp_path / "foreign.sigmf-data").write_bytes((tmp_path / "ch16.sigmf-data").read_bytes())
+
+    def decode(*args):
+        out = tmp_path / "out.h5"
+        assert main(["rx", *args, "--truth", tx, "--out", str(out), "--json"]) == 0, capsys.readouterr().err
+        with h5py.File(out) as f:
+            return f["bits"][:]
+
+    reference = decode("--in", ch)
+    with h5py.File(tx) as f:
+        assert reference.shape == f["truth/bits"].shape
+        assert np.count_nonzero(reference != f["truth/bits"][:]) / reference.size < 1e-2
+    for args in (["--in", str(tmp_path / "ch16.sigmf-meta")], ["--in", str(tmp_path / "ch.sc16"), "--preset", "tiny"],
+                 ["--in", str(tmp_path / "foreign.sigmf-meta"), "--preset", "tiny"]):
+        bits = decode(*args)
+        assert bits.shape == reference.shape and np.count_nonzero(bits != reference) <= reference.size * 1e-4, args
+    assert main(["rx", "--in", str(tmp_path / "ch.sc16")]) == 2
+    assert "a raw IQ file carries no frame configuration" in capsys.readouterr().err
+    assert main(["tx", "--out", str(tmp_path / "x.h5"), "--out-format", "ci8"]) == 2
+    assert "an HDF5 sample file holds complex64" in capsys.readouterr().err
+
 def _cli(*args):
     return [sys.executable, "-m", "zakotfs.cli", *args]
 
