@@ -51,7 +51,7 @@ import numpy as np
 from zakotfs.config import FrameConfig
 
 from .hdf5_recovery import read_superblock
-from .sample_format import SampleEncoder, SampleFormat, sample_format as _sample_format
+from .sample_format import SAMPLE_FORMATS, LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
 from .zmq_io import IQSource
 
 __all__ = ["FORMAT_VERSION", "MissingConfigError", "IQWriter", "IQReader", "SigMFWriter", "SigMFReader", "write_sigmf", "RawIQReader",
@@ -539,8 +539,8 @@ class SigMFWriter:
     sample_format : str or SampleFormat
         ``core:datatype``: ``cf32_le`` (default), ``ci16_le`` or ``ci8``.
     full_scale : float or None
-        Fixed point: the amplitude of the largest code (None: gain ranging, twice the
-        largest I or Q written so far; :mod:`streaming.sample_format`); ``.encoder``
+        Fixed point: the amplitude of the largest code (None: gain ranging, 3 dB over
+        the largest I or Q written so far; :mod:`streaming.sample_format`); ``.encoder``
         holds it and counts the components that clip.
     """
 
@@ -678,6 +678,7 @@ class SigMFReader(_SampleFileReader):
             logger.warning("%s: core:sample_rate %g differs from the config bandwidth %g",
                            self.meta_path, self.sample_rate, self.config.bandwidth)
         self.n_samples = int(self._meta.sample_count)
+        self.level = LevelMeter(datatype) if datatype in SAMPLE_FORMATS else None      # others: not metered
         self._pos = 0
 
     @property
@@ -692,10 +693,15 @@ class SigMFReader(_SampleFileReader):
         count = min(n, self.n_samples - self._pos)
         data = self._meta.read_samples(self._pos, count)
         self._pos += count
-        return np.asarray(data, dtype=np.complex64).reshape(-1)
+        samples = np.asarray(data, dtype=np.complex64).reshape(-1)
+        if self.level is not None:
+            self.level(samples)
+        return samples
 
     def stats(self) -> dict:
-        return {"samples_read": self._pos, "n_samples": self.n_samples}
+        level = self.level.to_dict() if self.level is not None else {
+            "sample_format": self._meta.get_global_field("core:datatype")}
+        return {"samples_read": self._pos, "n_samples": self.n_samples, **level}
 
     def close(self) -> None:
         self._pos = self.n_samples
@@ -750,6 +756,7 @@ class RawIQReader(_SampleFileReader):
             logger.warning("%s: %d bytes is not a whole number of %s samples; the last %d bytes are "
                            "ignored (a file cut short?)", self.path, size, self.sample_format.name,
                            self.trailing_bytes)
+        self.level = LevelMeter(self.sample_format)
         self._file = open(self.path, "rb")
         self._pos = 0
 
@@ -765,11 +772,13 @@ class RawIQReader(_SampleFileReader):
             self._pos = self.n_samples
             return None
         self._pos += count
-        return self.sample_format.decode(data[:count * itemsize])
+        samples = self.sample_format.decode(data[:count * itemsize])
+        self.level(samples)
+        return samples
 
     def stats(self) -> dict:
-        return {"samples_read": self._pos, "n_samples": self.n_samples, "sample_format": self.sample_format.name,
-                "trailing_bytes": self.trailing_bytes}
+        return {"samples_read": self._pos, "n_samples": self.n_samples, "trailing_bytes": self.trailing_bytes,
+                **self.level.to_dict()}
 
     def close(self) -> None:
         if self._file is not None:
@@ -824,7 +833,7 @@ class ZmqSampleSource:
         return self._missing
 
     def stats(self) -> dict:
-        return self.source.stats.to_dict()
+        return {**self.source.stats.to_dict(), **self.source.level.to_dict()}
 
     def close(self) -> None:
         self.source.close()

@@ -75,7 +75,7 @@ import numpy as np
 import zmq
 
 from .pmt import PmtError, PmtPair, PmtReader, pmt_deserialize, pmt_serialize
-from .sample_format import SampleEncoder, SampleFormat, sample_format as _sample_format
+from .sample_format import LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
 from .security import CurveConfig
 
 __all__ = [
@@ -385,7 +385,8 @@ class IQSource(ZmqSocketBase):
         Count NaN/Inf samples in ``stats.nonfinite_samples`` (they are passed through; a
         fixed-point format has none).
     sample_format : str or SampleFormat
-        ``cf32_le`` (default), ``ci16_le`` or ``ci8``: samples arrive as complex64 either way.
+        ``cf32_le`` (default), ``ci16_le`` or ``ci8``: samples arrive as complex64 either way;
+        fixed point is metered (``level``: peak in dBFS, components clipped).
     curve : CurveConfig or None
     allow_remote : bool
         Allow binding a non-loopback interface.
@@ -403,6 +404,7 @@ class IQSource(ZmqSocketBase):
                  curve: CurveConfig | None = None, allow_remote: bool = False,
                  context: zmq.Context | None = None):
         self.sample_format = _sample_format(sample_format)
+        self.level = LevelMeter(self.sample_format)
         if pattern not in ("sub", "pull"):
             raise ValueError(f"pattern must be 'sub' or 'pull', got {pattern!r}")
         if not isinstance(timeout_ms, (int, np.integer)) or timeout_ms < 0:
@@ -501,6 +503,7 @@ class IQSource(ZmqSocketBase):
             self._bad(f"{n_bytes} bytes is not a whole number of {fmt.name} samples ({fmt.itemsize} bytes each)")
             return None
         samples = fmt.decode(buf, header_len, order)
+        self.level(samples)
         n = samples.size
         self.stats.samples += n
         self.stats.tags += len(tags)
@@ -597,8 +600,8 @@ class IQSink(ZmqSocketBase):
         ``cf32_le`` (default), ``ci16_le`` or ``ci8`` on the wire.
     full_scale : float or None
         Fixed point: the amplitude of the largest code (I and Q beyond it clip, counted in
-        ``stats.clipped_components``). None: gain ranging, twice the largest I or Q sent so
-        far, raised before a message that would clip (:mod:`streaming.sample_format`);
+        ``stats.clipped_components``). None: gain ranging, 3 dB over the largest I or Q sent
+        so far, raised before a message that would clip (:mod:`streaming.sample_format`);
         read it back from ``.encoder.full_scale``.
     """
 

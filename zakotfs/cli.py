@@ -63,7 +63,7 @@ def _sample_format_options(p: argparse.ArgumentParser, *, read: bool, write: boo
                             "codes)")
         g.add_argument("--full-scale", type=float,
                        help="fixed-point output: the amplitude of the largest code, beyond which I and Q clip "
-                            "(counted); default: twice the largest I or Q so far, raised before anything clips")
+                            "(counted); default: 3 dB over the largest I or Q so far, raised before anything clips")
 
 
 def _backend_option(p: argparse.ArgumentParser) -> None:
@@ -420,6 +420,30 @@ CG_RESIDUAL_WARNING = 5e-3
 and 3.5 bins, where 32 iterations (residual 1e-3) lower the BER from 1e-2 to 2e-5."""
 
 
+CI8_QUIET_DBFS = -6.0
+"""An 8-bit input whose peak stays under this level loses to its own quantisation noise:
+on the demo grid at 25 dB, 50 % more bit errors at -6 dBFS and 4x at -12
+(``bench/results/adc_sweep_demo.json``)."""
+
+
+def _input_level_lines(source: dict) -> list[str]:
+    """The fixed-point input's peak and clipping (``streaming.sample_format.LevelMeter``),
+    with a warning where the gain is off: clipping cuts the DD pilot's pulses (the frame's
+    peaks), and 8-bit samples far under full scale drown in quantisation noise."""
+    if source.get("peak_dbfs") is None:
+        return []
+    fmt, peak, clipped = source["sample_format"], source["peak_dbfs"], source["clipped_components"]
+    lines = [f"  input {fmt}: peak {peak:.1f} dBFS, {clipped} components at full scale"]
+    if clipped:
+        lines.append("  warning: the input clips: lower the receive gain (clipping cuts the pilot's pulses, "
+                     "the frame's peaks, and the channel estimate with them)")
+    elif fmt == "ci8" and peak < CI8_QUIET_DBFS:
+        lines.append(f"  warning: 8-bit input with its peak at {peak:.1f} dBFS: raise the receive gain until the "
+                     f"peaks sit 0 to 3 dB under full scale (quantisation noise costs errors below "
+                     f"{CI8_QUIET_DBFS:g} dBFS)")
+    return lines
+
+
 def print_summary(report: dict, file=None) -> None:
     c = report["config"]
     lat = report["latency_us"]
@@ -445,6 +469,7 @@ def print_summary(report: dict, file=None) -> None:
             lines.append(f"  warning: the equaliser has not converged (median residual above {CG_RESIDUAL_WARNING:g}): "
                          "the BER is likely limited by CG rather than the channel; raise --cg-iterations")
     lines += _cfo_lines(report)
+    lines += _input_level_lines(report.get("source") or {})
     if "channel" in report:
         ch = report["channel"]
         lines.insert(1, f"  channel {ch['profile']}, nu_max {ch['nu_max_hz']:.0f} Hz "

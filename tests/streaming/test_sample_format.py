@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streaming.files import MissingConfigError, RawIQReader, SigMFReader, SigMFWriter, open_source
-from streaming.sample_format import SampleEncoder, sample_format
+from streaming.sample_format import RANGING_HEADROOM, LevelMeter, SampleEncoder, sample_format
 from streaming.zmq_io import IQSink, IQSource, encode_tag_header
 from zakotfs import preset
 
@@ -54,11 +54,14 @@ def test_the_encoder_ranges_its_gain_so_that_nothing_clips():
     enc = SampleEncoder("ci8")
     assert enc.ranging and enc.full_scale is None
     enc(np.full(4, 0.01 + 0j, dtype=np.complex64))             # a quiet lead-in
-    assert enc.full_scale == pytest.approx(0.02)
+    assert enc.full_scale == pytest.approx(0.01 * RANGING_HEADROOM)
     enc(np.array([0.1 - 3j], dtype=np.complex64))              # the signal: raised before encoding
-    assert enc.full_scale == pytest.approx(6.0) and enc.clipped == 0
+    assert enc.full_scale == pytest.approx(3.0 * RANGING_HEADROOM) and enc.clipped == 0
+    enc(np.array([1 + 4j], dtype=np.complex64))                # within the headroom: kept
+    assert enc.full_scale == pytest.approx(3.0 * RANGING_HEADROOM) and enc.clipped == 0
     enc(np.array([1 + 1j], dtype=np.complex64))                # never lowered
-    assert enc.full_scale == pytest.approx(6.0)
+    assert enc.full_scale == pytest.approx(3.0 * RANGING_HEADROOM)
+    assert RANGING_HEADROOM == pytest.approx(10 ** (3.0103 / 20))
     fixed = SampleEncoder("ci16_le", full_scale=0.5)
     fixed(np.array([1 + 0.1j], dtype=np.complex64))
     assert fixed.full_scale == 0.5 and fixed.clipped == 1 and not fixed.ranging
@@ -124,3 +127,19 @@ def test_a_raw_file_cut_inside_a_sample_reads_the_whole_ones(tmp_path, caplog):
     np.testing.assert_array_equal(np.concatenate(list(reader)), x[:9])
     assert reader.stats()["trailing_bytes"] == 5 and reader.eof and reader.read() is None
 
+
+
+def test_the_level_meter_reads_the_peak_and_the_codes_at_full_scale():
+    meter = LevelMeter("ci8")
+    codes = np.array([10, -20, 127, 3, -128, 64, 0, 0], dtype=np.int8)
+    meter(sample_format("ci8").decode(codes.tobytes()))
+    meter(sample_format("ci8").decode(np.array([1, -1], dtype=np.int8).tobytes()))
+    level = meter.to_dict()
+    assert level["clipped_components"] == 2 and level["peak_dbfs"] == pytest.approx(0.0)
+    quiet = LevelMeter("ci16_le")
+    quiet(sample_format("ci16_le").decode(np.array([4096, -2048], dtype="<i2").tobytes()))
+    assert quiet.to_dict() == {"sample_format": "ci16_le", "peak_dbfs": pytest.approx(-18.0618),
+                               "clipped_components": 0}
+    float_input = LevelMeter("cf32_le")
+    float_input(np.array([5 + 5j], dtype=np.complex64))
+    assert float_input.to_dict()["peak_dbfs"] is None

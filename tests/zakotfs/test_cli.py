@@ -386,6 +386,31 @@ def test_fixed_point_and_raw_recordings_decode_as_the_float_one(tmp_path, capsys
     assert main(["tx", "--out", str(tmp_path / "x.h5"), "--out-format", "ci8"]) == 2
     assert "an HDF5 sample file holds complex64" in capsys.readouterr().err
 
+
+def test_rx_meters_a_fixed_point_input_and_says_when_the_gain_is_off(tmp_path, capsys):
+    """8-bit recordings of one channel output: clipped (the pilot's pulses cut: the BER
+    breaks), 18 dB under full scale (quantisation noise), and at the gain ranging's 3 dB of
+    headroom; the summary gives each one's peak and warns of the first two."""
+    tx = str(tmp_path / "tx.h5")
+    assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "4", "--seed", "3"]) == 0
+    summaries = {}
+    for name, scale in (("clipped", ["--full-scale", "1.5"]), ("quiet", ["--full-scale", "60"]), ("ranged", [])):
+        rec = str(tmp_path / f"{name}.sigmf-meta")
+        assert main(["channel", "--in", tx, "--out", rec, "--snr", "30", "--seed", "4", "--out-format", "ci8",
+                     *scale]) == 0
+        capsys.readouterr()
+        assert main(["rx", "--in", rec, "--truth", tx, "--report", str(tmp_path / f"{name}.json")]) == 0
+        summaries[name] = capsys.readouterr().out
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        summaries[name + " report"] = report
+    clipped, quiet, ranged = (summaries[n + " report"] for n in ("clipped", "quiet", "ranged"))
+    assert clipped["source"]["clipped_components"] > 0 and "warning: the input clips" in summaries["clipped"]
+    assert quiet["source"]["clipped_components"] == 0 and quiet["source"]["peak_dbfs"] < -15
+    assert "8-bit input with its peak at" in summaries["quiet"]
+    assert "the input clips" not in summaries["ranged"] and "8-bit input with" not in summaries["ranged"]
+    assert ranged["source"]["peak_dbfs"] == pytest.approx(-3.0, abs=0.2) and "input ci8: peak" in summaries["ranged"]
+    assert clipped["ber"] > 5 * ranged["ber"] and quiet["ber"] > 1.5 * ranged["ber"]
+
 def _cli(*args):
     return [sys.executable, "-m", "zakotfs.cli", *args]
 
