@@ -115,7 +115,7 @@ class SampleEncoder:
         """1-D little-endian items of complex [n] ``samples``."""
         if self.ranging and np.size(samples):
             with np.errstate(invalid="ignore"):
-                peak = float(np.nanmax(np.abs([np.real(samples), np.imag(samples)])))
+                peak = float(np.nanmax(np.abs(np.ascontiguousarray(samples, dtype=np.complex64).view(np.float32))))
             if np.isfinite(peak) and peak > 0 and peak > (self.full_scale or 0.0):
                 self.full_scale = RANGING_HEADROOM * peak
         items, clipped = self.format.encode(samples, self.full_scale or 1.0)
@@ -139,11 +139,11 @@ class LevelMeter:
         """Meter complex64 [n] samples as decoded from this format."""
         if self._clip is None or not np.size(samples):
             return
-        parts = np.abs(np.ascontiguousarray(samples, dtype=np.complex64).view(np.float32))
-        peak = float(parts.max())
+        parts = np.ascontiguousarray(samples, dtype=np.complex64).view(np.float32)
+        peak = max(float(parts.max()), -float(parts.min()))          # no |x| array on the ingest path
         self.peak = max(self.peak, peak)
         if peak >= self._clip:
-            self.clipped += int(np.count_nonzero(parts >= self._clip))
+            self.clipped += int(np.count_nonzero(np.abs(parts) >= self._clip))
 
     def to_dict(self) -> dict:
         """{"sample_format", "peak_dbfs" (None for float input or silence), "clipped_components"}."""
