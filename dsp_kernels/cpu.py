@@ -1,4 +1,4 @@
-"""CPU backend: numpy arrays, scipy.fft on all cores, Numba kernels (cached on disk)."""
+"""CPU backend: numpy arrays, planned FFTs (``arrays.fft``), Numba kernels (cached on disk)."""
 from __future__ import annotations
 
 import os
@@ -7,17 +7,18 @@ import platform
 import numba
 import numpy as np
 
+from . import cpu_fit
 from .arrays import fft, ifft
 
 __all__ = ["CpuBackend"]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+@numba.njit(cache=True)
 def _maxlog_llr(z_re, z_im, inv_var, levels, level_bits, out):
     """Per-axis max-log LLR, see ``zakotfs.modulation``. out: float32 [n, 2h]."""
     n = z_re.shape[0]
     n_levels, h = level_bits.shape
-    for i in numba.prange(n):
+    for i in range(n):
         for axis in range(2):
             x = z_re[i] if axis == 0 else z_im[i]
             for j in range(h):
@@ -64,6 +65,17 @@ class CpuBackend:
                     np.ascontiguousarray(inv_var.reshape(-1)),
                     constellation.levels, constellation.level_bits, out)
         return out.reshape(z.shape + (constellation.q,))
+
+    def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_atoms: int,
+                         lo: float, hi: float, L: int):
+        """``AccurateEstimator.fit_delays`` as one compiled loop a frame (``cpu_fit.omp_delay_fit``;
+        the arguments and results of ``GpuBackend.sparse_delay_fit``)."""
+        return cpu_fit.omp_delay_fit(coeffs, floor, tau0, resolution, coarse_stride, n_atoms, lo, hi, L)
+
+    def atom_taps_fft(self, amplitudes, delays, L: int, dtype=np.complex64):
+        """complex [F, J, P] amplitudes, float [F, J] delays -> complex [F, P, L] C_p(f) in
+        ``dtype`` (``cpu_fit.atom_taps_fft``)."""
+        return cpu_fit.atom_taps_fft(amplitudes, delays, L, dtype)
 
     def synchronize(self) -> None:
         pass

@@ -1,9 +1,10 @@
 """Fused elementwise steps of the CG-LMMSE equaliser and of the LLR output.
 
 Each function is one pass over memory on the GPU (a CuPy ElementwiseKernel or
-ReductionKernel, compiled once) and the same expression in numpy on the CPU, which is
-also the reference the GPU versions are tested against (and what other dtypes than
-complex64 run on the GPU). Shapes: F frames, P basis functions, L samples; ``basis`` is
+ReductionKernel, compiled once) and on the CPU (a Numba kernel of ``cpu_fused`` for
+C-contiguous complex arrays), and the same expression in array code otherwise, which is
+also the reference both are tested against (and what other dtypes than complex64 run on
+the GPU). Shapes: F frames, P basis functions, L samples; ``basis`` is
 [P, L] (shared by all frames) or [F, P, L].
 """
 from __future__ import annotations
@@ -13,9 +14,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import cpu_fused
 from .arrays import is_gpu_array, xp_of
 
-__all__ = ["real_dot", "frame_mean", "cg_step", "xpby", "basis_project", "taps_reduce", "split_last",
+__all__ = ["real_dot", "frame_mean", "cg_step", "xpby", "taps_product", "basis_sum", "basis_project", "taps_reduce",
+           "split_last",
            "overlapped_windows", "overlap_add", "matmul", "capturable_matmul", "quantize_llr", "frequency_shift"]
 
 PARTS = 256
@@ -33,6 +36,11 @@ def split_last(a):
 
 def _fused(a) -> bool:
     return is_gpu_array(a) and a.dtype == np.complex64
+
+
+def _compiled(*arrays) -> bool:
+    """True where the CPU's Numba kernel takes these operands: numpy, C-contiguous, complex."""
+    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype.kind == "c" for a in arrays)
 
 
 @lru_cache(maxsize=None)
@@ -87,6 +95,8 @@ def real_dot(a, b):
     """complex [F, L], [F, L] -> float [F]: Re sum_q conj(a[q]) b[q] per frame."""
     if _fused(a):
         return _gpu_kernels()["real_dot"](split_last(a), split_last(b), axis=-1).sum(axis=-1)
+    if _compiled(a, b):
+        return cpu_fused.real_dot(a, b)
     return (a.conj() * b).real.sum(axis=-1)
 
 
@@ -109,7 +119,7 @@ def quantize_llr(llr, step: float):
 def frequency_shift(r, cycles, offset=None):
     """complex [F, L], float64 [F] cycles per sample, complex [F] offset (or None: 0) ->
     complex [F, L]: (r[f, q] - offset[f]) exp(j 2 pi cycles[f] q). On the GPU one pass of
-    ``frequency_shift.cu`` (complex64)."""
+    ``frequency_shift.cu`` (complex64), on the CPU of ``cpu_fused.frequency_shift``."""
     xp = xp_of(r)
     cycles = xp.asarray(cycles, dtype=np.float64)
     if _fused(r):
@@ -120,6 +130,8 @@ def frequency_shift(r, cycles, offset=None):
         launch("frequency_shift.cu", "frequency_shift", r.size, xp.ascontiguousarray(r), cycles, offset, out,
                np.int64(r.shape[-1]), np.int64(r.size))
         return out
+    if _compiled(r):
+        return cpu_fused.frequency_shift(r, cycles, np.zeros(r.shape[0], r.dtype) if offset is None else offset)
     q = xp.arange(r.shape[-1], dtype=np.float64)
     r = r if offset is None else r - offset[:, None]
     return r * xp.exp(2j * np.pi * (cycles[:, None] * q)).astype(r.dtype, copy=False)
@@ -130,6 +142,8 @@ def cg_step(x, res, p, Ap, alpha):
     if _fused(x):
         _gpu_kernels()["cg_step"](p, Ap, alpha.astype(np.float32, copy=False)[:, None], x, res)
         return x, res
+    if _compiled(x, res, p, Ap):
+        return cpu_fused.cg_step(x, res, p, Ap, alpha)
     return x + alpha[:, None] * p, res - alpha[:, None] * Ap
 
 
@@ -137,7 +151,23 @@ def xpby(x, p, beta):
     """complex [F, L]: x + beta p (beta float [F])."""
     if _fused(x):
         return _gpu_kernels()["xpby"](x, p, beta.astype(np.float32, copy=False)[:, None])
+    if _compiled(x, p):
+        return cpu_fused.xpby(x, p, beta)
     return x + beta[:, None] * p
+
+
+def taps_product(taps_fft, spectrum):
+    """complex [F, P, L] taps C_p, [F, L] spectrum S -> [F, P, L]: C_p S (H's delay step)."""
+    if _compiled(taps_fft, spectrum):
+        return cpu_fused.taps_product(taps_fft, spectrum)
+    return taps_fft * spectrum[..., None, :]
+
+
+def basis_sum(basis, u):
+    """complex [P, L] or [F, P, L] basis, [F, P, L] u -> [F, L]: sum_p b_p u_p (H's Doppler step)."""
+    if _compiled(basis, u):
+        return cpu_fused.basis_sum(basis, u)
+    return (basis * u).sum(axis=-2)
 
 
 def basis_project(u, basis):
@@ -150,6 +180,8 @@ def basis_project(u, basis):
         _gpu_kernels()["basis_project"](u, basis, np.int32(P), np.int64(L),
                                         np.int64(0 if basis.ndim == 2 else P * L), v, size=F * L)
         return v
+    if _compiled(u, basis):
+        return cpu_fused.basis_project(u, basis)
     return basis.conj() * (basis * u).sum(axis=-2, keepdims=True)
 
 
@@ -164,6 +196,8 @@ def taps_reduce(taps_fft, v, s, noise_var):
                                       cp.ascontiguousarray(noise_var, dtype=np.float32), np.int32(P),
                                       np.int64(L), w, size=F * L)
         return w
+    if _compiled(taps_fft, v, s):
+        return cpu_fused.taps_reduce(taps_fft, v, s, noise_var)
     return (taps_fft.conj() * v).sum(axis=-2) + noise_var[:, None] * s
 
 
@@ -176,6 +210,8 @@ def overlapped_windows(v, segments: int, window):
         cp = sys.modules["cupy"]
         out = cp.empty((F, segments, 2 * h), dtype=v.dtype)
         return _gpu_kernels()["overlapped_windows"](v, window, np.int64(segments), np.int64(h), out)
+    if _compiled(v):
+        return cpu_fused.overlapped_windows(v, segments, np.ascontiguousarray(window))
     xp = np if not is_gpu_array(v) else sys.modules["cupy"]
     blocks = v.reshape(F, segments, h)
     return xp.concatenate([blocks, xp.roll(blocks, -1, axis=1)], axis=-1) * window
@@ -190,6 +226,8 @@ def overlap_add(y, window):
         cp = sys.modules["cupy"]
         out = cp.empty((F, S * h), dtype=y.dtype)
         return _gpu_kernels()["overlap_add"](y, window, np.int64(S), np.int64(h), out)
+    if _compiled(y):
+        return cpu_fused.overlap_add(y, np.ascontiguousarray(window))
     xp = np if not is_gpu_array(y) else sys.modules["cupy"]
     y = y * window
     return (y[..., :h] + xp.roll(y[..., h:], 1, axis=1)).reshape(F, S * h)

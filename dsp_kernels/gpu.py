@@ -139,9 +139,10 @@ class GpuBackend:
                shared_mem=shared_bytes)
         return amplitudes, delays, active
 
-    def atom_taps_fft(self, amplitudes, delays, L: int):
+    def atom_taps_fft(self, amplitudes, delays, L: int, dtype=np.complex64):
         """``ChannelOperator.from_delay_doppler_atoms``' taps: complex [F, J, P] amplitudes,
-        float [F, J] delays -> complex64 [F, P, L] C_p(f); None beyond the kernel's limits."""
+        float [F, J] delays -> complex64 [F, P, L] C_p(f) (whatever ``dtype``); None beyond
+        the kernel's limits."""
         F, J, P = amplitudes.shape
         if P > self.MAX_BASIS:
             return None

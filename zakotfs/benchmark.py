@@ -33,7 +33,7 @@ from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits
 
 __all__ = ["BenchFrames", "make_frames", "time_receiver", "time_sparse_baseline", "percentiles",
-           "dd_sparse_matrix", "run_metadata", "write_json"]
+           "dd_sparse_matrix", "run_metadata", "write_json", "timed_path", "work_per_frame", "real_time_verdict"]
 
 
 def percentiles(samples_s) -> dict:
@@ -132,6 +132,55 @@ def time_receiver(receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3
     return result
 
 
+def timed_path(receiver, batch: int, workers: int | None = None):
+    """The real-time path a benchmark times: on the GPU the CUDA-graph receiver
+    (``RealtimeReceiver``, one batch at a time); on the CPU each batch split between
+    ``workers`` processes (default: one a core; ``PipelinedReceiver`` with one batch in
+    flight, so a batch's latency is its own compute). ``close()`` it when done, if it has
+    one."""
+    from .pipelined import PipelinedReceiver
+    from .realtime import RealtimeReceiver
+
+    workers = min(os.cpu_count() or 1, batch) if workers is None else min(workers, batch)
+    if receiver.backend.name == "gpu" or workers < 2:
+        return RealtimeReceiver(receiver, batch)
+    return PipelinedReceiver(receiver, batch, depth=1, workers=workers)
+
+
+def work_per_frame(receiver) -> dict:
+    """What one frame costs the equaliser, counted rather than timed: CG iterations, products
+    with the normal matrix, and the FFT points they and the preconditioner transform
+    (frame-long operator: 2 + 2P transforms of L points a product, (1 + P) for H^H r and H s
+    of the pilot; the preconditioner: 2 transforms of its S windows of 2h = 2L / S points
+    an application, K + 2 applications; the windowed operator: (2 + 2K) blocks of B points
+    per window of Lw). Where the compiled CPU equaliser runs, every product is one pass
+    of compiled code a frame (no Python between its transforms)."""
+    c, K = receiver.config, receiver.cg_iterations
+    L, S = c.MN, receiver.segments
+    P = getattr(receiver.estimator, "P", None) or len(getattr(receiver.estimator, "dopplers", [])) or 1
+    products = K + 1
+    if receiver.operator_window:
+        Lw, B = receiver.operator_window, receiver.operator_window + receiver.operator_overlap
+        per_product = (2 + 2 * 2) * B * (L // Lw)
+    else:
+        per_product = (2 + 2 * P) * L
+    precondition = (K + 2) * 2 * 2 * L
+    return {"cg_iterations": K, "normal_products": products, "basis_functions": P, "preconditioner_windows": S,
+            "fft_points": int(products * per_product + 2 * (1 + P) * L + precondition),
+            "fft_points_equaliser_products": int(products * per_product),
+            "fft_points_preconditioner": int(precondition)}
+
+
+def real_time_verdict(result: dict, config: FrameConfig) -> dict:
+    """Whether a ``time_receiver`` result is real time: p99.9 latency within the batch's
+    deadline (batch x wire time) and the throughput at least the link's decoded rate."""
+    link = config.throughput_wire_bps / 1e6
+    p999 = result["latency_us"]["p999"]
+    ok = p999 is not None and p999 <= result["deadline_us"] and result["throughput_mbps"] >= link
+    return {"real_time": bool(ok), "link_mbps": link, "throughput_over_link": result["throughput_mbps"] / link,
+            "p999_over_deadline": None if p999 is None else p999 / result["deadline_us"]}
+
+
 def dd_sparse_matrix(config: FrameConfig, h, delays, dopplers, sparse, xp=np):
     """The paper's explicit DD channel matrix (CSR) for one frame's thresholded h_eff:
 
@@ -224,6 +273,8 @@ def run_metadata(argv=None, backend=None) -> dict:
     import numba
     import scipy
 
+    from dsp_kernels.arrays import fft_library
+
     meta = {
         "command": " ".join(argv) if argv else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -235,7 +286,12 @@ def run_metadata(argv=None, backend=None) -> dict:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__},
+        "cpu_fft": fft_library(),
     }
+    if fft_library() == "fftw":
+        import pyfftw
+
+        meta["versions"]["pyfftw"] = pyfftw.__version__
     if backend is not None:
         meta["backend"] = backend.name
         meta["device"] = backend.device

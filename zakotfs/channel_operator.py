@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp_kernels import fft, ifft, xp_of
-from dsp_kernels.fused import basis_project, matmul, taps_reduce
+from dsp_kernels import cpu_cg, fft, ifft, xp_of
+from dsp_kernels.fused import basis_project, basis_sum, matmul, taps_product, taps_reduce
 
 from .config import FrameConfig
 
@@ -122,9 +122,18 @@ class ChannelOperator:
         return self.taps_fft.shape[-1]
 
     def apply(self, s):
-        """complex [F, L] -> complex [F, L]: H s."""
-        u = ifft(self.taps_fft * fft(s, axis=-1)[..., None, :], axis=-1)
-        return (self.basis * u).sum(axis=-2)
+        """complex [F, L] -> complex [F, L]: H s (a frame at a time in compiled code where
+        ``compiled`` says so)."""
+        spectrum = fft(s, axis=-1)
+        if self.compiled(spectrum):
+            return cpu_cg.apply(spectrum, self.taps_fft, self.basis)
+        return basis_sum(self.basis, ifft(taps_product(self.taps_fft, spectrum), axis=-1))
+
+    def compiled(self, frames) -> bool:
+        """True where ``dsp_kernels.cpu_cg`` applies this operator to ``frames``: complex64 numpy
+        arrays, one basis for all frames, and FFTW at hand."""
+        return (isinstance(frames, np.ndarray) and frames.dtype == np.complex64 and isinstance(self.basis, np.ndarray)
+                and self.basis.ndim == 2 and self.taps_fft.dtype == np.complex64 and cpu_cg.available())
 
     def adjoint(self, r):
         """complex [F, L] -> complex [F, L]: H^H r."""
@@ -146,7 +155,7 @@ class ChannelOperator:
         with the basis steps and the tap sum fused (``dsp_kernels.fused``): 2 + 2P FFTs and
         three passes over [F, P, L]."""
         spectrum = fft(s, axis=-1)
-        u = ifft(self.taps_fft * spectrum[..., None, :], axis=-1)
+        u = ifft(taps_product(self.taps_fft, spectrum), axis=-1)
         v = fft(basis_project(u, self.basis), axis=-1)
         return ifft(taps_reduce(self.taps_fft, v, spectrum, noise_var), axis=-1)
 

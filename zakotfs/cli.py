@@ -1170,7 +1170,8 @@ def cmd_bench(args) -> int:
     graph) and the staged receiver (each stage synchronised, which gives the stage
     breakdown). With a windowed operator, the exact operator is timed too, on both backends.
     """
-    from .benchmark import make_frames, run_metadata, time_receiver, time_sparse_baseline, write_json
+    from .benchmark import (make_frames, real_time_verdict, run_metadata, time_receiver, time_sparse_baseline,
+                            timed_path, work_per_frame, write_json)
     from .realtime import RealtimeReceiver
 
     config = resolve_config(args)
@@ -1182,15 +1183,20 @@ def cmd_bench(args) -> int:
         if not args.quiet and (i == n or i - done[0] >= max(1, n // 20)):
             done[0] = i
             print(f"\r  {i}/{n} batches", end="", file=sys.stderr, flush=True)
-    realtime = RealtimeReceiver(receiver, args.batch)
-    result = time_receiver(realtime, data, args.frames, batch=args.batch, progress=progress)
+    realtime = timed_path(receiver, args.batch)
+    try:
+        result = time_receiver(realtime, data, args.frames, batch=args.batch, progress=progress)
+    finally:
+        if hasattr(realtime, "close"):
+            realtime.close()
     if not args.quiet:
         print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
                   operator_window=receiver.operator_window, operator_overlap=receiver.operator_overlap,
                   llr_format=receiver.llr_format,
-                  realtime=realtime.describe(), frames_lost=0,
+                  realtime=realtime.describe(), frames_lost=0, work_per_frame=work_per_frame(receiver),
+                  **real_time_verdict(result, config),
                   channel={"profile": "veh-a", "nu_max_hz": args.doppler_hz, "snr_db": args.snr})
     side = min(args.frames, 200 * args.batch)          # frames for each comparison below
     if args.depth >= 2 and receiver.backend.name == "gpu":
@@ -1217,12 +1223,16 @@ def cmd_bench(args) -> int:
     if args.json:
         write_json(args.json, result)
     lat = result["latency_us"]
+    path = (f"CUDA graph {realtime.graph is not None}" if receiver.backend.name == "gpu"
+            else f"{realtime.describe().get('cpu_workers') or 1} CPU worker(s)")
     print(f"zakotfs bench: {config.summary()}\n  backend {result['backend']} ({result['device']}), "
-          f"batch {args.batch}, CUDA graph {realtime.graph is not None}: latency p50 {lat['p50']:.0f} us, "
+          f"batch {args.batch}, {path}: latency p50 {lat['p50']:.0f} us, "
           f"p99 {lat['p99']:.0f}, p99.9 {lat['p999']:.0f}, max {lat['max']:.0f}; deadline "
           f"{result['deadline_us']:.0f} us, missed {result['deadline_misses']}/{result['frames'] // args.batch}; "
           f"{result['throughput_mbps']:.2f} Mbps; BER {result['ber']:.2e}")
-    if realtime.capture_error:
+    print(f"  real time: {'yes' if result['real_time'] else 'no'} (throughput {result['throughput_over_link']:.2f}x "
+          f"the link's {result['link_mbps']:.2f} Mbps, p99.9 {result['p999_over_deadline']:.2f}x the batch deadline)")
+    if getattr(realtime, "capture_error", None):
         print(f"  CUDA graph capture failed, ran op by op: {realtime.capture_error}")
     if "pipelined" in result:
         piped = result["pipelined"]

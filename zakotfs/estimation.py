@@ -309,8 +309,8 @@ class AccurateEstimator:
     def fit(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate whose ``operator`` is the fitted ``DelayAtoms``
         (no taps over the whole frame yet). Where the backend has the fused kernel
-        (``sparse_delay_fit``, the GPU) the delay fit runs as one launch; otherwise as the
-        array code of ``fit_delays``."""
+        (``sparse_delay_fit``: a launch on the GPU, a compiled loop on the CPU) the delay fit
+        runs there; otherwise as the array code of ``fit_delays``."""
         c, be = self.config, self.backend
         z = self.snapshots(r)                                                          # [F, W, N]
         coeffs = (self._pinv[None] * z[:, :, None, :]).sum(axis=-1)                    # [F, W, P]
@@ -320,9 +320,8 @@ class AccurateEstimator:
         snap_var = (be.xp.abs(z - fitted) ** 2).sum(axis=(-1, -2)) / (W * (N - self.P))    # [F]
         coeff_var = snap_var * self.coeff_gain
         lo, hi = self.fit_range
-        fused_fit = getattr(be, "sparse_delay_fit", None)
-        fit = fused_fit and fused_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
-                                      self.coarse_stride, self.n_atoms, lo, hi, c.MN)
+        fit = be.sparse_delay_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
+                                  self.coarse_stride, self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
         atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
         span = be.xp.stack([be.xp.where(active, delays, np.inf).min(-1), be.xp.where(active, delays, -np.inf).max(-1)], -1)
@@ -331,11 +330,10 @@ class AccurateEstimator:
 
     def __call__(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate with the ``ChannelOperator``: ``fit``, then the
-        taps' spectra over the whole frame (one launch of the fused ``atom_taps_fft`` where
-        the backend has it, else ``DelayAtoms.operator``)."""
+        taps' spectra over the whole frame (the backend's ``atom_taps_fft``, else
+        ``DelayAtoms.operator``)."""
         est = self.fit(r)
         atoms = est.operator
-        fused_taps = getattr(self.backend, "atom_taps_fft", None)
-        taps_fft = fused_taps and fused_taps(atoms.amplitudes, atoms.delays, atoms.L)
+        taps_fft = self.backend.atom_taps_fft(atoms.amplitudes, atoms.delays, atoms.L, atoms.basis.dtype)
         op = atoms.operator() if taps_fft is None else ChannelOperator(atoms.basis, taps_fft, atoms.gram)
         return ChannelEstimate(op, est.noise_var, est.n_components, est.delay_span)

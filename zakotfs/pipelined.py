@@ -15,15 +15,19 @@ one compute stream: the slots share the ``Receiver``'s cuFFT plans and their wor
 which two chains running at once would corrupt. A slot is reused only after its results
 were collected, which orders its next upload after its previous chain and download.
 
-On the CPU there is nothing to overlap: the depth is 1, ``submit`` runs the receiver and
-``collect`` hands its results back, so callers run one code path on both backends.
+On the CPU each batch is split between ``workers`` processes, one a core
+(``zakotfs.cpu_workers``), up to ``depth`` batches in flight; with one worker, ``submit``
+runs the receiver in this process and ``collect`` hands its results back. Callers run one
+code path on both backends.
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 
 import numpy as np
 
+from .cpu_workers import CpuWorkers
 from .realtime import RealtimeReceiver, first_frames
 from .receiver import Receiver, RxResult
 
@@ -31,7 +35,7 @@ __all__ = ["PipelinedReceiver", "DEPTH"]
 
 DEPTH = 2
 """Batches in flight by default: one computing while the next one's samples and the last
-one's results cross PCIe."""
+one's results cross PCIe (on the CPU, while the next one's samples reach the workers)."""
 
 
 class PipelinedReceiver:
@@ -45,12 +49,15 @@ class PipelinedReceiver:
     """
 
     def __init__(self, receiver: Receiver, batch: int = 1, depth: int = DEPTH, *, graph: bool = True,
-                 copy: bool = False):
+                 copy: bool = False, workers: int | None = None):
         if not (isinstance(depth, int) and depth >= 1):
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        if receiver.backend.name != "gpu":
+        gpu = receiver.backend.name == "gpu"
+        workers = min(os.cpu_count() or 1, batch) if workers is None else workers
+        self.workers = CpuWorkers(receiver, batch, workers, depth) if not gpu and workers > 1 else None
+        if not gpu and self.workers is None:
             depth = 1
-        self.slots = [RealtimeReceiver(receiver, batch, graph=graph) for _ in range(depth)]
+        self.slots = [RealtimeReceiver(receiver, batch, graph=graph) for _ in range(depth if gpu else 1)]
         self.receiver, self.batch, self.depth, self.copy = receiver, batch, depth, copy
         self.config, self.backend = receiver.config, receiver.backend
         self._next = 0                      # the slot the next batch goes to (round robin)
@@ -64,7 +71,7 @@ class PipelinedReceiver:
     @property
     def in_flight(self) -> int:
         """Batches submitted and not yet collected."""
-        return len(self._in_flight)
+        return self.workers.in_flight if self.workers is not None else len(self._in_flight)
 
     def pinned(self, shape, dtype) -> np.ndarray:
         """An empty host array in page-locked memory (``RealtimeReceiver.pinned``)."""
@@ -81,6 +88,10 @@ class PipelinedReceiver:
         so it must stay unchanged until its results are collected; a short or converted
         batch is copied into the slot's pinned staging buffer first.
         """
+        if self.workers is not None:
+            self.slots[0].check(np.asarray(frames))
+            self.workers.submit(frames)
+            return
         if len(self._in_flight) == self.depth:
             raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
         slot = self.slots[self._next]
@@ -97,6 +108,8 @@ class PipelinedReceiver:
     def collect(self) -> RxResult:
         """The oldest batch's RxResult (``RealtimeReceiver.process``'s fields), waiting for
         it (class doc: ``copy``)."""
+        if self.workers is not None:
+            return self.workers.collect()
         if not self._in_flight:
             raise RuntimeError("no batch in flight: submit one first")
         slot, F, pending = self._in_flight.popleft()
@@ -111,9 +124,17 @@ class PipelinedReceiver:
             for stream in self.streams:
                 stream.synchronize()
         self.receiver.retune(**offsets)
+        if self.workers is not None:
+            self.workers.retune(**offsets)
         for slot in self.slots:
             slot.recapture()
 
+    def close(self) -> None:
+        """End the CPU worker processes, if any."""
+        if self.workers is not None:
+            self.workers.close()
+
     def describe(self) -> dict:
         """How the pipeline runs here (for benchmark reports)."""
-        return {**self.slots[0].describe(), "depth": self.depth, "streams": 0 if self.streams is None else 3}
+        return {**self.slots[0].describe(), "depth": self.depth, "streams": 0 if self.streams is None else 3,
+                "cpu_workers": 0 if self.workers is None else self.workers.n}

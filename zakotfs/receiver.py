@@ -177,6 +177,8 @@ class Receiver:
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
         self.cfo_correction = bool(cfo_correction)
+        self.dc_removal = bool(dc_removal)
+        self.max_doppler_hz = float(max_doppler_hz)
         self._pilot_cfo = PilotCFO(config.N, config.nu_p, max_doppler_hz,            # zakotfs.cfo: whole bins for the paper's read-off
                                    1 / config.frame_time if estimator == "paper" else 0.0, self.backend.xp)
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
@@ -185,7 +187,6 @@ class Receiver:
         self.cfo_offset_hz = self.sample_clock_ppm = 0.0
         self._snapshot_rotation = self._resample = None
         self.retune(cfo_offset_hz=cfo_offset_hz, sample_clock_ppm=sample_clock_ppm)
-        self.dc_removal = bool(dc_removal)
         self._noise_only = xp.asarray(noise_only_index(config))
         self.echoes = PilotEchoes(config, xp)
         taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
@@ -218,6 +219,17 @@ class Receiver:
         basis = getattr(self.estimator, "operator_basis", None)
         self._window_beta = (basis, window_coefficients(basis, self.polynomials)) \
             if operator_window and basis is not None else None
+
+    @property
+    def options(self) -> dict:
+        """The constructor's keyword arguments that rebuild this receiver on another backend
+        or in another process (``Receiver(config, backend=..., **options)``), the offsets as
+        retuned now."""
+        return dict(estimator=self.estimator_name, max_doppler_hz=self.max_doppler_hz,
+                    cg_iterations=self.cg_iterations, segments=self.segments, operator_window=self.operator_window,
+                    dtype=self.dtype, keep_symbols=self.keep_symbols, llr_format=self.llr_format,
+                    cfo_correction=self.cfo_correction, cfo_offset_hz=self.cfo_offset_hz,
+                    dc_removal=self.dc_removal, sample_clock_ppm=self.sample_clock_ppm)
 
     def retune(self, *, cfo_offset_hz: float | None = None, sample_clock_ppm: float | None = None) -> None:
         """Set the front end's known offsets (the constructor's ``cfo_offset_hz`` and

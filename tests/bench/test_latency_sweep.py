@@ -28,16 +28,18 @@ def test_ci_sized_sweep_writes_points_finding_and_plots(tmp_path, capsys):
     assert "real time up to" in printed.out + printed.err
 
 
-def _point(grid, MN, p999, deadline, bandwidth=1e6):
+def _point(grid, MN, p999, deadline, bandwidth=1e6, throughput=5.0):
     return {"grid": grid, "M": MN // 16, "MN": MN, "modulation": "16qam", "estimator": "accurate", "status": "ok",
             "latency_us": {"p999": p999}, "deadline_us": deadline, "p999_over_deadline": p999 / deadline,
-            "bandwidth_hz": bandwidth}
+            "bandwidth_hz": bandwidth, "throughput_mbps": throughput, "link_mbps": 4.0}
 
 
 def test_finding_picks_the_largest_grid_that_meets_else_the_closest_miss():
     meets = sweep.finding([_point("64x16", 1024, 900, 1000), _point("128x16", 2048, 990, 1000),
                            _point("256x16", 4096, 3000, 1000)])["16qam/accurate"]
     assert meets["verdict"] == "meets" and meets["grid"] == "128x16"
+    slow = sweep.finding([_point("64x16", 1024, 900, 1000), _point("128x16", 2048, 990, 1000, throughput=3.9)])
+    assert slow["16qam/accurate"]["grid"] == "64x16"        # within its deadline, but under the link's rate
     misses = sweep.finding([_point("64x16", 1024, 5000, 1000, 1e6), _point("128x16", 2048, 4000, 1000, 2e6)])
     miss = misses["16qam/accurate"]
     assert miss["verdict"] == "none meets" and miss["closest_grid"] == "128x16"

@@ -81,3 +81,35 @@ def test_atom_taps_fft_matches_the_array_code(cuda_blocks_on_cpu, rng):
     cuda_blocks_on_cpu("sparse_fit.cu").launch("atom_taps_fft", -(-F * L // THREADS), THREADS, amplitudes, delays,
                                                ctypes.c_int(J), ctypes.c_int(P), ctypes.c_int(L), ctypes.c_int(F), got)
     assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
+
+
+def test_compiled_cpu_delay_fit_matches_the_array_code(rng):
+    """The CPU's twin of ``omp_delay_fit`` (``cpu_fit``, compiled with Numba) on the frames of
+    the kernel's test: three paths apart, two a sample apart, one beyond the fit's edge
+    (its candidates clipped), noise alone. The same active atoms at the same delays, the
+    amplitudes to float32; and its ``atom_taps_fft`` is ``DelayAtoms.taps_fft`` on an odd
+    and an even L."""
+    from dsp_kernels.cpu_fit import atom_taps_fft, omp_delay_fit
+    from zakotfs.channel_operator import DelayAtoms
+
+    est = AccurateEstimator(preset("tiny"), n_atoms=6, delay_resolution=8)
+    W, P = est.taus.size, est.P
+    lo, hi = est.fit_range
+    paths = np.array([[1.3, 4.77, 7.1], [3.2, 4.25, 8.6], [hi + 0.4, 2.4, 5.5]])
+    noise = 0.3 * (rng.standard_normal((1, W, P)) + 1j * rng.standard_normal((1, W, P)))
+    coeffs = np.concatenate([_coefficients(est, rng, paths, 0.01), noise.astype(np.complex64)])
+    coeff_var = 2 * np.array([0.01, 0.01, 0.01, 0.3]) ** 2
+    want = est.fit_delays(coeffs, coeff_var)
+    amplitudes, delays, active = omp_delay_fit(coeffs, est.floor_factor * coeff_var, est.taus[0],
+                                               est.delay_resolution, est.coarse_stride, est.n_atoms, lo, hi,
+                                               est.config.MN)
+    np.testing.assert_array_equal(active, want[2])
+    assert active[:3].sum(axis=1).min() >= 3 and not active[3].any()
+    np.testing.assert_allclose(delays[active], want[1][active], atol=1e-9)
+    np.testing.assert_allclose(amplitudes, want[0], atol=1e-4 * np.abs(want[0]).max())
+    for L in (999, 1000):                   # the negative bins start off the phase's anchors
+        d = rng.uniform(-3.0, 600.0, (2, 4))
+        a = rng.standard_normal((2, 4, P)) + 1j * rng.standard_normal((2, 4, P))
+        reference = DelayAtoms(L, np.ones((P, L)), a, d).taps_fft()
+        got = atom_taps_fft(a, d, L, np.complex128)
+        assert np.abs(got - reference).max() < 1e-9 * np.abs(reference).max()

@@ -129,20 +129,20 @@ def test_realtime_path_gives_the_receivers_results(backend, link, graph, operato
 
 def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, link):
     """Batches in flight (on the GPU two: uploads, chains and downloads on three streams, two
-    slots taking turns; on the CPU one): each collect returns the oldest batch's results,
-    the receiver's own, through slot reuse and a short last batch; misuse raises instead of
-    blocking."""
+    slots taking turns; on the CPU two, each split between two worker processes): each
+    collect returns the oldest batch's results, the receiver's own, through slot reuse and a
+    short last batch; misuse raises instead of blocking."""
     from zakotfs.pipelined import PipelinedReceiver
 
     c, frames, _, _, nu = link
     receiver = Receiver(c, backend=backend, max_doppler_hz=1.15 * nu, quiet=True)
-    pipeline = PipelinedReceiver(receiver, batch=2, depth=2, copy=True)
+    pipeline = PipelinedReceiver(receiver, batch=2, depth=2, copy=True, workers=2)
     with pytest.raises(RuntimeError, match="no batch in flight"):
         pipeline.collect()
     batches = [pipeline.pinned_frames(frames[:2]), pipeline.pinned_frames(frames[1:]), frames[[2, 0]], frames[2:]]
     wants = [receiver.process(b) for b in batches]
     depth = pipeline.describe()["depth"]
-    assert depth == (2 if backend.name == "gpu" else 1)
+    assert depth == 2 and pipeline.describe()["cpu_workers"] == (2 if backend.name == "cpu" else 0)
     got = []
     for b in batches[:depth]:
         pipeline.submit(b)
@@ -153,11 +153,15 @@ def test_pipelined_path_keeps_order_and_gives_the_receivers_results(backend, lin
         pipeline.submit(b)
     while pipeline.in_flight:
         got.append(pipeline.collect())
+    pipeline.close()
     assert len(got) == len(wants)
+    # CPU workers take a batch's frames apart, and FFTW vectorises across the frames of a
+    # batch: other float32 rounding, which the CG's data-dependent steps amplify
+    tolerance = 1e-4 if backend.name == "gpu" else 1e-3
     for g, w in zip(got, wants):
         assert g.bits.shape == w.bits.shape
-        assert np.mean(g.bits != w.bits) < 1e-4
-        assert _relative_error(g.llr, w.llr) < 1e-4
+        assert np.mean(g.bits != w.bits) < 3 * tolerance / 10
+        assert _relative_error(g.llr, w.llr) < tolerance
         np.testing.assert_allclose(g.noise_var, w.noise_var, rtol=1e-4)
 
 
@@ -185,10 +189,9 @@ def test_int8_llrs_are_the_float_llrs_quantised(backend, link):
 
 
 def test_fused_estimator_kernels_match_the_array_code(backend, link):
-    """The GPU's one-launch delay fit and taps (sparse_fit.cu) against the array code they
-    replace, run on the CPU, on the tap coefficients of real frames."""
-    if backend.name == "cpu":
-        pytest.skip("the CPU runs the array code itself")
+    """The backend's fused delay fit and taps (sparse_fit.cu on the GPU, cpu_fit's compiled
+    loops on the CPU) against the array code they replace, on the tap coefficients of real
+    frames."""
     from zakotfs.estimation import AccurateEstimator
 
     c, frames, _, _, nu = link
@@ -216,19 +219,20 @@ def test_the_delay_fit_kernel_takes_a_long_delay_spread(backend, delay_spread_s)
     """At the paper grid a 5 us delay spread (W = 1270 taps) leaves the fit's atoms out of
     shared memory, 20 us (W = 5080) all its scratch arrays (``_fit_placement``; before, the
     residual alone exceeded the limit and the launch failed): the kernel still matches the
-    array code, on synthetic coefficients of five paths spread over the window."""
-    if backend.name == "cpu":
-        pytest.skip("the CPU runs the array code itself")
-    import cupy as cp
-
-    from dsp_kernels.gpu import _fit_placement, _shared_budget
+    array code, on synthetic coefficients of five paths spread over the window (the CPU's
+    compiled fit too)."""
     from zakotfs import design
     from zakotfs.estimation import AccurateEstimator
 
     est = AccurateEstimator(design(16384, 32, 245.76e6, delay_spread_s=delay_spread_s), dtype=np.complex64)
     W, P, J = est.taus.size, est.P, est.n_atoms
-    placement, _ = _fit_placement(W, P, J, _shared_budget("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id))
-    assert placement != 7
+    if backend.name == "gpu":
+        import cupy as cp
+
+        from dsp_kernels.gpu import _fit_placement, _shared_budget
+
+        placement, _ = _fit_placement(W, P, J, _shared_budget("sparse_fit.cu", "omp_delay_fit", cp.cuda.Device().id))
+        assert placement != 7
     rng = np.random.default_rng(11)
     lo, hi = est.taus[0] + est.edge, est.taus[-1] - est.edge
     delays = np.sort(rng.uniform(lo, hi, (2, 5)), axis=-1)

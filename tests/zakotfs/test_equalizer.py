@@ -6,7 +6,9 @@ import pytest
 from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
+from dsp_kernels import cpu_cg
 from zakotfs import FrameBuilder, FrameConfig, constellation, extract_data, inverse_zak, random_bits, zak
+from zakotfs.channel_operator import ChannelOperator
 from zakotfs.equalizer import cg_lmmse, default_segments, dense_lmmse
 
 SMALL = FrameConfig(M=128, N=16, bandwidth=1.92e6, cp_len=16, guard_neg=17, guard_pos=17,
@@ -143,3 +145,35 @@ def test_predicted_sinr_is_the_measured_one_under_doppler():
         x = extract_data(c, builder.grid(bits))
         measured_db = -10 * np.log10(np.mean(np.abs(out.symbols - x) ** 2))
         assert abs(out.sinr_db[0] - measured_db) < 0.3, (out.sinr_db[0], measured_db)
+
+
+@pytest.mark.skipif(not cpu_cg.available(), reason="FFTW (pyFFTW) is not installed")
+def test_compiled_cg_runs_the_array_codes_iterations(small_frame, monkeypatch):
+    """``dsp_kernels.cpu_cg`` (a frame at a time, FFTW from compiled code) against the array
+    code of ``cg_lmmse`` on the same inputs, two frames with different N0: after 1, 4 and 12
+    iterations its iterates are within float32 rounding of the complex128 array code's (the
+    complex64 array code's distance, up to 10x: the steps are data dependent, and FFTW's
+    measured plans round differently from run to run; a wrong term is off by 1e-3 or more),
+    with the same residuals; the operator alone to float32; with 24 iterations, the dense
+    LMMSE's solution."""
+    c, op, H, r, n0, _ = small_frame
+    op64 = ChannelOperator(op.basis.reshape(op.basis.shape[-2:]).astype(np.complex64),
+                           np.concatenate([op.taps_fft, op.taps_fft]).astype(np.complex64))
+    frames = np.concatenate([r, r[:, ::-1]]).astype(np.complex64)
+    noise = np.array([n0, 3 * n0])
+    segments = default_segments(c.MN, sum(c.tap_window) + 1, 1.74)
+    assert op64.compiled(frames)
+    op128 = ChannelOperator(op64.basis.astype(complex), op64.taps_fft.astype(complex))
+    for iterations in (1, 4, 12):
+        compiled = cg_lmmse(op64, frames, noise, iterations, segments)
+        with monkeypatch.context() as m:
+            m.setattr(ChannelOperator, "compiled", lambda *_: False)
+            array = cg_lmmse(op64, frames, noise, iterations, segments)
+            exact = cg_lmmse(op128, frames.astype(complex), noise, iterations, segments)
+        error = lambda sol: np.linalg.norm(sol.s - exact.s) / np.linalg.norm(exact.s)   # noqa: E731
+        assert error(compiled) <= 10 * error(array) + 1e-5, (iterations, error(compiled), error(array))
+        np.testing.assert_allclose(compiled.residual, exact.residual, rtol=2e-2)
+    np.testing.assert_allclose(op64.apply(frames), op128.apply(frames.astype(complex)), atol=1e-5)
+    s_dense = dense_lmmse(H, r[0], n0)
+    converged = cg_lmmse(op64, frames, noise, 24, segments).s[0]
+    assert np.linalg.norm(converged - s_dense) < 2e-3 * np.linalg.norm(s_dense)

@@ -1,0 +1,197 @@
+"""Receiver processes on the CPU: one per core, each batch split between them.
+
+A CPU receiver runs on one core: its compiled kernels are serial and its FFTs run on one
+thread. Threads would share one interpreter lock and spin against each other, so each
+core gets a process of its own, holding its own ``Receiver`` built from the same
+configuration and options:
+
+    submit(batch)  -> its frames split in up to n consecutive parts, one a worker, the
+                      workers taken in turn (a one-frame batch goes to the next worker)
+    collect()      -> the parts' RxResults joined in frame order (waits for them)
+
+A batch of F frames then takes as long as F / n frames on one core, so both the
+throughput and the latency scale with the cores. Up to ``depth`` batches are in flight
+(each worker computes its parts in order). This is ``PipelinedReceiver``'s interface
+(``zakotfs.pipelined``), which uses it on the CPU.
+
+Each worker is ``python -m zakotfs.cpu_workers ADDRESS``, connected back to this process
+over a local socket (``multiprocessing.connection``, an authentication key in its
+environment): it imports nothing of the caller's main script, so a script needs no
+``if __name__ == "__main__"`` guard.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections import deque
+from dataclasses import fields
+from multiprocessing.connection import Client, Listener
+
+import numpy as np
+
+from .config import FrameConfig
+from .receiver import Receiver, RxResult
+
+__all__ = ["CpuWorkers", "WorkerError", "join_results"]
+
+START_TIMEOUT_S = 120.0
+"""Seconds a worker may take to import, build its receiver and warm it up."""
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed: its exception's text, or that it died."""
+
+
+def _serve(conn) -> None:
+    """A worker's loop: first (config JSON, options, batch); then ("process", frames) ->
+    ("result", RxResult), ("retune", offsets), and ("close", None) ends it. Failures go back
+    as ("error", text)."""
+    from dsp_kernels.arrays import set_fft_workers
+
+    config_json, options, batch = conn.recv()
+    try:
+        set_fft_workers(1)
+        receiver = Receiver(FrameConfig.from_json(config_json), backend="cpu", quiet=True, **options)
+        receiver.warm_up(batch)
+    except Exception as exc:  # reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        kind, payload = conn.recv()
+        if kind == "close":
+            return
+        try:
+            if kind == "retune":
+                receiver.retune(**payload)
+                continue
+            conn.send(("result", receiver.process(payload)))
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def join_results(parts: list[RxResult]) -> RxResult:
+    """RxResults of consecutive frames -> one RxResult: per-frame arrays concatenated, each
+    stage's seconds the longest part's (the parts ran side by side)."""
+    joined = {}
+    for f in fields(RxResult):
+        values = [getattr(part, f.name) for part in parts]
+        if f.name == "stage_s":
+            joined[f.name] = {k: max(v.get(k, 0.0) for v in values) for k in values[0]}
+        elif f.name == "llr_step":
+            joined[f.name] = values[0]
+        else:
+            joined[f.name] = None if values[0] is None else np.concatenate(values)
+    return RxResult(**joined)
+
+
+class CpuWorkers:
+    """``n`` receiver processes for ``receiver``'s configuration and options (module doc).
+
+    ``submit(frames)`` hands complex64 [F, cp_len + MN] host samples to the workers and
+    returns at once; ``collect()`` returns the oldest batch's RxResult. Both raise
+    RuntimeError when misused (a submit with ``depth`` batches in flight, a collect with
+    none); a worker's failure raises WorkerError, after which the pool is to be closed.
+    ``close()`` (or the context manager) ends the workers.
+    """
+
+    def __init__(self, receiver: Receiver, batch: int, n: int, depth: int = 1):
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"workers must be a positive integer, got {n!r}")
+        if not (isinstance(depth, int) and depth >= 1):
+            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        self.config, self.batch, self.depth, self.n = receiver.config, batch, depth, n
+        self._conns, self._procs = [], []
+        self._next = 0                      # the worker the next batch's first part goes to
+        self._in_flight: deque = deque()    # each batch's workers, in frame order, oldest first
+        key = secrets.token_bytes(32)
+        env = {**os.environ, "ZAKOTFS_WORKER_KEY": key.hex()}
+        try:
+            with Listener(family="AF_UNIX", authkey=key) as listener:
+                for _ in range(n):
+                    self._procs.append(subprocess.Popen([sys.executable, "-m", __name__, listener.address], env=env))
+                    self._conns.append(listener.accept())
+                    self._conns[-1].send((receiver.config.to_json(), receiver.options, -(-batch // n)))
+            for i in range(n):
+                self._receive(i, "ready", START_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    def _receive(self, i: int, expected: str, timeout_s: float | None = None):
+        conn, proc = self._conns[i], self._procs[i]
+        try:
+            while not conn.poll(1.0 if timeout_s is None else min(1.0, timeout_s)):
+                if proc.poll() is not None:
+                    raise WorkerError(f"CPU worker {i} died (exit status {proc.returncode})")
+                if timeout_s is not None:
+                    timeout_s -= 1.0
+                    if timeout_s <= 0:
+                        raise WorkerError(f"CPU worker {i} did not answer in {START_TIMEOUT_S:g} s")
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            raise WorkerError(f"CPU worker {i} closed its connection (exit status {proc.poll()})") from None
+        if kind == "error":
+            raise WorkerError(f"CPU worker {i}: {payload}")
+        if kind != expected:
+            raise WorkerError(f"CPU worker {i} answered {kind!r}, expected {expected!r}")
+        return payload
+
+    @property
+    def in_flight(self) -> int:
+        """Batches submitted and not yet collected."""
+        return len(self._in_flight)
+
+    def submit(self, frames: np.ndarray) -> None:
+        """Split one batch between the workers (module doc)."""
+        if len(self._in_flight) == self.depth:
+            raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
+        parts = [part for part in np.array_split(np.asarray(frames), self.n) if len(part)]
+        workers = [(self._next + i) % self.n for i in range(len(parts))]
+        for i, part in zip(workers, parts):
+            try:
+                self._conns[i].send(("process", np.ascontiguousarray(part)))
+            except OSError:
+                raise WorkerError(f"CPU worker {i} is gone (exit status {self._procs[i].poll()})") from None
+        self._in_flight.append(workers)
+        self._next = (self._next + len(parts)) % self.n
+
+    def collect(self) -> RxResult:
+        """The oldest batch's RxResult, waiting for its parts."""
+        if not self._in_flight:
+            raise RuntimeError("no batch in flight: submit one first")
+        return join_results([self._receive(i, "result") for i in self._in_flight.popleft()])
+
+    def retune(self, **offsets) -> None:
+        """``Receiver.retune(**offsets)`` in every worker, for the batches submitted from now on."""
+        for conn in self._conns:
+            conn.send(("retune", offsets))
+
+    def close(self) -> None:
+        """End the workers (batches in flight are abandoned)."""
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except OSError:
+                pass
+            conn.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._conns, self._procs = [], []
+        self._in_flight.clear()
+
+    def __enter__(self) -> "CpuWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    _serve(Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"])))
