@@ -1,4 +1,4 @@
-"""Sample files (HDF5, SigMF, raw IQ) and one uniform sample source over files and ZeroMQ.
+"""Sample files: HDF5, SigMF and raw IQ readers and writers.
 
 HDF5 layout (``shared/spec/interfaces.md``, format version 1)
 -------------------------------------------------------------
@@ -23,13 +23,6 @@ and nothing else, so the frame configuration must be given; the sample format
 (:mod:`streaming.sample_format`) comes from the suffix (``.cfile``/``.cf32``/``.fc32``,
 ``.ci16``/``.sc16``/``.cs16``, ``.ci8``/``.sc8``/``.cs8``) or is given (``.bin``, ``.dat``,
 ``.raw``, ``.iq``: cf32_le unless told).
-
-Sample sources
---------------
-:func:`open_source` returns an object with ``read() -> complex64 [n] | None``, ``config``
-(FrameConfig or None), ``sample_rate``, ``eof`` (True once a file is exhausted; never for
-ZeroMQ, where None means "nothing within the timeout"), ``stats()`` and ``close()``;
-``realtime=True`` paces a file at its sample rate.
 """
 from __future__ import annotations
 
@@ -43,7 +36,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -52,16 +45,16 @@ from zakotfs.config import FrameConfig
 
 from .hdf5_recovery import read_superblock
 from .sample_format import SAMPLE_FORMATS, LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
-from .zmq_io import IQSource
 
 __all__ = ["FORMAT_VERSION", "MissingConfigError", "IQWriter", "IQReader", "SigMFWriter", "SigMFReader", "write_sigmf", "RawIQReader",
-           "RAW_SUFFIXES", "SampleSource", "ZmqSampleSource", "PacedSource", "open_source"]
+           "RAW_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SIGMF_EXTENSION = {"name": "zakotfs", "version": "1.0.0", "optional": True}
-_DEFAULT_CHUNK = 1 << 16
+DEFAULT_CHUNK = 1 << 16
+"""Samples a file source returns per read."""
 # HDF5 1.10 file format: its chunk index for an unlimited dimension (extensible array) is
 # written in step with the data at each flush, so a cut-short file keeps most of its index.
 _LIBVER = ("v110", "v110")
@@ -144,7 +137,7 @@ class IQWriter:
     """
 
     def __init__(self, path: str | os.PathLike, config: FrameConfig, *,
-                 sample_rate: float | None = None, chunk_samples: int = _DEFAULT_CHUNK,
+                 sample_rate: float | None = None, chunk_samples: int = DEFAULT_CHUNK,
                  flush_interval_s: float = 1.0, truth_compression: str | None = "gzip"):
         if not isinstance(config, FrameConfig):
             raise TypeError(f"config must be a FrameConfig, got {type(config).__name__}")
@@ -317,7 +310,7 @@ class IQReader(_SampleFileReader):
     """
 
     def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None = None,
-                 chunk_samples: int = _DEFAULT_CHUNK, recover: bool = True,
+                 chunk_samples: int = DEFAULT_CHUNK, recover: bool = True,
                  probe_timeout_s: float = 30.0):
         self.path = Path(path)
         self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
@@ -636,7 +629,7 @@ class SigMFReader(_SampleFileReader):
     """
 
     def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None = None,
-                 chunk_samples: int = _DEFAULT_CHUNK, verify_checksum: bool = True):
+                 chunk_samples: int = DEFAULT_CHUNK, verify_checksum: bool = True):
         from sigmf import sigmffile
         from sigmf.error import SigMFError
 
@@ -734,7 +727,7 @@ class RawIQReader(_SampleFileReader):
     """
 
     def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None,
-                 sample_format: str | SampleFormat | None = None, chunk_samples: int = _DEFAULT_CHUNK,
+                 sample_format: str | SampleFormat | None = None, chunk_samples: int = DEFAULT_CHUNK,
                  sample_rate: float | None = None):
         self.path = Path(path)
         if not self.path.is_file():
@@ -785,155 +778,3 @@ class RawIQReader(_SampleFileReader):
             self._file.close()
             self._file = None
         self._pos = self.n_samples
-
-
-# ---------------------------------------------------------------------------------------------
-# uniform sample source
-# ---------------------------------------------------------------------------------------------
-class SampleSource(Protocol):
-    """What :func:`open_source` returns and the pipeline runner reads. A source that knows
-    of samples lost in transport also has ``missing() -> int``: how many the sender made
-    before the samples of the last ``read`` that never arrived."""
-
-    config: FrameConfig | None
-    sample_rate: float | None
-
-    @property
-    def eof(self) -> bool: ...
-
-    def read(self) -> np.ndarray | None: ...
-
-    def stats(self) -> dict: ...
-
-    def close(self) -> None: ...
-
-
-class ZmqSampleSource:
-    """:class:`~streaming.zmq_io.IQSource` as a :class:`SampleSource` (``config`` as given)."""
-
-    def __init__(self, source: IQSource, config: FrameConfig | None = None):
-        self.source = source
-        self.config = config
-        self.sample_rate = None if config is None else config.bandwidth
-        self._missing = 0
-
-    @property
-    def eof(self) -> bool:
-        return False
-
-    def read(self) -> np.ndarray | None:
-        chunk = self.source.recv_chunk()
-        if chunk is None:
-            return None
-        self._missing = chunk.missing
-        return chunk.samples
-
-    def missing(self) -> int:
-        """Samples lost in transport (pass_tags offsets) just before the last read's."""
-        return self._missing
-
-    def stats(self) -> dict:
-        return {**self.source.stats.to_dict(), **self.source.level.to_dict()}
-
-    def close(self) -> None:
-        self.source.close()
-
-
-class PacedSource:
-    """Deliver a file source's chunks no faster than its sample rate (``--realtime``).
-
-    After k samples have been delivered, the next chunk is returned no earlier than
-    ``t0 + k / sample_rate`` (t0 = first read), so the average rate equals the sample rate
-    and bursts are one chunk long.
-    """
-
-    def __init__(self, source, sample_rate: float | None = None):
-        rate = sample_rate if sample_rate is not None else source.sample_rate
-        if rate is None or not rate > 0:
-            raise ValueError(f"sample_rate must be positive to pace a source, got {rate!r}")
-        self.source = source
-        self.sample_rate = float(rate)
-        self.config = source.config
-        self._t0 = None
-        self._delivered = 0
-
-    @property
-    def eof(self) -> bool:
-        return self.source.eof
-
-    @property
-    def truth_bits(self) -> np.ndarray | None:
-        """The paced file's ``truth_bits`` (None if it has none)."""
-        return getattr(self.source, "truth_bits", None)
-
-    def read(self) -> np.ndarray | None:
-        now = time.perf_counter()
-        if self._t0 is None:
-            self._t0 = now
-        due = self._t0 + self._delivered / self.sample_rate
-        if due > now:
-            time.sleep(due - now)
-        data = self.source.read()
-        if data is not None:
-            self._delivered += data.size
-        return data
-
-    def stats(self) -> dict:
-        return self.source.stats()
-
-    def close(self) -> None:
-        self.source.close()
-
-
-_ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://")
-
-
-def open_source(path_or_endpoint: str | os.PathLike, *, config: FrameConfig | None = None,
-                realtime: bool = False, chunk_samples: int = _DEFAULT_CHUNK,
-                pattern: str = "sub", sample_format: str | SampleFormat | None = None,
-                **zmq_options) -> SampleSource:
-    """Open an HDF5 file, a SigMF recording, a raw IQ file or a ZeroMQ endpoint as a sample
-    source.
-
-    Parameters
-    ----------
-    path_or_endpoint : str or PathLike
-        ``*.h5``/``*.hdf5``; ``*.sigmf-meta``/``*.sigmf-data``; a raw IQ file
-        (``RAW_SUFFIXES``); ``tcp://``, ``ipc://`` or ``inproc://`` address.
-    config : FrameConfig or None
-        Files: overrides the stored configuration (required for SigMF without one and for
-        raw files). ZeroMQ: carried as ``.config`` (None if not given: the stream carries none).
-    sample_format : str, SampleFormat or None
-        ZeroMQ and raw files: ``cf32_le`` (None: the default; a raw file's suffix),
-        ``ci16_le`` or ``ci8``. HDF5 and SigMF files say their own.
-    realtime : bool
-        Files only: pace reads at the sample rate.
-    chunk_samples : int
-        Files: samples per read.
-    pattern, **zmq_options
-        ZeroMQ: passed to :class:`~streaming.zmq_io.IQSource`.
-    """
-    text = os.fspath(path_or_endpoint)
-    if text.startswith(_ZMQ_SCHEMES):
-        if realtime:
-            raise ValueError("realtime pacing applies to files; a ZeroMQ stream is paced by its sender")
-        return ZmqSampleSource(IQSource(text, pattern, sample_format=sample_format or "cf32_le", **zmq_options),
-                               config)
-    if zmq_options:
-        raise ValueError(f"options {', '.join(sorted(zmq_options))} apply to ZeroMQ endpoints, "
-                         f"not to the file {text!r}")
-    suffix = Path(text).suffix.lower()
-    if suffix in RAW_SUFFIXES:
-        source = RawIQReader(text, config=config, sample_format=sample_format, chunk_samples=chunk_samples)
-    elif sample_format is not None:
-        raise ValueError(f"{text}: the sample format applies to ZeroMQ and raw IQ files; an HDF5 or SigMF "
-                         f"file says its own")
-    elif suffix in (".h5", ".hdf5"):
-        source = IQReader(text, config=config, chunk_samples=chunk_samples)
-    elif suffix in (".sigmf-meta", ".sigmf-data"):
-        source = SigMFReader(text, config=config, chunk_samples=chunk_samples)
-    else:
-        raise ValueError(f"path_or_endpoint {text!r}: expected a .h5/.hdf5 file, a .sigmf-meta "
-                         f"recording, a raw IQ file ({', '.join(RAW_SUFFIXES)}) or a tcp://, ipc:// or "
-                         f"inproc:// endpoint")
-    return PacedSource(source) if realtime else source

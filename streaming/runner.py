@@ -67,28 +67,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "OneAtATime", "POLICIES"]
+from zakotfs.pipelined import SerialPipeline
+
+__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "POLICIES"]
 
 logger = logging.getLogger(__name__)
 
 POLICIES = ("drop-oldest", "drop-newest", "block")
 _POLL_S = 0.05
 _LATENCY_WINDOW = 1_000_000     # latency percentiles cover the most recent frames
-
-
-class OneAtATime:
-    """A ``process(frames)`` callable as a pipeline of depth 1: ``submit`` computes."""
-
-    depth = 1
-
-    def __init__(self, process: Callable):
-        self.process, self.result = process, None
-
-    def submit(self, frames) -> None:
-        self.result = self.process(frames)
-
-    def collect(self):
-        return self.result
 
 
 class PipelineError(RuntimeError):
@@ -420,7 +407,7 @@ class PipelineRunner:
 
     # ---- compute ---------------------------------------------------------------------------
     def _compute(self) -> None:
-        pipeline = self.process if hasattr(self.process, "submit") else OneAtATime(self.process)
+        pipeline = self.process if hasattr(self.process, "submit") else SerialPipeline(self.process)
         n_buffers = max(self._n_buffers, pipeline.depth + 1)      # one filling, depth in flight
         buffers: list[np.ndarray] = []
         in_flight: deque[list[dict]] = deque()                     # metas per batch, oldest first

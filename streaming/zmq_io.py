@@ -79,7 +79,7 @@ from .sample_format import LevelMeter, SampleEncoder, SampleFormat, sample_forma
 from .security import CurveConfig
 
 __all__ = [
-    "DEFAULT_IQ_ENDPOINT", "DEFAULT_RESULT_ENDPOINT",
+    "DEFAULT_IQ_ENDPOINT", "DEFAULT_RESULT_ENDPOINT", "ENDPOINT_SCHEMES", "is_endpoint",
     "IQSource", "IQSink", "IQChunk", "SourceStats", "SinkStats",
     "ResultPublisher", "ResultSubscriber", "FrameResult", "encode_result", "decode_result", "FRAME_METRICS",
     "frame_metrics",
@@ -174,6 +174,15 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+def is_endpoint(text: str) -> bool:
+    """Whether ``text`` names a ZeroMQ endpoint (``tcp://``, ``ipc://``, ``inproc://``) rather
+    than a file."""
+    return str(text).startswith(ENDPOINT_SCHEMES)
 
 
 def check_endpoint(endpoint: str, *, bind: bool, allow_remote: bool = False) -> str:
@@ -652,6 +661,10 @@ class IQSink(ZmqSocketBase):
         self.stats.samples += n
         self.stats.bytes += data.nbytes
         return True
+
+    def write(self, samples: np.ndarray) -> None:
+        """:meth:`send` with the running offset and no tags: the sample writer's ``write``."""
+        self.send(samples)
 
 
 # ---------------------------------------------------------------------------------------------

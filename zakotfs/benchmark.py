@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.runner import OneAtATime
-
 from .config import FrameConfig
 from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits
+from .pipelined import SerialPipeline as OneAtATime
 
 __all__ = ["BenchFrames", "make_frames", "time_receiver", "time_sparse_baseline", "percentiles",
            "dd_sparse_matrix", "run_metadata", "write_json"]

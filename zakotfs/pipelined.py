@@ -21,13 +21,14 @@ On the CPU there is nothing to overlap: the depth is 1, ``submit`` runs the rece
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
 from .realtime import RealtimeReceiver, first_frames
 from .receiver import Receiver, RxResult
 
-__all__ = ["PipelinedReceiver", "DEPTH"]
+__all__ = ["PipelinedReceiver", "SerialPipeline", "stream_process", "DEPTH"]
 
 DEPTH = 2
 """Batches in flight by default: one computing while the next one's samples and the last
@@ -117,3 +118,31 @@ class PipelinedReceiver:
     def describe(self) -> dict:
         """How the pipeline runs here (for benchmark reports)."""
         return {**self.slots[0].describe(), "depth": self.depth, "streams": 0 if self.streams is None else 3}
+
+
+class SerialPipeline:
+    """A ``process(frames) -> result`` callable behind the ``submit``/``collect`` interface of
+    :class:`PipelinedReceiver`, one batch deep: ``submit`` computes, ``collect`` returns the
+    result."""
+
+    depth = 1
+
+    def __init__(self, process: Callable):
+        self.process, self.result = process, None
+
+    def submit(self, frames) -> None:
+        self.result = self.process(frames)
+
+    def collect(self):
+        return self.result
+
+
+def stream_process(receiver: Receiver, batch: int) -> tuple[Callable, Callable]:
+    """(process, allocate) for a streaming loop (``streaming.runner.PipelineRunner``) that
+    reads the results on another thread: on the GPU a :class:`PipelinedReceiver` (CUDA
+    graphs, batches in flight, results copied out of its pinned buffers) and its pinned
+    allocator for the batch buffers; elsewhere ``receiver.process`` and ``np.empty``."""
+    if receiver.backend.name != "gpu" or receiver.estimator is None:
+        return receiver.process, np.empty
+    pipeline = PipelinedReceiver(receiver, batch, copy=True)
+    return pipeline, pipeline.pinned

@@ -611,7 +611,7 @@ def test_scaleout_worker_process_honours_its_options():
             FrameFanout("tcp://127.0.0.1:*", send_timeout_ms=10_000) as fanout:
         worker = subprocess.Popen(
             [sys.executable, "-m", "streaming.scaleout", "worker", "--in", fanout.endpoint,
-             "--out", collector.endpoint, "--process", "zakotfs.cli:make_worker_process",
+             "--out", collector.endpoint, "--process", "streaming.workers:receiver_worker",
              "--preset", "tiny", "--options", json.dumps(options), "--payload", "both"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
