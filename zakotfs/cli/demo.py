@@ -12,6 +12,7 @@ from streaming.link_stats import LinkStats
 
 from ..config import FrameConfig
 from ..frame import FrameBuilder, random_bits
+from ..exact_channel import exact_operator
 from ..receiver import Receiver
 from .options import (backend_option, channel_options, frame_options, make_channel, make_receiver,
                       receiver_option_group, receiver_options, resolve_config)
@@ -92,7 +93,7 @@ def perfect_csi_ber(config: FrameConfig, receiver: Receiver, emulator, received:
         start = lead + f * spf + skip
         t0 = start + config.cp_len
         fp = FramePaths.stack([emulator.frame_paths(t0)])
-        op = fp.operator(config.MN)
+        op = exact_operator(fp, config.MN)
         frame = received[None, start:start + config.cp_len + config.MN] - np.complex64(emulator.dc_offset)
         result = perfect.process(frame, operator=op, noise_var=10 ** (-snr_db / 10))
         errors += int(np.count_nonzero(result.bits[0] != bits[f]))
