@@ -12,11 +12,15 @@ import numpy as np
 from zakotfs.benchmark import percentiles
 from zakotfs.config import FrameConfig
 from zakotfs.estimation import fit_range
+from zakotfs.frame_stats import FRAME_STATISTICS, present
 from zakotfs.sco import clock_offset_ppm
 
 from .files import IQReader
 
-__all__ = ["LinkStats", "EDGE_WARNING"]
+__all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED"]
+
+SUMMARISED = tuple(s for s in FRAME_STATISTICS if s.dtype is float)
+"""The per-frame statistics the report summarises (``valid`` counts the invalid frames)."""
 
 
 class LinkStats:
@@ -36,13 +40,8 @@ class LinkStats:
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
         self.invalid = 0
-        self.cg_residual: list[float] = []
-        self.cfo_hz: list[float] = []              # removed by the receiver, valid frames
+        self.per_frame: dict[str, list[np.ndarray]] = {s.name: [] for s in SUMMARISED}   # valid frames, per batch
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
-        self.dc_over_noise_db: list[float] = []    # frames whose DC offset was removed
-        self.delay_span: list[tuple[float, float]] = []   # first and last delay of the estimate, valid frames
-        self.echoes: list[tuple[float, float]] = []       # (delay, dB) of pilot echoes beyond the tap window
-        self.echo_frames = 0                              # valid frames that were scanned for them
         self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
         self.truth_rows: set[int] = set()
         self.truth_offset = None
@@ -72,22 +71,13 @@ class LinkStats:
         """result: ``.bits`` uint8 [F, B], optional ``.valid`` bool [F] and ``.stage_s``."""
         self._load_truth()
         valid = getattr(result, "valid", None)
-        residual = getattr(result, "cg_residual", None)
-        if residual is not None:
-            ok = np.ones(len(residual), bool) if valid is None else np.asarray(valid, bool)
-            self.cg_residual += np.asarray(residual, float)[ok].tolist()
-            if getattr(result, "cfo_hz", None) is not None:
-                self.cfo_hz += np.asarray(result.cfo_hz, float)[ok].tolist()
-            if getattr(result, "delay_first", None) is not None:
-                span = np.stack([np.asarray(result.delay_first, float), np.asarray(result.delay_last, float)], -1)[ok]
-                self.delay_span += [tuple(d) for d in span if np.all(np.isfinite(d))]
-            self.echo_frames += int(np.count_nonzero(ok))        # every receiver scans for echoes; a
-            if getattr(result, "echo_delay", None) is not None:    # worker's message omits none found
-                echo = np.stack([np.asarray(result.echo_delay, float), np.asarray(result.echo_db, float)], -1)[ok]
-                self.echoes += [tuple(e) for e in echo if np.all(np.isfinite(e))]
-            if getattr(result, "dc_power", None) is not None and getattr(result, "noise_var", None) is not None:
-                dc, n0 = np.asarray(result.dc_power, float)[ok], np.asarray(result.noise_var, float)[ok]
-                self.dc_over_noise_db += (10 * np.log10(dc[dc > 0] / n0[dc > 0])).tolist()
+        carried = present(result)
+        if set(carried) - {"valid"}:
+            ok = np.ones(len(result.bits), bool) if valid is None else np.asarray(valid, bool)
+            for stat in SUMMARISED:               # NaN where the result does not carry it
+                values = carried.get(stat.name)
+                self.per_frame[stat.name].append(np.full(int(np.count_nonzero(ok)), np.nan) if values is None
+                                                 else np.asarray(values, float)[ok])
         for name, seconds in (getattr(result, "stage_s", None) or {}).items():
             self.stage_s.setdefault(name, []).append(seconds / len(metas))
         for i, meta in enumerate(metas):
@@ -126,8 +116,12 @@ class LinkStats:
         self.consume(result, [dict(m, latency_us=per_frame_us) for _, m in frames])
 
     def report(self, extra: dict | None = None) -> dict:
+        """The link's report: frames, bit errors, latency against the deadline, throughput and
+        every per-frame statistic summarised (with the views of them the summary warns on),
+        updated with ``extra``."""
         deadline = self.config.wire_time
         wall = time.perf_counter() - self.started
+        residual = self._finite("cg_residual")
         out = {
             "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
             "truth": self.truth is not None,
@@ -141,44 +135,72 @@ class LinkStats:
             "deadline_misses": int(np.count_nonzero(np.asarray(self.latency) > deadline)),
             "throughput_mbps": self.frames * self.config.bits_per_frame / max(wall, 1e-9) / 1e6,
             "stages": {k: percentiles(v) for k, v in self.stage_s.items()},
-            "cg_residual": ({"p50": float(np.median(self.cg_residual)), "max": float(np.max(self.cg_residual))}
-                            if self.cg_residual else None),
-            "cfo_hz": _spread(self.cfo_hz), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
+            "cg_residual": ({"p50": float(np.median(residual)), "max": float(np.max(residual))}
+                            if residual.size else None),
+            "cfo_hz": _spread(self._finite("cfo_hz")), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
             "cfo_range_hz": self.config.nu_p / 2, "cfo_offset_hz": self.cfo_offset_hz,
             "sample_clock_ppm": clock_offset_ppm(*zip(*self.frame_starts), self.config.samples_per_frame)
             if len(self.frame_starts) >= 3 else None,
             "sample_clock_ppm_removed": self.sample_clock_ppm,
-            "dc_removed": {"frames": len(self.dc_over_noise_db),
-                           "max_db_over_noise": max(self.dc_over_noise_db, default=None)},
+            "dc_removed": self._dc_removed(),
             "channel_delay": self._channel_delay(),
             "pilot_echoes": self._pilot_echoes(),
+            "frame_statistics": {stat.name: self._summary(stat) for stat in SUMMARISED},
             "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
             "config": self.config.to_dict(),
         }
         out.update(extra or {})
         return out
 
+    def _column(self, name: str) -> np.ndarray:
+        """float64 [n]: statistic ``name`` of every valid frame consumed (NaN: not carried)."""
+        return np.concatenate(self.per_frame[name]) if self.per_frame[name] else np.empty(0)
+
+    def _finite(self, name: str) -> np.ndarray:
+        values = self._column(name)
+        return values[np.isfinite(values)]
+
+    def _pairs(self, a: str, b: str) -> np.ndarray:
+        """float64 [n, 2]: statistics ``a`` and ``b`` of the valid frames where both are finite."""
+        pairs = np.stack([self._column(a), self._column(b)], -1)
+        return pairs[np.all(np.isfinite(pairs), axis=-1)]
+
+    def _summary(self, stat) -> dict | None:
+        """{unit, p50, min, max} of a statistic's finite values; None where no frame has one."""
+        spread = _spread(self._finite(stat.name))
+        return None if spread is None else {"unit": stat.unit, **spread}
+
+    def _dc_removed(self) -> dict:
+        """Frames whose DC offset was removed and the largest one's |c|^2 against N0 in dB."""
+        dc, n0 = self._column("dc_power"), self._column("noise_var")
+        removed = dc > 0
+        db = 10 * np.log10(dc[removed] / n0[removed])
+        return {"frames": int(db.size), "max_db_over_noise": float(db.max()) if db.size else None}
+
     def _channel_delay(self) -> dict | None:
         """The estimated channel's first and last delays (samples) against the delay fit's
         range; a frame whose estimate comes within EDGE_WARNING samples of the range's ends
         has paths at or beyond the tap window (a delay spread or a timing the guard does
         not hold). None without estimated delays."""
-        if not self.delay_span:
+        span = self._pairs("delay_first", "delay_last")
+        if not span.size:
             return None
         lo, hi = fit_range(self.config)
-        first, last = np.asarray(self.delay_span).T
-        return {"first": _spread(first.tolist()), "last": _spread(last.tolist()), "fit_range": [lo, hi],
+        first, last = span.T
+        return {"first": _spread(first), "last": _spread(last), "fit_range": [lo, hi],
                 "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}
 
     def _pilot_echoes(self) -> dict | None:
         """Frames with pilot echoes beyond the tap window (``zakotfs.echo``: paths the guard
         does not hold), the strongest one's power (dB against the channel in the window) and
         the farthest one's delay; None where no frame was scanned."""
-        if not self.echo_frames:
+        scanned = self._column("echo_delay").size
+        if not scanned:
             return None
-        out = {"frames": len(self.echoes), "of_frames": self.echo_frames}
-        if self.echoes:
-            delay, power_db = np.asarray(self.echoes).T
+        echoes = self._pairs("echo_delay", "echo_db")
+        out = {"frames": len(echoes), "of_frames": scanned}
+        if len(echoes):
+            delay, power_db = echoes.T
             farthest = float(delay[np.argmax(np.abs(delay))])
             out.update(strongest_db=float(power_db.max()), farthest_delay=farthest,
                        farthest_delay_us=farthest / self.config.bandwidth * 1e6)
@@ -190,8 +212,8 @@ EDGE_WARNING = 0.5
 the edge: a path beyond the range is fitted at its end (``AccurateEstimator.fit_delays``)."""
 
 
-def _spread(values: list[float]) -> dict | None:
+def _spread(values) -> dict | None:
     """{p50, min, max} of a per-frame quantity, None without frames."""
-    if not values:
+    if not len(values):
         return None
     return {"p50": float(np.median(values)), "min": float(np.min(values)), "max": float(np.max(values))}

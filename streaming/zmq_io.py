@@ -74,6 +74,8 @@ from typing import Any, Iterable
 import numpy as np
 import zmq
 
+from zakotfs.frame_stats import FRAME_STATISTICS
+
 from .pmt import PmtError, PmtPair, PmtReader, pmt_deserialize, pmt_serialize
 from .sample_format import LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
 from .security import CurveConfig
@@ -700,9 +702,9 @@ class FrameResult:
     llr_step: float | None = None
 
 
-FRAME_METRICS = ("sinr_db", "noise_var", "cfo_hz", "dc_power", "cg_residual", "delay_first", "delay_last",
-                 "echo_delay", "echo_db")
-"""Per-frame fields of a receiver result that a result message carries in ``metrics``."""
+FRAME_METRICS = tuple(s.name for s in FRAME_STATISTICS if s.message)
+"""Per-frame statistics of a receiver result that a result message carries in ``metrics``
+(``zakotfs.frame_stats.FRAME_STATISTICS`` with ``message`` set)."""
 
 
 def frame_metrics(result, i: int) -> dict:
