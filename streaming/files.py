@@ -1,7 +1,7 @@
 """Sample files: HDF5, SigMF and raw IQ readers and writers.
 
-HDF5 layout (``shared/spec/interfaces.md``, format version 1)
--------------------------------------------------------------
+HDF5 layout (format version 1)
+------------------------------
 * ``/iq``: complex64 [n_samples] (HDF5 compound {r, i}, as h5py writes complex), chunked
   (``chunk_samples``), resizable; written in append fashion.
 * File format HDF5 1.10 (``libver="v110"``, readable by HDF5 >= 1.10): the writer flushes

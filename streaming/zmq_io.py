@@ -1,7 +1,7 @@
 """ZeroMQ I/O compatible with GNU Radio's gr-zeromq: IQ sources and sinks, result messages.
 
-Wire format (``shared/spec/interfaces.md``)
-------------------------------------------
+Wire format
+-----------
 * IQ: each message is interleaved float32 I/Q, i.e. numpy ``complex64`` little-endian, any
   length; message boundaries say nothing about frames. ``sample_format`` (on both ends)
   takes interleaved int16 or int8 I/Q instead (``ci16_le``, ``ci8``; UHD's sc16 / sc8,

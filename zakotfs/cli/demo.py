@@ -6,14 +6,11 @@ import sys
 
 import numpy as np
 
-from channel_models.paths import FramePaths
 from streaming.acquisition import FrameAcquirer
 from streaming.link_stats import LinkStats
 
-from ..config import FrameConfig
 from ..frame import FrameBuilder, random_bits
-from ..exact_channel import exact_operator
-from ..receiver import Receiver
+from ..exact_channel import perfect_csi_ber
 from .options import (backend_option, channel_options, frame_options, make_channel, make_receiver,
                       receiver_option_group, receiver_options, resolve_config)
 from .summary import emit, progress
@@ -65,8 +62,8 @@ def run(args) -> int:
     if not args.json:
         print(file=sys.stderr)
     # with an emulated clock offset the frames no longer sit where the emulator's truth is: no bound
-    bound = None if args.sco_ppm else perfect_csi_ber(config, receiver, channel.emulator,
-                                                      np.concatenate(received), int(lead), bits, args.snr)
+    bound = None if args.sco_ppm else perfect_csi_ber(receiver, channel.emulator, np.concatenate(received),
+                                                      int(lead), bits, args.snr)
     report = session.report({
         "perfect_csi_ber": bound,
         "channel": {"profile": args.profile, "nu_max_hz": nu_max, "doppler_bins": nu_max * config.frame_time,
@@ -77,24 +74,3 @@ def run(args) -> int:
     report["frames_lost"] = args.frames - report["frames"]            # sent but not decoded
     emit(report, args)
     return 0
-
-
-def perfect_csi_ber(config: FrameConfig, receiver: Receiver, emulator, received: np.ndarray, lead: int,
-                    bits: np.ndarray, snr_db: float) -> float:
-    """BER of the LMMSE receiver given the emulator's exact channel (its CFO included),
-    noise variance and DC offset (removed), on the same received frames (``received``
-    complex64 [n], the frames at ``lead`` + k x samples_per_frame, their bits uint8 [K, B]):
-    the bound the estimated-CSI receiver is measured against."""
-    perfect = Receiver(config, backend=receiver.backend, estimator="perfect",
-                       cg_iterations=receiver.cg_iterations, operator_window=receiver.operator_window)
-    spf, skip = config.samples_per_frame, config.preamble_len
-    errors = 0
-    for f in range(bits.shape[0]):
-        start = lead + f * spf + skip
-        t0 = start + config.cp_len
-        fp = FramePaths.stack([emulator.frame_paths(t0)])
-        op = exact_operator(fp, config.MN)
-        frame = received[None, start:start + config.cp_len + config.MN] - np.complex64(emulator.dc_offset)
-        result = perfect.process(frame, operator=op, noise_var=10 ** (-snr_db / 10))
-        errors += int(np.count_nonzero(result.bits[0] != bits[f]))
-    return errors / bits.size
