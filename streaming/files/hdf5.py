@@ -1,7 +1,7 @@
-"""Sample files: HDF5, SigMF and raw IQ readers and writers.
+"""zakotfs HDF5 sample files: :class:`IQWriter` and :class:`IQReader`.
 
-HDF5 layout (format version 1)
-------------------------------
+Layout (format version 1)
+-------------------------
 * ``/iq``: complex64 [n_samples] (HDF5 compound {r, i}, as h5py writes complex), chunked
   (``chunk_samples``), resizable; written in append fashion.
 * File format HDF5 1.10 (``libver="v110"``, readable by HDF5 >= 1.10): the writer flushes
@@ -13,16 +13,6 @@ HDF5 layout (format version 1)
 * ``/truth/bits``: uint8 [frames, bits_per_frame], one row per transmitted frame.
 * ``/truth/channel`` (optional): one JSON string per frame (path gains, delays, Dopplers,
   ...); complex values are stored as ``{"re": ..., "im": ...}`` and come back complex.
-
-SigMF: ``NAME.sigmf-meta`` + ``NAME.sigmf-data`` (cf32_le, or ci16_le / ci8), written and
-read with the ``sigmf`` package; the frame configuration is the global key
-``zakotfs:config`` (declared in ``core:extensions``).
-
-Raw IQ files (a GNU Radio File Sink's ``.cfile``, UHD's ``rx_samples_to_file``): samples
-and nothing else, so the frame configuration must be given; the sample format
-(:mod:`streaming.sample_format`) comes from the suffix (``.cfile``/``.cf32``/``.fc32``,
-``.ci16``/``.sc16``/``.cs16``, ``.ci8``/``.sc8``/``.cs8``) or is given (``.bin``, ``.dat``,
-``.raw``, ``.iq``: cf32_le unless told).
 """
 from __future__ import annotations
 
@@ -34,63 +24,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
 from zakotfs.config import FrameConfig
 
-from .hdf5_recovery import read_superblock
-from .sample_format import SAMPLE_FORMATS, LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
+from ..hdf5_recovery import read_superblock
+from .base import DEFAULT_CHUNK, _as_samples, _check_chunk, _config_from, _SampleFileReader
 
-__all__ = ["FORMAT_VERSION", "MissingConfigError", "IQWriter", "IQReader", "SigMFWriter", "SigMFReader", "write_sigmf", "RawIQReader",
-           "RAW_SUFFIXES"]
+__all__ = ["FORMAT_VERSION", "IQWriter", "IQReader"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SIGMF_EXTENSION = {"name": "zakotfs", "version": "1.0.0", "optional": True}
-DEFAULT_CHUNK = 1 << 16
-"""Samples a file source returns per read."""
 # HDF5 1.10 file format: its chunk index for an unlimited dimension (extensible array) is
 # written in step with the data at each flush, so a cut-short file keeps most of its index.
 _LIBVER = ("v110", "v110")
 
 
-class MissingConfigError(ValueError):
-    """The input carries no frame configuration (a raw IQ file, a SigMF recording from
-    another tool) and none was given."""
-
-
-def _check_chunk(value: int, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _as_samples(samples) -> np.ndarray:
-    data = np.asarray(samples)
-    if data.ndim != 1:
-        raise ValueError(f"samples must be 1-D, got shape {data.shape}")
-    if not (np.iscomplexobj(data) or data.size == 0):
-        raise ValueError(f"samples must be complex, got {data.dtype}")
-    return data.astype(np.complex64, copy=False)
-
-
-def _config_from(value: Any, where: str) -> FrameConfig:
-    try:
-        data = json.loads(value) if isinstance(value, (str, bytes)) else dict(value)
-        return FrameConfig.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: the stored frame configuration is invalid ({exc})") from None
-
-
-# ---------------------------------------------------------------------------------------------
 # channel-truth JSON (complex numbers and arrays)
-# ---------------------------------------------------------------------------------------------
 def _truth_default(obj):
     if isinstance(obj, np.ndarray):
         if np.iscomplexobj(obj):
@@ -109,9 +63,6 @@ def _truth_hook(obj: dict):
     return obj
 
 
-# ---------------------------------------------------------------------------------------------
-# HDF5
-# ---------------------------------------------------------------------------------------------
 class IQWriter:
     """Write a zakotfs HDF5 sample file in streaming fashion.
 
@@ -251,33 +202,6 @@ class IQWriter:
         self.close()
 
 
-class _SampleFileReader:
-    """What the file readers share: a cursor ``_pos`` over ``n_samples`` samples read in
-    order by ``read``, iteration, and use as a context manager (``close`` on exit)."""
-
-    _pos: int
-    n_samples: int
-
-    @property
-    def position(self) -> int:
-        """Index of the next sample ``read`` returns."""
-        return self._pos
-
-    @property
-    def eof(self) -> bool:
-        return self._pos >= self.n_samples
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while (chunk := self.read()) is not None:
-            yield chunk
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
 class IQReader(_SampleFileReader):
     """Read a zakotfs HDF5 sample file in chunks.
 
@@ -387,7 +311,7 @@ class IQReader(_SampleFileReader):
             raise OSError(f"{self.path}: damaged HDF5 file ({self.damage}); "
                           f"IQReader(..., recover=True) reads the intact part")
         patch = superblock[:2] if unclosed else None
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             filter(None, [package_root, os.environ.get("PYTHONPATH")])))
         with tempfile.TemporaryDirectory(prefix="zakotfs-probe-") as workdir:
@@ -501,280 +425,3 @@ class IQReader(_SampleFileReader):
         if self._raw is not None:
             self._raw.close()
             self._raw = None
-
-
-
-# ---------------------------------------------------------------------------------------------
-# SigMF
-# ---------------------------------------------------------------------------------------------
-def _sigmf_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(meta, data) paths from ``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``."""
-    path = Path(path)
-    if path.suffix in (".sigmf-meta", ".sigmf-data"):
-        path = path.with_suffix("")
-    return path.with_name(path.name + ".sigmf-meta"), path.with_name(path.name + ".sigmf-data")
-
-
-class SigMFWriter:
-    """Write a SigMF recording in streaming fashion; metadata written on close.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        ``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``; both files are (re)created.
-    config : FrameConfig
-        Stored as the global ``zakotfs:config`` (a JSON object).
-    sample_rate : float or None
-        Hz; default ``config.bandwidth``.
-    frequency : float or None
-        Centre frequency for the capture segment (``core:frequency``).
-    description : str or None
-    sample_format : str or SampleFormat
-        ``core:datatype``: ``cf32_le`` (default), ``ci16_le`` or ``ci8``.
-    full_scale : float or None
-        Fixed point: the amplitude of the largest code (None: gain ranging, 3 dB over
-        the largest I or Q written so far; :mod:`streaming.sample_format`); ``.encoder``
-        holds it and counts the components that clip.
-    """
-
-    def __init__(self, path: str | os.PathLike, config: FrameConfig, *,
-                 sample_rate: float | None = None, frequency: float | None = None,
-                 description: str | None = None, sample_format: str | SampleFormat = "cf32_le",
-                 full_scale: float | None = None):
-        if not isinstance(config, FrameConfig):
-            raise TypeError(f"config must be a FrameConfig, got {type(config).__name__}")
-        rate = config.bandwidth if sample_rate is None else float(sample_rate)
-        if not (np.isfinite(rate) and rate > 0):
-            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-        self.meta_path, self.data_path = _sigmf_paths(path)
-        self.config = config
-        self.sample_rate = rate
-        self.frequency = frequency
-        self.description = description or f"zakotfs {config.summary()}"
-        self.samples_written = 0
-        self.encoder = SampleEncoder(sample_format, full_scale)
-        self._annotations: list[tuple[int, int | None, dict]] = []
-        self._data = open(self.data_path, "wb")
-
-    def write(self, samples) -> None:
-        """Append complex [n] samples (in the recording's sample format)."""
-        if self._data is None:
-            raise ValueError(f"{self.data_path}: the writer is closed")
-        data = _as_samples(samples)
-        self._data.write(self.encoder(data).tobytes())
-        self.samples_written += data.size
-
-    def annotate(self, start: int, length: int | None = None, label: str | None = None,
-                 **fields) -> None:
-        """Add an annotation (e.g. one per frame); extra ``fields`` keys must be namespaced
-        (``"zakotfs:seq"``)."""
-        for key in fields:
-            if ":" not in key:
-                raise ValueError(f"annotation field {key!r} must be namespaced, e.g. 'zakotfs:{key}'")
-        meta = dict(fields)
-        if label is not None:
-            meta["core:label"] = label
-        self._annotations.append((int(start), None if length is None else int(length), meta))
-
-    def close(self) -> None:
-        """Close the data file and write the ``.sigmf-meta`` (validated by the sigmf package)."""
-        if self._data is None:
-            return
-        self._data.close()
-        self._data = None
-        from sigmf import SigMFFile
-
-        meta = SigMFFile(data_file=str(self.data_path), global_info={
-            "core:datatype": self.encoder.format.name,
-            "core:sample_rate": self.sample_rate,
-            "core:description": self.description,
-            "core:extensions": [dict(SIGMF_EXTENSION)],
-            "zakotfs:config": self.config.to_dict(),
-        })
-        capture = {} if self.frequency is None else {"core:frequency": float(self.frequency)}
-        meta.add_capture(0, metadata=capture)
-        for start, length, fields in self._annotations:
-            meta.add_annotation(start, length, metadata=fields)
-        meta.tofile(str(self.meta_path.with_suffix("")), overwrite=True)
-
-    def __enter__(self) -> "SigMFWriter":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
-def write_sigmf(path: str | os.PathLike, samples, config: FrameConfig, **kwargs) -> Path:
-    """One-shot :class:`SigMFWriter`: write complex [n] ``samples``; returns the meta path."""
-    with SigMFWriter(path, config, **kwargs) as writer:
-        writer.write(samples)
-    return writer.meta_path
-
-
-class SigMFReader(_SampleFileReader):
-    """Read a SigMF recording in chunks as complex64.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        ``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``.
-    config : FrameConfig or None
-        Required when the metadata has no ``zakotfs:config``; overrides it otherwise.
-    chunk_samples : int
-    verify_checksum : bool
-        Check ``core:sha512`` against the data file (reads the whole file once).
-
-    Any complex single-channel SigMF datatype is accepted (fixed point is scaled to
-    [-1, 1) by the sigmf package).
-    """
-
-    def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None = None,
-                 chunk_samples: int = DEFAULT_CHUNK, verify_checksum: bool = True):
-        from sigmf import sigmffile
-        from sigmf.error import SigMFError
-
-        self.meta_path, self.data_path = _sigmf_paths(path)
-        self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
-        for p in (self.meta_path, self.data_path):
-            if not p.is_file():
-                raise FileNotFoundError(f"{p}: no such file (a SigMF recording needs "
-                                        f"{self.meta_path.name} and {self.data_path.name})")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._meta = sigmffile.fromfile(str(self.meta_path), skip_checksum=not verify_checksum)
-        except (SigMFError, ValueError, OSError) as exc:
-            hint = "; verify_checksum=False reads it anyway" if "hash" in str(exc).lower() else ""
-            raise ValueError(f"{self.meta_path}: cannot read SigMF recording ({exc}){hint}") from None
-        datatype = self._meta.get_global_field("core:datatype")
-        if not str(datatype).startswith("c") or self._meta.get_global_field("core:num_channels", 1) != 1:
-            raise ValueError(f"{self.meta_path}: core:datatype {datatype!r} with "
-                             f"{self._meta.get_global_field('core:num_channels', 1)} channels; "
-                             f"expected single-channel complex samples (cf32_le)")
-        stored = self._meta.get_global_field("zakotfs:config")
-        if config is not None:
-            if not isinstance(config, FrameConfig):
-                raise TypeError(f"config must be a FrameConfig or None, got {type(config).__name__}")
-            if stored is not None and _config_from(stored, str(self.meta_path)) != config:
-                logger.warning("%s: the given config overrides a different stored zakotfs:config",
-                               self.meta_path)
-            self.config = config
-        elif stored is not None:
-            self.config = _config_from(stored, str(self.meta_path))
-        else:
-            raise MissingConfigError(f"{self.meta_path}: the SigMF metadata has no zakotfs:config; pass "
-                             f"config=FrameConfig(...) (on the command line --preset/--grid) "
-                             f"to say how the samples are framed")
-        rate = self._meta.get_global_field("core:sample_rate")
-        self.sample_rate = float(rate or self.config.bandwidth)
-        if not np.isclose(self.sample_rate, self.config.bandwidth):
-            logger.warning("%s: core:sample_rate %g differs from the config bandwidth %g",
-                           self.meta_path, self.sample_rate, self.config.bandwidth)
-        self.n_samples = int(self._meta.sample_count)
-        self.level = LevelMeter(datatype) if datatype in SAMPLE_FORMATS else None      # others: not metered
-        self._pos = 0
-
-    @property
-    def annotations(self) -> list[dict]:
-        return self._meta.get_annotations()
-
-    def read(self, n: int | None = None) -> np.ndarray | None:
-        """complex64 [<= n] next samples (default ``chunk_samples``), or None at the end."""
-        n = self.chunk_samples if n is None else _check_chunk(n, "n")
-        if self.eof:
-            return None
-        count = min(n, self.n_samples - self._pos)
-        data = self._meta.read_samples(self._pos, count)
-        self._pos += count
-        samples = np.asarray(data, dtype=np.complex64).reshape(-1)
-        if self.level is not None:
-            self.level(samples)
-        return samples
-
-    def stats(self) -> dict:
-        level = self.level.to_dict() if self.level is not None else {
-            "sample_format": self._meta.get_global_field("core:datatype")}
-        return {"samples_read": self._pos, "n_samples": self.n_samples, **level}
-
-    def close(self) -> None:
-        self._pos = self.n_samples
-
-
-RAW_SUFFIXES = {".cfile": "cf32_le", ".cf32": "cf32_le", ".fc32": "cf32_le",
-                ".ci16": "ci16_le", ".sc16": "ci16_le", ".cs16": "ci16_le",
-                ".ci8": "ci8", ".sc8": "ci8", ".cs8": "ci8",
-                ".bin": None, ".dat": None, ".raw": None, ".iq": None}
-"""Raw IQ file suffixes and the sample format each implies (None: cf32_le unless given)."""
-
-
-class RawIQReader(_SampleFileReader):
-    """Read a raw IQ file (samples only, no metadata) in chunks as complex64.
-
-    Parameters
-    ----------
-    path : str or PathLike
-    config : FrameConfig
-        How the samples are framed (a raw file cannot say).
-    sample_format : str, SampleFormat or None
-        None: from the suffix (``RAW_SUFFIXES``), cf32_le where it implies none. A format
-        that contradicts the suffix is an error.
-    chunk_samples : int
-    sample_rate : float or None
-        Hz; default ``config.bandwidth``.
-
-    A file cut inside a sample (its size not a whole number of items) is read up to the last
-    whole one, with a warning; ``stats()["trailing_bytes"]`` counts the rest.
-    """
-
-    def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None,
-                 sample_format: str | SampleFormat | None = None, chunk_samples: int = DEFAULT_CHUNK,
-                 sample_rate: float | None = None):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        if not isinstance(config, FrameConfig):
-            raise MissingConfigError(f"{self.path}: a raw IQ file carries no frame configuration; pass "
-                             f"config=FrameConfig(...) (on the command line --preset/--grid)")
-        implied = RAW_SUFFIXES.get(self.path.suffix.lower())
-        self.sample_format = _sample_format(sample_format or implied or "cf32_le")
-        if implied is not None and self.sample_format.name != implied:
-            raise ValueError(f"{self.path}: the suffix {self.path.suffix!r} says {implied}, not "
-                             f"{self.sample_format.name}; rename the file (.bin takes any format) or drop the format")
-        self.config = config
-        self.sample_rate = float(sample_rate or config.bandwidth)
-        self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
-        size = self.path.stat().st_size
-        self.n_samples, self.trailing_bytes = divmod(size, self.sample_format.itemsize)
-        if self.trailing_bytes:
-            logger.warning("%s: %d bytes is not a whole number of %s samples; the last %d bytes are "
-                           "ignored (a file cut short?)", self.path, size, self.sample_format.name,
-                           self.trailing_bytes)
-        self.level = LevelMeter(self.sample_format)
-        self._file = open(self.path, "rb")
-        self._pos = 0
-
-    def read(self, n: int | None = None) -> np.ndarray | None:
-        """complex64 [<= n] next samples (default ``chunk_samples``), or None at the end."""
-        n = self.chunk_samples if n is None else _check_chunk(n, "n")
-        if self.eof or self._file is None:
-            return None
-        itemsize = self.sample_format.itemsize
-        data = self._file.read(min(n, self.n_samples - self._pos) * itemsize)
-        count = len(data) // itemsize                        # fewer if the file shrank meanwhile
-        if not count:
-            self._pos = self.n_samples
-            return None
-        self._pos += count
-        samples = self.sample_format.decode(data[:count * itemsize])
-        self.level(samples)
-        return samples
-
-    def stats(self) -> dict:
-        return {"samples_read": self._pos, "n_samples": self.n_samples, "trailing_bytes": self.trailing_bytes,
-                **self.level.to_dict()}
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._pos = self.n_samples
