@@ -15,6 +15,7 @@ from zakotfs.estimation import fit_range
 from zakotfs.frame_stats import FRAME_STATISTICS, present
 from zakotfs.sco import clock_offset_ppm
 
+from .diagnostics import diagnose
 from .files import IQReader
 
 __all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED"]
@@ -118,7 +119,8 @@ class LinkStats:
     def report(self, extra: dict | None = None) -> dict:
         """The link's report: frames, bit errors, latency against the deadline, throughput and
         every per-frame statistic summarised (with the views of them the summary warns on),
-        updated with ``extra``."""
+        updated with ``extra``; then ``warnings``, the diagnostics of all that
+        (``streaming.diagnostics.diagnose``)."""
         deadline = self.config.wire_time
         wall = time.perf_counter() - self.started
         residual = self._finite("cg_residual")
@@ -150,6 +152,7 @@ class LinkStats:
             "config": self.config.to_dict(),
         }
         out.update(extra or {})
+        out["warnings"] = diagnose(out)
         return out
 
     def _column(self, name: str) -> np.ndarray:
