@@ -37,7 +37,7 @@ class ChannelStage:
         self._n_out = 0
 
     @classmethod
-    def from_paths(cls, paths: PathSet, sample_rate: float, *, snr_db: float, seed: int | None,
+    def from_paths(cls, paths: PathSet, sample_rate: float, *, snr_db: float | None, seed: int | None,
                    cfo_hz: float = 0.0, sco_ppm: float = 0.0, timing_offset: float = 0.0,
                    dc_offset: complex = 0.0, xp=np) -> "ChannelStage":
         """The stage of ``paths`` at ``sample_rate`` (Hz), Es/N0 ``snr_db`` (dB), carrier offset
