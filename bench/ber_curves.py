@@ -24,6 +24,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, draw_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, awgn_ber, preset, random_bits
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 ESTIMATORS = ("perfect", "accurate", "paper")
@@ -55,7 +56,7 @@ def simulate_point(config, receivers, nu_max, snr_db, *, batch, min_errors, min_
         rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(batch, -1)[:, config.preamble_len:]
         fp = FramePaths.stack([em.frame_paths(f * config.samples_per_frame + config.preamble_len + config.cp_len)
                                for f in range(batch)])
-        truth = fp.operator(config.MN)
+        truth = exact_operator(fp, config.MN)
         for name, receiver in receivers.items():
             perfect = dict(operator=truth, noise_var=noise_var) if name == "perfect" else {}
             errors[name] += int(np.count_nonzero(receiver.process(rx, **perfect).bits != bits))

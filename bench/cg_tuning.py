@@ -27,6 +27,7 @@ from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.benchmark import make_frames, run_metadata, write_json
 from zakotfs.equalizer import cg_lmmse
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 
@@ -63,8 +64,8 @@ def bit_errors(preset_name: str, modulation: str, snr_db: float, pairs: list[tup
         tx = FrameBuilder(config).stream(bits)
         em = ChannelEmulator(paths, config.bandwidth, noise_var=noise_var, seed=trial)
         rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(3, -1)[:, config.preamble_len:]
-        truth = FramePaths.stack([em.frame_paths(f * config.samples_per_frame + config.preamble_len + config.cp_len)
-                                  for f in range(3)]).operator(config.MN)
+        truth = exact_operator(FramePaths.stack([em.frame_paths(f * config.samples_per_frame + config.preamble_len + config.cp_len)
+                                  for f in range(3)]), config.MN)
         n_bits += bits.size
         for S, K in pairs:
             for name in ("perfect", "accurate"):

@@ -36,6 +36,7 @@ from dsp_kernels.fused import quantize_llr
 from dsp_kernels.resample import TimeScale
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.benchmark import run_metadata, write_json
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 
@@ -60,7 +61,7 @@ def veh_a_frames(config, snr_db: float, doppler_hz: float, frames: int, seed: in
         if sco_ppm:
             rx = TimeScale(rx.size, 1 + sco_ppm * 1e-6)(rx)
         rx = rx[None, config.preamble_len:config.samples_per_frame]
-        truth = FramePaths.stack([emulator.frame_paths(config.preamble_len + config.cp_len)]).operator(config.MN)
+        truth = exact_operator(FramePaths.stack([emulator.frame_paths(config.preamble_len + config.cp_len)]), config.MN)
         yield bits, rx, truth, noise_var
         print(f"  frame {f + 1}/{frames}", file=sys.stderr, flush=True)
 

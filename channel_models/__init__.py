@@ -1,5 +1,6 @@
 """Channel models: power-delay profiles, path realisations, the streaming sample-level
 emulator (the physics the receiver is judged on) and the DD twisted-convolution model."""
+from .channel_stage import ChannelStage
 from .dd_model import dd_twisted_convolution
 from .emulator import DEFAULT_HALF_LEN, ChannelEmulator, apply_channel, noise_var_from_snr_db
 from .fractional_delay import (band_edge_response, circular_delay_response, delay_kernel,
@@ -14,6 +15,6 @@ __all__ = [
     "DOPPLER_MODELS", "GAIN_MODELS",
     "band_edge_response", "delay_kernel", "circular_delay_response", "fractional_delay_taps",
     "fractional_delay_nmse",
-    "ChannelEmulator", "apply_channel", "noise_var_from_snr_db", "DEFAULT_HALF_LEN",
+    "ChannelEmulator", "ChannelStage", "apply_channel", "noise_var_from_snr_db", "DEFAULT_HALF_LEN",
     "dd_twisted_convolution",
 ]

@@ -33,10 +33,35 @@ import numpy as np
 from scipy.special import polygamma
 
 from dsp_kernels import xp_of
-from zakotfs.channel_operator import fractional_delay_response
 
-__all__ = ["band_edge_response", "delay_kernel", "circular_delay_response", "fractional_delay_taps",
-           "fractional_delay_nmse"]
+__all__ = ["fractional_delay_response", "band_edge_response", "delay_kernel", "circular_delay_response",
+           "fractional_delay_taps", "fractional_delay_nmse"]
+
+
+def fractional_delay_response(delays, L: int, xp=np, dtype=np.complex128):
+    """complex [..., L]: exp(-j 2 pi f d / L) for DFT index f in fftfreq order, and
+    cos(pi d) at the Nyquist bin f = L/2 of an even L.
+
+    The exact band-limited delay by d samples of an L-periodic signal (the sinc
+    interpolation of real signals splits the Nyquist bin evenly between +-L/2); d of shape
+    [...]. For integer d it is an exact circular shift.
+
+    Evaluated as exp(-j2pi d k / L) = coarse[k // B] fine[k % B] for k in [0, L) (B about
+    sqrt(L): 2 sqrt(L) complex exponentials and L products instead of L exponentials), times
+    e^{j2pi d} on the negative frequencies k >= L/2.
+    """
+    real = np.dtype(dtype).type(0).real.dtype
+    d = xp.asarray(delays, dtype=np.float64)[..., None]
+    B = 1 << max(0, (int(L).bit_length() - 1) // 2)
+    n_coarse = -(-L // B)
+    coarse = xp.exp((-2j * np.pi / L) * (d * (xp.arange(n_coarse) * B)))[..., :, None]
+    fine = xp.exp((-2j * np.pi / L) * (d * xp.arange(B)))[..., None, :]
+    ramp = (coarse * fine).reshape(d.shape[:-1] + (n_coarse * B,))[..., :L]
+    ramp[..., L - L // 2:] *= xp.exp(2j * np.pi * d)               # f = k - L for k >= L - L // 2
+    ramp = ramp.astype(dtype)
+    if L % 2 == 0:
+        ramp[..., L // 2] = xp.cos(np.pi * d[..., 0]).astype(real)
+    return ramp
 
 
 def _check_rolloff(rolloff: float) -> float:

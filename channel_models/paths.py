@@ -193,19 +193,6 @@ class FramePaths:
         q = np.asarray(q, dtype=np.float64).reshape(-1)
         return np.sum(self.amp[..., None] * _cycles(self.doppler[..., None] * q), axis=-2)
 
-    def operator(self, L: int, dtype=np.complex128):
-        """The exact channel over a frame of L samples as the receiver's operator form
-        (``zakotfs.channel_operator.ChannelOperator``, frames stacked on the leading axis):
-        one basis function per path, its gain h_i[q] = :meth:`gains`, and the circular
-        band-limited delay of :func:`circular_delay_response` (roll-off included)."""
-        from zakotfs.channel_operator import ChannelOperator
-
-        basis = self.gains(np.arange(L)).astype(dtype)                         # [(F,) P, L]
-        taps_fft = circular_delay_response(L, self.delay, self.rolloff).astype(dtype)
-        if basis.ndim == 2:                                                      # one frame
-            basis, taps_fft = basis[None], taps_fft[None]
-        return ChannelOperator(basis, taps_fft)
-
     def to_dict(self) -> dict:
         """JSON-ready lists (for HDF5, ``np.asarray`` each entry)."""
         return {"delay": self.delay.tolist(), "amp_re": self.amp.real.tolist(),

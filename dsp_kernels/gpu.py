@@ -31,7 +31,7 @@ def launch(file: str, name: str, n: int, *args) -> None:
 @lru_cache(maxsize=None)
 def _levels(modulation: str, device_id: int):
     """(levels float32 [L], level_bits uint8 [L, h]) of a constellation, on the device once."""
-    from zakotfs.modulation import constellation
+    from .qam import constellation
 
     c = constellation(modulation)
     return cp.asarray(c.levels, dtype=cp.float32), cp.asarray(np.ascontiguousarray(c.level_bits))

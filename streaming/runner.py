@@ -67,28 +67,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "OneAtATime", "POLICIES"]
+from zakotfs.pipelined import SerialPipeline
+
+from .read_loop import InputWatch
+
+__all__ = ["PipelineRunner", "RunnerStats", "Progress", "PipelineError", "POLICIES"]
 
 logger = logging.getLogger(__name__)
 
 POLICIES = ("drop-oldest", "drop-newest", "block")
 _POLL_S = 0.05
 _LATENCY_WINDOW = 1_000_000     # latency percentiles cover the most recent frames
-
-
-class OneAtATime:
-    """A ``process(frames)`` callable as a pipeline of depth 1: ``submit`` computes."""
-
-    depth = 1
-
-    def __init__(self, process: Callable):
-        self.process, self.result = process, None
-
-    def submit(self, frames) -> None:
-        self.result = self.process(frames)
-
-    def collect(self):
-        return self.result
 
 
 class PipelineError(RuntimeError):
@@ -331,7 +320,7 @@ class PipelineRunner:
 
     # ---- ingest ----------------------------------------------------------------------------
     def _ingest(self) -> None:
-        last_data = time.perf_counter()
+        watch = InputWatch(self.start_timeout_s, self.stall_timeout_s)
         stalled = False
         while not self._stop.is_set():
             t_read = time.perf_counter()
@@ -346,27 +335,25 @@ class PipelineRunner:
                     break
                 if now - t_read < 1e-3:          # a source that does not wait: do not spin
                     time.sleep(_POLL_S / 5)
-                if not self.stats.reads:         # the sender has not started yet
-                    if self.start_timeout_s is not None and now - last_data >= self.start_timeout_s:
-                        logger.warning("no samples within %.1f s of the start; stopping", now - last_data)
-                        self.stop(reason="no_input")
-                    continue
-                if not stalled and now - last_data >= self.stall_timeout_s:
+                expired = watch.expired(now)
+                if expired == "no_input":
+                    logger.warning("no samples within %.1f s of the start; stopping", watch.idle_s(now))
+                    self.stop(reason="no_input")
+                elif expired == "stall" and not stalled:
                     stalled = True
                     with self._lock:
                         self.stats.stalls += 1
-                    logger.warning("no samples for %.1f s (stall %d)%s", now - last_data,
-                                   self.stats.stalls,
+                    logger.warning("no samples for %.1f s (stall %d)%s", watch.idle_s(now), self.stats.stalls,
                                    "; stopping" if self.stall_action == "exit" else "")
                     if self.stall_action == "exit":
                         self.stop(reason="stall")
                 continue
+            idle = watch.arrived(now)
             if stalled:
                 stalled = False
                 with self._lock:
-                    self.stats.stall_s += now - last_data
-                logger.info("samples again after %.1f s", now - last_data)
-            last_data = now
+                    self.stats.stall_s += idle
+                logger.info("samples again after %.1f s", idle)
             with self._lock:
                 self.stats.reads += 1
                 self.stats.samples_in += samples.size
@@ -377,7 +364,7 @@ class PipelineRunner:
                     break
         if stalled:
             with self._lock:
-                self.stats.stall_s += time.perf_counter() - last_data
+                self.stats.stall_s += watch.idle_s()
 
     def _enqueue(self, frame: np.ndarray, meta: dict) -> bool:
         """Queue one frame by the policy; True when max_frames is reached."""
@@ -420,7 +407,7 @@ class PipelineRunner:
 
     # ---- compute ---------------------------------------------------------------------------
     def _compute(self) -> None:
-        pipeline = self.process if hasattr(self.process, "submit") else OneAtATime(self.process)
+        pipeline = self.process if hasattr(self.process, "submit") else SerialPipeline(self.process)
         n_buffers = max(self._n_buffers, pipeline.depth + 1)      # one filling, depth in flight
         buffers: list[np.ndarray] = []
         in_flight: deque[list[dict]] = deque()                     # metas per batch, oldest first

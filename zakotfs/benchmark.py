@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.runner import OneAtATime
-
 from .config import FrameConfig
 from .estimation import PaperEstimator
 from .frame import FrameBuilder, random_bits
+from .pipelined import SerialPipeline
 
 __all__ = ["BenchFrames", "make_frames", "time_receiver", "time_sparse_baseline", "percentiles",
            "dd_sparse_matrix", "run_metadata", "write_json", "timed_path", "work_per_frame", "real_time_verdict"]
@@ -83,7 +82,7 @@ def time_receiver(receiver, data: BenchFrames, n_frames: int, *, warmup: int = 3
     batch's latency (``latency_samples_us``, for CDFs). ``progress(i, n, latency_s)`` is
     called after each of the n timed batches.
     """
-    run = receiver if hasattr(receiver, "submit") else OneAtATime(receiver.process)
+    run = receiver if hasattr(receiver, "submit") else SerialPipeline(receiver.process)
     stage_in = getattr(receiver, "pinned_frames", np.ascontiguousarray)
     config = receiver.config
     deadline_s = config.wire_time * batch

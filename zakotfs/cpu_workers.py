@@ -17,14 +17,19 @@ throughput and the latency scale with the cores. Up to ``depth`` batches are in 
 Each worker is ``python -m zakotfs.cpu_workers ADDRESS``, connected back to this process
 over a local socket (``multiprocessing.connection``, an authentication key in its
 environment): it imports nothing of the caller's main script, so a script needs no
-``if __name__ == "__main__"`` guard.
+``if __name__ == "__main__"`` guard. Workers run in a session of their own, so a Ctrl-C or
+a signal to the terminal's process group reaches the caller alone, which drains and
+closes them; a worker whose caller is gone (its connection closed) exits.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import queue
 import secrets
 import subprocess
 import sys
+import threading
 from collections import deque
 from dataclasses import fields
 from multiprocessing.connection import Client, Listener
@@ -47,7 +52,9 @@ class WorkerError(RuntimeError):
 def _serve(conn) -> None:
     """A worker's loop: first (config JSON, options, batch); then ("process", frames) ->
     ("result", RxResult), ("retune", offsets), and ("close", None) ends it. Failures go back
-    as ("error", text)."""
+    as ("error", text). A thread reads the requests as they come, so that the caller's
+    next batch never waits on this worker's sending of a result (both are larger than a
+    socket's buffer)."""
     from dsp_kernels.arrays import set_fft_workers
 
     config_json, options, batch = conn.recv()
@@ -59,8 +66,20 @@ def _serve(conn) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", None))
+    inbox: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):     # the caller is gone
+                message = ("close", None)
+            inbox.put(message)
+            if message[0] == "close":
+                return
+    threading.Thread(target=read, name="zakotfs-worker-inbox", daemon=True).start()
     while True:
-        kind, payload = conn.recv()
+        kind, payload = inbox.get()
         if kind == "close":
             return
         try:
@@ -111,7 +130,8 @@ class CpuWorkers:
         try:
             with Listener(family="AF_UNIX", authkey=key) as listener:
                 for _ in range(n):
-                    self._procs.append(subprocess.Popen([sys.executable, "-m", __name__, listener.address], env=env))
+                    self._procs.append(subprocess.Popen([sys.executable, "-m", __name__, listener.address], env=env,
+                                                        start_new_session=True))
                     self._conns.append(listener.accept())
                     self._conns[-1].send((receiver.config.to_json(), receiver.options, -(-batch // n)))
             for i in range(n):
@@ -119,6 +139,7 @@ class CpuWorkers:
         except BaseException:
             self.close()
             raise
+        atexit.register(self.close)
 
     def _receive(self, i: int, expected: str, timeout_s: float | None = None):
         conn, proc = self._conns[i], self._procs[i]

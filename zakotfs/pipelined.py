@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from .cpu_workers import CpuWorkers
 from .realtime import RealtimeReceiver, first_frames
 from .receiver import Receiver, RxResult
 
-__all__ = ["PipelinedReceiver", "DEPTH"]
+__all__ = ["PipelinedReceiver", "SerialPipeline", "stream_process", "DEPTH"]
 
 DEPTH = 2
 """Batches in flight by default: one computing while the next one's samples and the last
@@ -138,3 +139,37 @@ class PipelinedReceiver:
         """How the pipeline runs here (for benchmark reports)."""
         return {**self.slots[0].describe(), "depth": self.depth, "streams": 0 if self.streams is None else 3,
                 "cpu_workers": 0 if self.workers is None else self.workers.n}
+
+
+class SerialPipeline:
+    """A ``process(frames) -> result`` callable behind the ``submit``/``collect`` interface of
+    :class:`PipelinedReceiver`, one batch deep: ``submit`` computes, ``collect`` returns the
+    result."""
+
+    depth = 1
+
+    def __init__(self, process: Callable):
+        self.process, self.result = process, None
+
+    def submit(self, frames) -> None:
+        self.result = self.process(frames)
+
+    def collect(self):
+        return self.result
+
+
+def stream_process(receiver: Receiver, batch: int) -> tuple[Callable, Callable]:
+    """(process, allocate) for a streaming loop (``streaming.runner.PipelineRunner``) that
+    reads the results on another thread: on the GPU a :class:`PipelinedReceiver` (CUDA
+    graphs, batches in flight, results copied out of its pinned buffers) and its pinned
+    allocator for the batch buffers; on a CPU of several cores, with batches of several
+    frames, a :class:`PipelinedReceiver` splitting each batch between worker processes;
+    elsewhere ``receiver.process`` and ``np.empty``."""
+    if receiver.estimator is None:
+        return receiver.process, np.empty
+    if receiver.backend.name == "gpu":
+        pipeline = PipelinedReceiver(receiver, batch, copy=True)
+        return pipeline, pipeline.pinned
+    if min(os.cpu_count() or 1, batch) < 2:
+        return receiver.process, np.empty
+    return PipelinedReceiver(receiver, batch, copy=True), np.empty

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frame_stats import pack, take_frames, unpack
 from .receiver import Receiver, RxResult
 
 __all__ = ["RealtimeReceiver", "first_frames"]
@@ -95,16 +96,10 @@ class RealtimeReceiver:
 
     # ---- the device chain ------------------------------------------------------------
     def _chain(self):
-        """Receiver.run on the device input; the statistics packed in one float32 [F, 10]
-        (N0, mu, CG residual, valid, CFO, DC power, first and last delay, echo delay and
-        power) so that they come back in one copy."""
-        xp = self.backend.xp
+        """Receiver.run on the device input; the per-frame statistics packed in one float32
+        [F, K] (``zakotfs.frame_stats.pack``) so that they come back in one copy."""
         out = self.receiver.run(self.frames_dev[:, self.config.cp_len:])
-        stats = xp.concatenate([xp.stack([out.noise_var.astype(np.float32), out.mu.astype(np.float32),
-                                          out.cg_residual.astype(np.float32), out.valid.astype(np.float32),
-                                          out.cfo_hz.astype(np.float32), out.dc_power.astype(np.float32)], axis=-1),
-                                out.delay_span.astype(np.float32), out.echo.astype(np.float32)], axis=-1)
-        self.out = (out, stats)
+        self.out = (out, pack(out, self.backend.xp))
         return self.out
 
     def _capture(self, cp) -> None:
@@ -222,17 +217,10 @@ class RealtimeReceiver:
         up0, up1, c0, c1, down0, down1 = self.events
         down1.synchronize()
         stage_ms = [cp.cuda.get_elapsed_time(a, b) for a, b in ((up0, up1), (c0, c1), (down0, down1))]
-        stats = self.host["stats"]
-        mu = stats[:, 1].astype(float)
         return RxResult(
             bits=self.host["bits"], llr=self.host["llr"], symbols=None,
-            noise_var=stats[:, 0].astype(float), sinr_db=10 * np.log10(mu / (1 - mu)),
-            cg_residual=stats[:, 2].astype(float), valid=stats[:, 3] > 0.5, cfo_hz=stats[:, 4].astype(float),
-            dc_power=stats[:, 5].astype(float), delay_first=stats[:, 6].astype(float),
-            delay_last=stats[:, 7].astype(float), echo_delay=stats[:, 8].astype(float),
-            echo_db=stats[:, 9].astype(float),
             stage_s={name: ms * 1e-3 for name, ms in zip(("transfer_in", "chain", "transfer_out"), stage_ms)},
-            llr_step=self.receiver.llr_step,
+            llr_step=self.receiver.llr_step, **unpack(self.host["stats"]),
         )
 
     def describe(self) -> dict:
@@ -242,14 +230,7 @@ class RealtimeReceiver:
 
 
 def first_frames(result: RxResult, n: int, copy: bool) -> RxResult:
-    """The first ``n`` frames of ``result`` (copied when ``copy``)."""
+    """The first ``n`` frames of ``result`` (bits and LLRs copied when ``copy``)."""
     take = (lambda a: a[:n].copy()) if copy else (lambda a: a[:n])
-    return RxResult(bits=take(result.bits), llr=take(result.llr), symbols=None,
-                    noise_var=result.noise_var[:n], sinr_db=result.sinr_db[:n],
-                    cg_residual=result.cg_residual[:n], valid=result.valid[:n], stage_s=result.stage_s,
-                    llr_step=result.llr_step, cfo_hz=None if result.cfo_hz is None else result.cfo_hz[:n],
-                    dc_power=None if result.dc_power is None else result.dc_power[:n],
-                    delay_first=None if result.delay_first is None else result.delay_first[:n],
-                    delay_last=None if result.delay_last is None else result.delay_last[:n],
-                    echo_delay=None if result.echo_delay is None else result.echo_delay[:n],
-                    echo_db=None if result.echo_db is None else result.echo_db[:n])
+    return RxResult(bits=take(result.bits), llr=take(result.llr), symbols=None, stage_s=result.stage_s,
+                    llr_step=result.llr_step, **take_frames(result, n))

@@ -22,6 +22,7 @@ from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
 from .frame import pilot_grid
+from .frame_stats import FrameStatistics, from_device
 from .modulation import LLR_FORMATS, LLR_INT8_STEP, constellation
 from .echo import PilotEchoes
 from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_overlap, window_polynomials
@@ -48,24 +49,16 @@ realisations, with ``default_segments``' windows and the window-averaged precond
 
 
 @dataclass
-class RxResult:
-    """Per-batch output (host numpy arrays)."""
+class RxResult(FrameStatistics):
+    """Per-batch output (host numpy arrays); the per-frame statistics are keyword fields
+    from ``zakotfs.frame_stats.FRAME_STATISTICS`` (``noise_var``, ``sinr_db``, ``cg_residual``,
+    ``valid``, ``cfo_hz``, ...: [F] or None)."""
 
     bits: np.ndarray          # uint8 [F, bits_per_frame]
     llr: np.ndarray           # float32 (or int8 codes, llr_step) [F, bits_per_frame], positive: bit 0; 0 for invalid frames
     symbols: np.ndarray | None  # complex64 [F, n_data] unbiased equalised symbols (keep_symbols)
-    noise_var: np.ndarray     # float [F], N0 per sample (estimated, or given)
-    sinr_db: np.ndarray       # float [F], post-equalisation SINR
-    cg_residual: np.ndarray   # float [F], relative residual of the last CG iteration
-    valid: np.ndarray         # bool [F], False where the input had NaN/Inf samples
     stage_s: dict = field(default_factory=dict)   # seconds per stage for this batch
     llr_step: float | None = None   # int8 LLRs: LLR = llr x llr_step; None: float32 LLRs
-    cfo_hz: np.ndarray | None = None  # float [F], the frequency offset removed (0 where not corrected)
-    dc_power: np.ndarray | None = None  # float [F], |DC offset|^2 removed (0 where none was detected)
-    delay_first: np.ndarray | None = None  # float [F], first delay (samples) of the estimated channel; NaN: not estimated
-    delay_last: np.ndarray | None = None   # float [F], its last delay (``AccurateEstimator.fit_range`` holds both)
-    echo_delay: np.ndarray | None = None   # float [F], delay (samples) of the farthest pilot echo beyond the tap window; NaN: none
-    echo_db: np.ndarray | None = None      # float [F], the strongest echo's power against the channel in the window (``zakotfs.echo``)
 
 
 @dataclass
@@ -88,20 +81,10 @@ class DeviceResult:
     def to_host(self, backend: Backend, llr: np.ndarray, bits: np.ndarray, keep_symbols: bool,
                 stages: dict, llr_step: float | None) -> RxResult:
         """RxResult with the already-copied ``llr`` and ``bits`` and the small arrays copied now."""
-        mu = backend.asnumpy(self.mu)
         return RxResult(
             bits=bits, llr=llr,
             symbols=backend.asnumpy(self.symbols).astype(np.complex64) if keep_symbols else None,
-            noise_var=backend.asnumpy(self.noise_var).astype(float),
-            sinr_db=10 * np.log10(mu / (1 - mu)),
-            cg_residual=backend.asnumpy(self.cg_residual).astype(float),
-            valid=backend.asnumpy(self.valid),
-            stage_s=stages, llr_step=llr_step, cfo_hz=backend.asnumpy(self.cfo_hz).astype(float),
-            dc_power=backend.asnumpy(self.dc_power).astype(float),
-            delay_first=backend.asnumpy(self.delay_span[:, 0]).astype(float),
-            delay_last=backend.asnumpy(self.delay_span[:, 1]).astype(float),
-            echo_delay=backend.asnumpy(self.echo[:, 0]).astype(float),
-            echo_db=backend.asnumpy(self.echo[:, 1]).astype(float),
+            stage_s=stages, llr_step=llr_step, **from_device(self, backend.asnumpy),
         )
 
 

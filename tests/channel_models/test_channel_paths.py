@@ -10,6 +10,7 @@ from scipy.special import j0
 import zakotfs
 from channel_models import (FramePaths, PathSet, PowerDelayProfile, apply_frame_circular, check_cp,
                             draw_paths, load_profile, on_grid_paths)
+from zakotfs.exact_channel import exact_operator
 
 VEH_A = load_profile("veh-a")
 ONE_PATH = PowerDelayProfile("one", (0.0,), (0.0,))
@@ -198,4 +199,4 @@ def test_frame_operator_is_the_circular_channel_with_rolloff():
                         amp=rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2)),
                         doppler=rng.uniform(-2, 2, (3, 2)) / L, rolloff=rolloff)
         s = rng.standard_normal(L) + 1j * rng.standard_normal(L)
-        np.testing.assert_allclose(fp.operator(L).apply(s[None])[0], apply_frame_circular(fp, s), atol=1e-10)
+        np.testing.assert_allclose(exact_operator(fp, L).apply(s[None])[0], apply_frame_circular(fp, s), atol=1e-10)

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from streaming.files import (FORMAT_VERSION, IQReader, IQWriter, PacedSource, SigMFReader,
-                             SigMFWriter, ZmqSampleSource, open_source, write_sigmf)
+from streaming.files import FORMAT_VERSION, IQReader, IQWriter, SigMFReader, SigMFWriter, write_sigmf
+from streaming.io import PacedSource, ZmqSampleSource, open_source
 from zakotfs.config import preset
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,7 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from streaming.files import MissingConfigError, RawIQReader, SigMFReader, SigMFWriter, open_source
+from streaming.files import MissingConfigError, RawIQReader, SigMFReader, SigMFWriter
+from streaming.io import open_source
 from streaming.sample_format import RANGING_HEADROOM, LevelMeter, SampleEncoder, sample_format
 from streaming.zmq_io import IQSink, IQSource, encode_tag_header
 from zakotfs import preset

@@ -14,6 +14,7 @@ from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.channel_operator import ChannelOperator
 from zakotfs.equalizer import cg_lmmse
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 
@@ -31,7 +32,7 @@ def link():
     rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(3, -1)
     fp = FramePaths.stack([em.frame_paths(f * c.samples_per_frame + c.preamble_len + c.cp_len)
                            for f in range(3)])
-    return c, rx[:, c.preamble_len:], bits, fp.operator(c.MN), nu
+    return c, rx[:, c.preamble_len:], bits, exact_operator(fp, c.MN), nu
 
 
 def _relative_error(a, b) -> float:

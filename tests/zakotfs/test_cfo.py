@@ -11,6 +11,7 @@ from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.cfo import PilotCFO, snapshot_rotation
 from zakotfs.estimation import pilot_snapshots
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 NU_MAX = 815.0
@@ -75,7 +76,7 @@ def _link(config, cfo_hz: float, seed: int, n_frames: int = 3):
                          seed=seed, cfo_hz=cfo_hz)
     rx = np.concatenate([em.process(tx), em.flush()])[:tx.size].reshape(n_frames, -1)
     starts = [f * config.samples_per_frame + config.preamble_len + config.cp_len for f in range(n_frames)]
-    truth = FramePaths.stack([em.frame_paths(t) for t in starts]).operator(config.MN)
+    truth = exact_operator(FramePaths.stack([em.frame_paths(t) for t in starts]), config.MN)
     return np.ascontiguousarray(rx[:, config.preamble_len:]), bits, truth
 
 

@@ -7,6 +7,7 @@ from channel_models.emulator import ChannelEmulator
 from channel_models.paths import FramePaths, PathSet, draw_paths, on_grid_paths
 from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, awgn_ber, preset, random_bits
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 
 
@@ -21,7 +22,7 @@ def run_link(config, paths, snr_db, n_frames, seed, estimators, max_doppler_hz=1
     frames = rx[:, config.preamble_len:]
     fp = FramePaths.stack([em.frame_paths(f * config.samples_per_frame + config.preamble_len + config.cp_len)
                            for f in range(n_frames)])
-    truth = fp.operator(config.MN)
+    truth = exact_operator(fp, config.MN)
     out = {}
     for name in estimators:
         rx_ = Receiver(config, backend="cpu", estimator=name, max_doppler_hz=max_doppler_hz, quiet=True)

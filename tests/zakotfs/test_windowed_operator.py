@@ -10,6 +10,7 @@ from channel_models.profiles import load_profile
 from zakotfs import FrameBuilder, preset, random_bits
 from zakotfs.channel_operator import ChannelOperator
 from zakotfs.config import design
+from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver
 from zakotfs.windowed_operator import (OVERLAP_FRACTIONS, WINDOW_ERROR_DB, WindowedOperator, default_window,
                                        window_error, window_overlap, window_polynomials)
@@ -94,7 +95,7 @@ def veh_a():
     ops = []
     for seed in range(4):
         em = ChannelEmulator(draw_paths(load_profile("veh-a"), BINS / c.frame_time, rng), c.bandwidth, seed=seed)
-        ops.append(em.frame_paths(1000).operator(c.MN))
+        ops.append(exact_operator(em.frame_paths(1000), c.MN))
     return c, ops
 
 

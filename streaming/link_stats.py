@@ -1,0 +1,222 @@
+"""Link statistics of a receiver's output: bit errors against the transmitted bits, frames
+lost and invalid, latency against the deadline, and the per-frame statistics (residual,
+carrier offset, sample clock, DC offset, channel delays, pilot echoes) summarised into the
+report that ``zakotfs rx`` and ``zakotfs demo`` print."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zakotfs.benchmark import percentiles
+from zakotfs.config import FrameConfig
+from zakotfs.estimation import fit_range
+from zakotfs.frame_stats import FRAME_STATISTICS, present
+from zakotfs.sco import clock_offset_ppm
+
+from .diagnostics import diagnose
+from .files import IQReader
+
+__all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED"]
+
+SUMMARISED = tuple(s for s in FRAME_STATISTICS if s.dtype is float)
+"""The per-frame statistics the report summarises (``valid`` counts the invalid frames)."""
+
+
+class LinkStats:
+    """The receiver's output side: the bit errors against the transmitted bits (aligned on
+    the first frame), results passed on to a sink, per-frame statistics and the report.
+
+    ``consume(result, metas)`` takes one batch: ``result.bits`` uint8 [F, B], optional
+    ``valid`` bool [F], ``stage_s`` {stage: seconds} and per-frame statistics [F]; every meta
+    carries ``seq`` and ``latency_us`` (per frame, ingest to bits), optionally ``lost_before``,
+    ``cfo_hz`` and ``start`` (the acquirer's). ``truth_bits`` uint8 [K, B], or ``truth_path``:
+    an HDF5 file whose /truth/bits is read once it exists."""
+
+    def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
+                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0):
+        self.config, self.backend, self.estimator = config, backend, estimator
+        self.cfo_offset_hz, self.sample_clock_ppm = cfo_offset_hz, sample_clock_ppm
+        self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
+        self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
+        self.invalid = 0
+        self.per_frame: dict[str, list[np.ndarray]] = {s.name: [] for s in SUMMARISED}   # valid frames, per batch
+        self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
+        self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
+        self.truth_rows: set[int] = set()
+        self.truth_offset = None
+        self.stage_s: dict = {}
+        self.started = time.perf_counter()
+
+    def _load_truth(self) -> None:
+        """Read /truth/bits from ``truth_path`` once it exists (a transmitter started after the
+        receiver writes it only then)."""
+        if self.truth is not None or self.truth_path is None or not Path(self.truth_path).exists():
+            return
+        try:
+            reader = IQReader(self.truth_path)
+        except OSError:                           # still being written
+            return
+        self.truth = reader.truth_bits
+        reader.close()
+        if self.truth is None:
+            raise ValueError(f"--truth {self.truth_path}: the file has no /truth/bits")
+
+    def _align(self, seq: int, bits: np.ndarray) -> None:
+        """Truth row of the first decoded frame: the closest in Hamming distance."""
+        distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
+        self.truth_offset = int(np.argmin(distance)) - seq
+
+    def consume(self, result, metas: list[dict]) -> None:
+        """result: ``.bits`` uint8 [F, B], optional ``.valid`` bool [F] and ``.stage_s``."""
+        self._load_truth()
+        valid = getattr(result, "valid", None)
+        carried = present(result)
+        if set(carried) - {"valid"}:
+            ok = np.ones(len(result.bits), bool) if valid is None else np.asarray(valid, bool)
+            for stat in SUMMARISED:               # NaN where the result does not carry it
+                values = carried.get(stat.name)
+                self.per_frame[stat.name].append(np.full(int(np.count_nonzero(ok)), np.nan) if values is None
+                                                 else np.asarray(values, float)[ok])
+        for name, seconds in (getattr(result, "stage_s", None) or {}).items():
+            self.stage_s.setdefault(name, []).append(seconds / len(metas))
+        for i, meta in enumerate(metas):
+            self.latency.append(meta["latency_us"] * 1e-6)
+            self.frames += 1
+            self.lost += int(meta.get("lost_before", 0))
+            if "cfo_hz" in meta:
+                self.preamble_cfo_hz.append(float(meta["cfo_hz"]))
+            if "start" in meta:
+                self.frame_starts.append((int(meta["seq"]), int(meta["start"])))
+            ok = True if valid is None else bool(valid[i])
+            self.invalid += int(not ok)
+            if self.truth is not None and ok:
+                if self.truth_offset is None:
+                    self._align(meta["seq"], result.bits[i])
+                row = meta["seq"] + self.truth_offset
+                if 0 <= row < self.truth.shape[0]:
+                    self.truth_rows.add(row)
+                    self.bits += result.bits.shape[1]
+                    self.errors += int(np.count_nonzero(result.bits[i] != self.truth[row]))
+        if self.sink is not None:
+            self.sink(result, metas)
+
+    def add_lost(self, n: int) -> None:
+        """Count ``n`` frames lost before the acquirer found the next one (where the metas
+        that reach :meth:`consume` do not carry ``lost_before``)."""
+        self.lost += int(n)
+
+    def run_receiver(self, receiver, frames: list[tuple[np.ndarray, dict]]) -> None:
+        """Process one batch of (frame, meta) with ``receiver.process``, time it and consume it."""
+        if not frames:
+            return
+        t0 = time.perf_counter()
+        result = receiver.process(np.stack([f for f, _ in frames]))
+        per_frame_us = (time.perf_counter() - t0) / len(frames) * 1e6
+        self.consume(result, [dict(m, latency_us=per_frame_us) for _, m in frames])
+
+    def report(self, extra: dict | None = None) -> dict:
+        """The link's report: frames, bit errors, latency against the deadline, throughput and
+        every per-frame statistic summarised (with the views of them the summary warns on),
+        updated with ``extra``; then ``warnings``, the diagnostics of all that
+        (``streaming.diagnostics.diagnose``)."""
+        deadline = self.config.wire_time
+        wall = time.perf_counter() - self.started
+        residual = self._finite("cg_residual")
+        out = {
+            "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
+            "truth": self.truth is not None,
+            # transmitted frames never decoded, lost ones before the first acquisition included
+            "frames_missing_vs_truth": (self.truth.shape[0] - len(self.truth_rows)) if self.truth is not None else None,
+            "bits": self.bits if self.truth is not None else self.frames * self.config.bits_per_frame,
+            "bit_errors": self.errors if self.truth is not None else None,
+            "ber": (self.errors / self.bits if self.bits else None) if self.truth is not None else None,
+            "latency_us": percentiles(self.latency),
+            "deadline_us": deadline * 1e6,
+            "deadline_misses": int(np.count_nonzero(np.asarray(self.latency) > deadline)),
+            "throughput_mbps": self.frames * self.config.bits_per_frame / max(wall, 1e-9) / 1e6,
+            "stages": {k: percentiles(v) for k, v in self.stage_s.items()},
+            "cg_residual": ({"p50": float(np.median(residual)), "max": float(np.max(residual))}
+                            if residual.size else None),
+            "cfo_hz": _spread(self._finite("cfo_hz")), "preamble_cfo_hz": _spread(self.preamble_cfo_hz),
+            "cfo_range_hz": self.config.nu_p / 2, "cfo_offset_hz": self.cfo_offset_hz,
+            "sample_clock_ppm": clock_offset_ppm(*zip(*self.frame_starts), self.config.samples_per_frame)
+            if len(self.frame_starts) >= 3 else None,
+            "sample_clock_ppm_removed": self.sample_clock_ppm,
+            "dc_removed": self._dc_removed(),
+            "channel_delay": self._channel_delay(),
+            "pilot_echoes": self._pilot_echoes(),
+            "frame_statistics": {stat.name: self._summary(stat) for stat in SUMMARISED},
+            "backend": self.backend.name, "device": self.backend.device, "estimator": self.estimator,
+            "config": self.config.to_dict(),
+        }
+        out.update(extra or {})
+        out["warnings"] = diagnose(out)
+        return out
+
+    def _column(self, name: str) -> np.ndarray:
+        """float64 [n]: statistic ``name`` of every valid frame consumed (NaN: not carried)."""
+        return np.concatenate(self.per_frame[name]) if self.per_frame[name] else np.empty(0)
+
+    def _finite(self, name: str) -> np.ndarray:
+        values = self._column(name)
+        return values[np.isfinite(values)]
+
+    def _pairs(self, a: str, b: str) -> np.ndarray:
+        """float64 [n, 2]: statistics ``a`` and ``b`` of the valid frames where both are finite."""
+        pairs = np.stack([self._column(a), self._column(b)], -1)
+        return pairs[np.all(np.isfinite(pairs), axis=-1)]
+
+    def _summary(self, stat) -> dict | None:
+        """{unit, p50, min, max} of a statistic's finite values; None where no frame has one."""
+        spread = _spread(self._finite(stat.name))
+        return None if spread is None else {"unit": stat.unit, **spread}
+
+    def _dc_removed(self) -> dict:
+        """Frames whose DC offset was removed and the largest one's |c|^2 against N0 in dB."""
+        dc, n0 = self._column("dc_power"), self._column("noise_var")
+        removed = dc > 0
+        db = 10 * np.log10(dc[removed] / n0[removed])
+        return {"frames": int(db.size), "max_db_over_noise": float(db.max()) if db.size else None}
+
+    def _channel_delay(self) -> dict | None:
+        """The estimated channel's first and last delays (samples) against the delay fit's
+        range; a frame whose estimate comes within EDGE_WARNING samples of the range's ends
+        has paths at or beyond the tap window (a delay spread or a timing the guard does
+        not hold). None without estimated delays."""
+        span = self._pairs("delay_first", "delay_last")
+        if not span.size:
+            return None
+        lo, hi = fit_range(self.config)
+        first, last = span.T
+        return {"first": _spread(first), "last": _spread(last), "fit_range": [lo, hi],
+                "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}
+
+    def _pilot_echoes(self) -> dict | None:
+        """Frames with pilot echoes beyond the tap window (``zakotfs.echo``: paths the guard
+        does not hold), the strongest one's power (dB against the channel in the window) and
+        the farthest one's delay; None where no frame was scanned."""
+        scanned = self._column("echo_delay").size
+        if not scanned:
+            return None
+        echoes = self._pairs("echo_delay", "echo_db")
+        out = {"frames": len(echoes), "of_frames": scanned}
+        if len(echoes):
+            delay, power_db = echoes.T
+            farthest = float(delay[np.argmax(np.abs(delay))])
+            out.update(strongest_db=float(power_db.max()), farthest_delay=farthest,
+                       farthest_delay_us=farthest / self.config.bandwidth * 1e6)
+        return out
+
+
+EDGE_WARNING = 0.5
+"""Samples from the delay fit's ends within which an estimated delay marks the frame as at
+the edge: a path beyond the range is fitted at its end (``AccurateEstimator.fit_delays``)."""
+
+
+def _spread(values) -> dict | None:
+    """{p50, min, max} of a per-frame quantity, None without frames."""
+    if not len(values):
+        return None
+    return {"p50": float(np.median(values)), "min": float(np.min(values)), "max": float(np.max(values))}

@@ -1,0 +1,4 @@
+"""``python -m zakotfs.cli``: the ``zakotfs`` command."""
+from . import main
+
+raise SystemExit(main())
