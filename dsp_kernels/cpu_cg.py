@@ -22,11 +22,10 @@ import numba
 import numpy as np
 
 from . import fftw
-from .fftw import BACKWARD, FORWARD
+from .fftw import BACKWARD, FORWARD, execute_dft
 
 __all__ = ["available", "pcg", "apply"]
 
-_execute = fftw.execute
 TINY = float(np.finfo(np.float32).tiny)
 
 
@@ -35,7 +34,13 @@ def available() -> bool:
     return fftw.available()
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, inline="always")
+def _execute(plans, i, src, dst):
+    """Transform ``src`` into ``dst`` by plan ``plans[i]`` (``plans[0]``: FFTW's execute)."""
+    execute_dft(plans[0], plans[i], src, dst)
+
+
+@numba.njit(cache=True, fastmath=True)
 def _dot(a, b):
     acc = 0.0
     for q in range(a.size):
@@ -43,7 +48,7 @@ def _dot(a, b):
     return acc
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _tap_sum(taps, spectra, out, L):
     """out = sum_p conj(C_p) V_p (added to out), then the inverse transform's 1 / L left to the caller."""
     P = taps.shape[0]
@@ -52,7 +57,7 @@ def _tap_sum(taps, spectra, out, L):
             out[q] += np.conj(taps[p, q]) * spectra[p, q]
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _adjoint(r, taps, basis, out, scratch, plans):
     """out = H^H r (one frame)."""
     P, L = basis.shape
@@ -60,26 +65,26 @@ def _adjoint(r, taps, basis, out, scratch, plans):
     for p in range(P):
         for q in range(L):
             rows_a[p, q] = np.conj(basis[p, q]) * r[q]
-    _execute(plans[2], rows_a.ctypes.data, rows_b.ctypes.data)
+    _execute(plans, 3, rows_a.ctypes.data, rows_b.ctypes.data)
     one_a[:] = 0
     _tap_sum(taps, rows_b, one_a, L)
-    _execute(plans[1], one_a.ctypes.data, one_b.ctypes.data)
+    _execute(plans, 2, one_a.ctypes.data, one_b.ctypes.data)
     inv = np.float32(1.0 / L)
     for q in range(L):
         out[q] = one_b[q] * inv
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _normal(s, taps, basis, n0, out, scratch, plans):
     """out = (H^H H + N0 I) s (one frame)."""
     P, L = basis.shape
     rows_a, rows_b, one_a, one_b = scratch
     one_a[:] = s
-    _execute(plans[0], one_a.ctypes.data, one_b.ctypes.data)          # S = FFT(s)
+    _execute(plans, 1, one_a.ctypes.data, one_b.ctypes.data)          # S = FFT(s)
     for p in range(P):
         for q in range(L):
             rows_a[p, q] = taps[p, q] * one_b[q]
-    _execute(plans[3], rows_a.ctypes.data, rows_b.ctypes.data)        # L u_p
+    _execute(plans, 4, rows_a.ctypes.data, rows_b.ctypes.data)        # L u_p
     inv = np.float32(1.0 / L)
     for q in range(L):
         one_a[q] = basis[0, q] * rows_b[0, q]
@@ -89,17 +94,17 @@ def _normal(s, taps, basis, n0, out, scratch, plans):
     for p in range(P):
         for q in range(L):
             rows_a[p, q] = np.conj(basis[p, q]) * one_a[q] * inv
-    _execute(plans[2], rows_a.ctypes.data, rows_b.ctypes.data)        # V_p
+    _execute(plans, 3, rows_a.ctypes.data, rows_b.ctypes.data)        # V_p
     for q in range(L):
         one_a[q] = n0 * one_b[q]
     _tap_sum(taps, rows_b, one_a, L)
-    _execute(plans[1], one_a.ctypes.data, one_b.ctypes.data)
+    _execute(plans, 2, one_a.ctypes.data, one_b.ctypes.data)
     for q in range(L):
         out[q] = one_b[q] * inv
 
 
-@numba.njit(fastmath=True)
-def _apply(spectra, taps, basis, out, rows_a, rows_b, plan):
+@numba.njit(cache=True, fastmath=True)
+def _apply(spectra, taps, basis, out, rows_a, rows_b, plans):
     """out[f] = H s_f = sum_p b_p IFFT(C_p S_f) for every frame (S_f = FFT(s_f) given)."""
     F, P, L = taps.shape
     inv = np.float32(1.0 / L)
@@ -107,7 +112,7 @@ def _apply(spectra, taps, basis, out, rows_a, rows_b, plan):
         for p in range(P):
             for q in range(L):
                 rows_a[p, q] = taps[f, p, q] * spectra[f, q]
-        _execute(plan, rows_a.ctypes.data, rows_b.ctypes.data)
+        _execute(plans, 1, rows_a.ctypes.data, rows_b.ctypes.data)
         for q in range(L):
             out[f, q] = basis[0, q] * rows_b[0, q]
         for p in range(1, P):
@@ -124,11 +129,11 @@ def apply(spectra, taps_fft, basis):
     out = np.empty((F, L), np.complex64)
     _apply(np.ascontiguousarray(spectra, dtype=np.complex64), np.ascontiguousarray(taps_fft, dtype=np.complex64),
            np.ascontiguousarray(basis, dtype=np.complex64), out, fftw.aligned((P, L)), fftw.aligned((P, L)),
-           fftw.plan(L, P, BACKWARD))
+           np.array([fftw.EXECUTE, fftw.plan(L, P, BACKWARD)], dtype=np.uint64))
     return out
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
     """out = M v (module doc; one frame): windows s h ... s h + 2h - 1 (circular) times the
     window, their spectra times D, inverse transforms, overlap-added times the window."""
@@ -138,18 +143,18 @@ def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
     for s in range(S):
         for t in range(two_h):
             windows_a[s, t] = v[(s * h + t) % L] * window[t]
-    _execute(plans[4], windows_a.ctypes.data, windows_b.ctypes.data)
+    _execute(plans, 5, windows_a.ctypes.data, windows_b.ctypes.data)
     for s in range(S):
         for t in range(two_h):
             windows_b[s, t] *= inverse[s, t]
-    _execute(plans[5], windows_b.ctypes.data, windows_a.ctypes.data)
+    _execute(plans, 6, windows_b.ctypes.data, windows_a.ctypes.data)
     for s in range(S):
         before = (s + S - 1) % S
         for t in range(h):
             out[s * h + t] = windows_a[s, t] * window[t] + windows_a[before, t + h] * window[t + h]
 
 
-@numba.njit(fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _pcg(r, taps, basis, n0, inverse, window, iterations, x_out, relative, plans, rows_a, rows_b, one_a, one_b,
          windows_a, windows_b):
     F, L = r.shape
@@ -191,7 +196,7 @@ def pcg(r, taps_fft, basis, noise_var, inverse, window, iterations: int):
     F, L = r.shape
     P = basis.shape[0]
     S, two_h = inverse.shape[1:]
-    plans = np.array([fftw.plan(L, 1, FORWARD), fftw.plan(L, 1, BACKWARD), fftw.plan(L, P, FORWARD),
+    plans = np.array([fftw.EXECUTE, fftw.plan(L, 1, FORWARD), fftw.plan(L, 1, BACKWARD), fftw.plan(L, P, FORWARD),
                       fftw.plan(L, P, BACKWARD), fftw.plan(two_h, S, FORWARD), fftw.plan(two_h, S, BACKWARD)],
                      dtype=np.uint64)
     x = np.empty((F, L), np.complex64)

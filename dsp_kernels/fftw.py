@@ -3,9 +3,11 @@ loop, without a return to Python between them.
 
 The single-precision FFTW library is the one pyFFTW ships (``pyfftw.libs``). A plan is made
 once per (length, rows, direction) with FFTW_MEASURE on 64-byte aligned scratch arrays;
-``execute(plan, src, dst)`` (``fftwf_execute_dft``, callable from ``numba.njit`` code with
-``array.ctypes.data`` pointers) then runs it on any pair of distinct, C-contiguous,
-64-byte aligned complex64 arrays of the plan's shape. Transforms are unnormalised:
+``execute_dft(EXECUTE, plan, src, dst)`` (``numba.njit`` code; ``fftwf_execute_dft`` called
+through its address, so that the calling function's machine code, which holds no address,
+is cached on disk like any other) then runs it on any pair of distinct, C-contiguous,
+64-byte aligned complex64 arrays of the plan's shape (``array.ctypes.data`` pointers).
+Transforms are unnormalised:
 forward sum_q x[q] e^{-j2pi fq/L}, backward with e^{+j2pi fq/L}.
 
 Timed plans round differently from one process to another, so each plan is measured
@@ -28,8 +30,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
-__all__ = ["available", "plan", "aligned", "execute", "FORWARD", "BACKWARD"]
+__all__ = ["available", "plan", "aligned", "execute_dft", "EXECUTE", "FORWARD", "BACKWARD"]
 
 FORWARD, BACKWARD = -1, 1
 _MEASURE = 0
@@ -61,7 +66,24 @@ def _library():
 
 
 _lib = _library()
-execute = None if _lib is None else _lib.fftwf_execute_dft
+EXECUTE = 0 if _lib is None else ctypes.cast(_lib.fftwf_execute_dft, ctypes.c_void_p).value
+"""The address of ``fftwf_execute_dft`` (0 where the library is missing)."""
+
+
+@intrinsic
+def execute_dft(typingctx, function, plan, src, dst):
+    """``function(plan, src, dst)`` for integer addresses: FFTW's new-array execute, given
+    ``EXECUTE``, a ``plan`` and two arrays' ``ctypes.data``."""
+    if not all(isinstance(t, types.Integer) for t in (function, plan, src, dst)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        callee = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [pointer] * 3).as_pointer())
+        builder.call(callee, [builder.inttoptr(a, pointer) for a in args[1:]])
+        return context.get_dummy_value()
+    return types.void(function, plan, src, dst), codegen
+
 _plans: dict = {}
 _planner = threading.Lock()         # FFTW's planner is not thread-safe
 

@@ -50,9 +50,9 @@ class WorkerError(RuntimeError):
 
 
 def _serve(conn) -> None:
-    """A worker's loop: first (config JSON, options, batch); then ("process", frames) ->
-    ("result", RxResult), ("retune", offsets), and ("close", None) ends it. Failures go back
-    as ("error", text). A thread reads the requests as they come, so that the caller's
+    """A worker's loop (after it sent its pid): first (config JSON, options, batch); then
+    ("process", frames) -> ("result", RxResult), ("retune", offsets), and ("close", None)
+    ends it. Failures go back as ("error", text). A thread reads the requests as they come, so that the caller's
     next batch never waits on this worker's sending of a result (both are larger than a
     socket's buffer)."""
     from dsp_kernels.arrays import set_fft_workers
@@ -129,11 +129,16 @@ class CpuWorkers:
         env = {**os.environ, "ZAKOTFS_WORKER_KEY": key.hex()}
         try:
             with Listener(family="AF_UNIX", authkey=key) as listener:
-                for _ in range(n):
+                for _ in range(n):              # all start at once; each says its pid first
                     self._procs.append(subprocess.Popen([sys.executable, "-m", __name__, listener.address], env=env,
                                                         start_new_session=True))
-                    self._conns.append(listener.accept())
-                    self._conns[-1].send((receiver.config.to_json(), receiver.options, -(-batch // n)))
+                by_pid = {}
+                for _ in range(n):
+                    conn = listener.accept()
+                    by_pid[conn.recv()] = conn
+                self._conns = [by_pid[proc.pid] for proc in self._procs]
+            for conn in self._conns:
+                conn.send((receiver.config.to_json(), receiver.options, -(-batch // n)))
             for i in range(n):
                 self._receive(i, "ready", START_TIMEOUT_S)
         except BaseException:
@@ -215,4 +220,6 @@ class CpuWorkers:
 
 
 if __name__ == "__main__":
-    _serve(Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"])))
+    connection = Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"]))
+    connection.send(os.getpid())
+    _serve(connection)

@@ -50,7 +50,7 @@ def run(args) -> int:
             print(f"zakotfs bench: {text}", file=sys.stderr, flush=True)
     say(f"{config.summary()}; building the receiver")
     receiver = make_receiver(config, receiver_options(args), args.batch)
-    args.batch = args.batch or default_batch(receiver.backend.name)
+    args.batch = args.batch or min(default_batch(receiver.backend.name), args.frames)
     say(f"preparing {min(args.frames, 8)} distinct frames (Veh-A, {args.doppler_hz:g} Hz, {args.snr:g} dB)")
     data = make_frames(config, min(args.frames, 8), snr_db=args.snr, nu_max_hz=args.doppler_hz)
     done = [0]
