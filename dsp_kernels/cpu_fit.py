@@ -14,7 +14,8 @@
 ``atom_taps_fft``  C_p(f) = sum_j a_jp exp(-j 2 pi nu(f) delta_j / L) (cos(pi delta_j) at the
                    Nyquist bin of an even L), nu(f) the DFT frequency of bin f (fftfreq
                    order): ``DelayAtoms.taps_fft``. Atoms of zero amplitude are skipped;
-                   the phases are computed in float64, the sum in the output's precision.
+                   the phases are computed in float64 (``BLOCK``), the sum in the output's
+                   precision.
 """
 from __future__ import annotations
 
@@ -173,17 +174,20 @@ def omp_delay_fit(coeffs, floor, tau0: float, resolution: int, coarse_stride: in
     return amplitudes, delays, active
 
 
-ANCHOR = 64
-"""``atom_taps_fft`` computes exp(-j 2 pi f delta / L) exactly every ANCHOR bins and by
-complex rotation in between (error ~ ANCHOR x 1e-16)."""
+BLOCK = 64
+"""``atom_taps_fft`` forms exp(-j 2 pi f delta / L) as coarse[f // BLOCK] x fine[f % BLOCK]
+(2 L / BLOCK exact exponentials a delay and L products, float64)."""
 
 
 @numba.njit(cache=True, fastmath=True)
 def _atom_taps_fft(amplitudes, delays, out):
     F, J, P = amplitudes.shape
     L = out.shape[2]
-    half = (L - 1) // 2                      # bins 0 .. half: nu = f; from L // 2 + 1 on: nu = f - L
-    ramp = np.empty(L, out.dtype)
+    blocks = -(-L // BLOCK)
+    fine = np.empty(BLOCK, np.complex128)
+    coarse = np.empty(blocks, np.complex128)
+    ramp = np.empty(blocks * BLOCK, np.complex128)
+    narrow = np.empty(L, out.dtype)
     for f in range(F):
         acc = out[f]
         acc[:] = 0
@@ -192,21 +196,24 @@ def _atom_taps_fft(amplitudes, delays, out):
             if np.all(a == 0):
                 continue
             d = delays[f, j]
-            step = np.exp(-2j * np.pi * d / L)
-            phase = 1.0 + 0j
-            for b in range(L):
-                if b % ANCHOR == 0 or b == L // 2 + 1:
-                    nu = b if b <= half else b - L
-                    cycles = nu * d / L
-                    cycles -= np.rint(cycles)
-                    phase = np.exp(-2j * np.pi * cycles)
-                ramp[b] = phase
-                phase *= step
+            for k in range(BLOCK):
+                fine[k] = np.exp(-2j * np.pi * (d * k / L))
+            for m in range(blocks):
+                turns = d * (m * BLOCK) / L
+                coarse[m] = np.exp(-2j * np.pi * (turns - np.rint(turns)))
+            for m in range(blocks):
+                for k in range(BLOCK):
+                    ramp[m * BLOCK + k] = coarse[m] * fine[k]
+            negative = np.exp(2j * np.pi * (d - np.rint(d)))      # nu = f - L from f = L // 2 + 1 on
+            for b in range(L // 2 + 1, L):
+                ramp[b] *= negative
             if L % 2 == 0:
                 ramp[L // 2] = np.cos(np.pi * d)
+            for b in range(L):
+                narrow[b] = ramp[b]
             for p in range(P):
                 for b in range(L):
-                    acc[p, b] += a[p] * ramp[b]
+                    acc[p, b] += a[p] * narrow[b]
 
 
 def atom_taps_fft(amplitudes, delays, L: int, dtype=np.complex64):

@@ -41,6 +41,10 @@ from .receiver import Receiver, RxResult
 
 __all__ = ["CpuWorkers", "WorkerError", "join_results"]
 
+SERIAL = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+"""A worker's environment: one thread for every library that would start a pool of its own
+(BLAS, OpenMP): one worker a core, so that no two pools spin against each other."""
+
 START_TIMEOUT_S = 120.0
 """Seconds a worker may take to import, build its receiver and warm it up."""
 
@@ -126,7 +130,7 @@ class CpuWorkers:
         self._next = 0                      # the worker the next batch's first part goes to
         self._in_flight: deque = deque()    # each batch's workers, in frame order, oldest first
         key = secrets.token_bytes(32)
-        env = {**os.environ, "ZAKOTFS_WORKER_KEY": key.hex()}
+        env = {**os.environ, "ZAKOTFS_WORKER_KEY": key.hex(), **SERIAL}
         try:
             with Listener(family="AF_UNIX", authkey=key) as listener:
                 for _ in range(n):              # all start at once; each says its pid first
