@@ -4,8 +4,8 @@ they come; the result is rx's report: frames decoded against frames sent, frames
 its queue policy (``drop-oldest``: the receiver fell behind), frames lost in acquisition,
 the bit errors against the transmitted bits, and the runner's statistics.
 
-    python -m bench.stream_realtime --grid 256x16 --bandwidth 3.84e6 --frames 2000 \\
-        --json bench/results/stream_realtime_256x16.json
+    python -m bench.stream_realtime --grid 128x16 --bandwidth 1.92e6 --frames 2000 --batch 16 \\
+        --queue 256 --json bench/results/stream_realtime_128x16.json
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mod", default="16qam")
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--batch", type=int, help="rx --batch (default: rx's)")
+    ap.add_argument("--queue", type=int, help="rx --queue (default: rx's)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
     frame = ["--grid", args.grid, "--bandwidth", str(args.bandwidth), "--mod", args.mod]
@@ -42,7 +43,8 @@ def main(argv=None) -> int:
         endpoint, truth, report = f"tcp://127.0.0.1:{free_port()}", Path(tmp) / "truth.h5", Path(tmp) / "report.json"
         rx_cmd = [sys.executable, "-m", "zakotfs.cli", "rx", "--backend", "cpu", "--in", endpoint, "--pattern", "pull",
                   *frame, "--truth", str(truth), "--report", str(report), "--json", "--idle-timeout", "3",
-                  *(["--batch", str(args.batch)] if args.batch else [])]
+                  *(["--batch", str(args.batch)] if args.batch else []),
+                  *(["--queue", str(args.queue)] if args.queue else [])]
         tx_cmd = [sys.executable, "-m", "zakotfs.cli", "tx", "--out", endpoint, "--pattern", "push", *frame,
                   "--frames", str(args.frames), "--truth", str(truth), "--realtime", "--seed", "1"]
         print("rx:", " ".join(rx_cmd[2:]), file=sys.stderr)
