@@ -3,8 +3,10 @@
 For every grid M x N (the guard, CP and preamble sized for Vehicular-A by
 ``zakotfs.design(M, N, modulation=...)``, bandwidth M x 15 kHz, so the Doppler period is the
 reference paper's 15 kHz and a frame lasts about N / 15 kHz), modulation and estimator, the
-receiver is timed frame by frame from received samples in host memory to bits and LLRs in
-host memory (``zakotfs.benchmark.time_receiver``): end-to-end and per-stage latency
+receiver is timed batch by batch from received samples in host memory to bits and LLRs in
+host memory (``zakotfs.benchmark.time_receiver`` on ``timed_path``: the CUDA-graph receiver on
+the GPU; on the CPU each batch split between ``--workers`` processes, one a core by
+default): end-to-end and per-stage latency
 percentiles (p50 / p99 / p99.9 / max), misses of the deadline (one frame's wire time,
 (preamble + CP + MN) / B, times the batch), and throughput. With ``--baseline K`` the
 paper-style scipy sparse-matrix CG baseline (``time_sparse_baseline``; on a GPU also the
@@ -17,8 +19,9 @@ reason, instead of run. The baseline is timed frame by frame under the same budg
 skipped where its time predicted from a smaller grid (scaling as MN^2, what was measured
 on the CPU) would not fit.
 
-The answer it reports: the largest grid whose p99.9 latency meets its deadline, or, where
-none does, the closest one (smallest p99.9 / deadline) and by how much it misses.
+The answer it reports: the largest grid in real time (p99.9 latency within its deadline and
+the throughput at least the link's rate), or, where none is, the closest one (smallest
+p99.9 / deadline) and by how much it misses.
 
 Writes ``<out-dir>/latency_<backend>_<tag>.json`` (with the command, date, commit,
 device, versions and the load average) and three PNGs next to it: ``..._cdf.png``

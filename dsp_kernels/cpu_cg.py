@@ -140,9 +140,13 @@ def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
     S, two_h = inverse.shape
     h = two_h // 2
     L = S * h
-    for s in range(S):
+    for s in range(S - 1):
+        base = s * h
         for t in range(two_h):
-            windows_a[s, t] = v[(s * h + t) % L] * window[t]
+            windows_a[s, t] = v[base + t] * window[t]
+    for t in range(h):                                  # the last window wraps to the start
+        windows_a[S - 1, t] = v[L - h + t] * window[t]
+        windows_a[S - 1, t + h] = v[t] * window[t + h]
     _execute(plans, 5, windows_a.ctypes.data, windows_b.ctypes.data)
     for s in range(S):
         for t in range(two_h):

@@ -46,7 +46,9 @@ class PipelinedReceiver:
     the oldest batch and returns its results. Both raise RuntimeError when misused (a
     submit with ``depth`` batches in flight, a collect with none) rather than block.
     ``copy``: collect returns copies that the caller keeps, instead of views of the slots'
-    pinned buffers (on the GPU, valid until the next ``submit``).
+    pinned buffers (on the GPU, valid until the next ``submit``). ``workers``: on the CPU,
+    the processes each batch is split between (default: one a core, at most ``batch``);
+    ``close()`` ends them.
     """
 
     def __init__(self, receiver: Receiver, batch: int = 1, depth: int = DEPTH, *, graph: bool = True,
