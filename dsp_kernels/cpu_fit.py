@@ -19,6 +19,8 @@
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numba
 import numpy as np
 
@@ -42,30 +44,58 @@ def _periodic_sinc(x, L):
 
 
 @numba.njit(cache=True)
-def _best_candidate(first, step, count, peak_tau, residual, tau0, R, L, lo, hi, atom):
+def _best_candidate(first, step, count, peak, residual, tau0, R, L, lo, hi, atom, table):
     """(k, delay, score) of the best of ``count`` candidates k_i = clip(first + i step, 0, 2R)
-    at delay clip(peak_tau + (k_i - R) / R, lo, hi); ties to the first. ``atom``: float64 [W]
-    scratch."""
+    at delay clip(tau0 + peak + (k_i - R) / R, lo, hi); ties to the first. An unclipped
+    candidate's atom is read from ``table`` (``psinc_table``), a clipped one's computed.
+    ``atom``: float64 [W] scratch."""
     W, P = residual.shape
     best_k, best_delay, best_score = 0, 0.0, -1.0
     for i in range(count):
         k = min(max(first + i * step, 0), 2 * R)
-        delay = min(max(peak_tau + (k - R) / R, lo), hi)
+        shifted = tau0 + peak + (k - R) / R
+        delay = min(max(shifted, lo), hi)
         energy = 0.0
-        for w in range(W):
-            a = _periodic_sinc(tau0 + w - delay, L)
-            atom[w] = a
-            energy += a * a
+        if delay == shifted:
+            offset = W - 1 - peak
+            for w in range(W):
+                a = table[k, w + offset]
+                atom[w] = a
+                energy += a * a
+        else:
+            for w in range(W):
+                a = _periodic_sinc(tau0 + w - delay, L)
+                atom[w] = a
+                energy += a * a
         score = 0.0
         for p in range(P):
-            acc = 0j
+            re = 0.0
+            im = 0.0
             for w in range(W):
-                acc += atom[w] * residual[w, p]
-            score += acc.real * acc.real + acc.imag * acc.imag
+                re += atom[w] * residual[w, p].real
+                im += atom[w] * residual[w, p].imag
+            score += re * re + im * im
         score /= energy
         if score > best_score:
             best_k, best_delay, best_score = k, delay, score
     return best_k, best_delay, best_score
+
+
+@numba.njit(cache=True)
+def _psinc_table(W, R, L):
+    table = np.empty((2 * R + 1, 2 * W - 1))
+    for k in range(2 * R + 1):
+        for n in range(2 * W - 1):
+            table[k, n] = _periodic_sinc(n - (W - 1) - (k - R) / R, L)
+    return table
+
+
+@lru_cache(maxsize=8)
+def psinc_table(W: int, R: int, L: int) -> np.ndarray:
+    """float64 [2R + 1, 2W - 1]: periodic_sinc(n - (W - 1) - (k - R) / R, L), the candidate
+    atoms of the delay fit wherever the candidate is not clipped (a shift of these; the
+    GPU's ``psinc_table``), made once."""
+    return _psinc_table(W, R, L)
 
 
 @numba.njit(cache=True)
@@ -99,7 +129,7 @@ def _ridge_solve(gram, rhs, n, chol, sol):
 
 
 @numba.njit(cache=True)
-def _omp_delay_fit(coeffs, floor, tau0, R, stride, L, lo, hi, amplitudes, delays, active):
+def _omp_delay_fit(coeffs, floor, tau0, R, stride, L, lo, hi, table, amplitudes, delays, active):
     F, W, P = coeffs.shape
     J = delays.shape[1]
     for f in range(F):
@@ -122,10 +152,10 @@ def _omp_delay_fit(coeffs, floor, tau0, R, stride, L, lo, hi, amplitudes, delays
                     e += residual[w, p].real ** 2 + residual[w, p].imag ** 2
                 if e > best_e:
                     best_e, best_w = e, w
-            peak_tau = tau0 + best_w
-            kc, _, _ = _best_candidate(0, stride, 2 * R // stride + 1, peak_tau, residual, tau0, R, L, lo, hi, atom)
-            _, delay, score = _best_candidate(kc - stride + 1, 1, 2 * stride - 1, peak_tau, residual, tau0, R, L,
-                                              lo, hi, atom)
+            kc, _, _ = _best_candidate(0, stride, 2 * R // stride + 1, best_w, residual, tau0, R, L, lo, hi, atom,
+                                       table)
+            _, delay, score = _best_candidate(kc - stride + 1, 1, 2 * stride - 1, best_w, residual, tau0, R, L,
+                                              lo, hi, atom, table)
             if not (score > floor[f]):
                 for i in range(j, J):
                     delays[f, i] = delay
@@ -169,8 +199,9 @@ def omp_delay_fit(coeffs, floor, tau0: float, resolution: int, coarse_stride: in
     amplitudes = np.zeros((F, n_atoms, P), np.complex128)
     delays = np.zeros((F, n_atoms))
     active = np.zeros((F, n_atoms), np.bool_)
+    table = psinc_table(coeffs.shape[1], int(resolution), int(L))
     _omp_delay_fit(coeffs, np.ascontiguousarray(floor, dtype=np.float64), float(tau0), int(resolution),
-                   int(coarse_stride), int(L), float(lo), float(hi), amplitudes, delays, active)
+                   int(coarse_stride), int(L), float(lo), float(hi), table, amplitudes, delays, active)
     return amplitudes, delays, active
 
 
