@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench import latency_sweep as sweep
+from bench import physical_limit
 
 
 def test_ci_sized_sweep_writes_points_finding_and_plots(tmp_path, capsys):
@@ -47,8 +48,8 @@ def test_finding_picks_the_largest_grid_that_meets_else_the_closest_miss():
 
 
 def test_physical_limit_windowed_operator_moves_fewer_bytes_than_the_exact_one():
-    windowed, exact = sweep.physical_limit(), sweep.physical_limit(window=0)
-    full_overlap = sweep.physical_limit(window=4096)
+    windowed, exact = physical_limit.physical_limit(), physical_limit.physical_limit(window=0)
+    full_overlap = physical_limit.physical_limit(window=4096)
     assert (windowed["operator_window"], windowed["operator_overlap"]) == (8192, 4096)
     assert full_overlap["operator_overlap"] == 4096 and exact["operator_window"] == 0
     # per normal product, blocks of B = Lw + V, r = B / Lw: (2 + 4r + 4Kr + K) + (2 + 4r + 5Kr) + 1
