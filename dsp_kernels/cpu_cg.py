@@ -12,7 +12,7 @@ variance, W_j the preconditioner's windows and D_j their inverse power spectra:
                      y = sum_p b_p IFFT(C_p FFT(s))
     M v            = sum_j W_j IFFT_2h( D_j FFT_2h(W_j v) )    (unnormalised IFFT_2h: D_j holds 1/2h)
 
-then K preconditioned CG steps from x_0 = M b, as ``cg_lmmse``. Dot products accumulate in
+then K preconditioned CG steps from x_0 = 0, as ``cg_lmmse``. Dot products accumulate in
 float64. Inputs are complex64 (basis [P, L], taps [F, P, L], received [F, L]), float32
 N0 [F], D [F, S, 2h] and window [2h].
 """
@@ -171,10 +171,8 @@ def _pcg(r, taps, basis, n0, inverse, window, iterations, x_out, relative, plans
     for f in range(F):
         x = x_out[f]
         _adjoint(r[f], taps[f], basis, b, scratch, plans)
-        _precondition(b, inverse[f], window, x, windows_a, windows_b, plans)
-        _normal(x, taps[f], basis, n0[f], Ap, scratch, plans)
-        for q in range(L):
-            res[q] = b[q] - Ap[q]
+        x[:] = 0
+        res[:] = b
         _precondition(res, inverse[f], window, z, windows_a, windows_b, plans)
         p[:] = z
         rz = _dot(res, z)

@@ -148,22 +148,23 @@ def timed_path(receiver, batch: int, workers: int | None = None):
 
 def work_per_frame(receiver) -> dict:
     """What one frame costs the equaliser, counted rather than timed: CG iterations, products
-    with the normal matrix, and the FFT points they and the preconditioner transform
-    (frame-long operator: 2 + 2P transforms of L points a product, (1 + P) for H^H r and H s
-    of the pilot; the preconditioner: 2 transforms of its S windows of 2h = 2L / S points
-    an application, K + 2 applications; the windowed operator: (2 + 2K) blocks of B points
-    per window of Lw). Where the compiled CPU equaliser runs, every product is one pass
-    of compiled code a frame (no Python between its transforms)."""
+    with the normal matrix (one an iteration), and the FFT points they and the
+    preconditioner transform. A product: 2 + 2P transforms of L points with the frame-long
+    operator, (2 + 2 x 2) blocks of B points a window of Lw with the windowed one; H^H r and
+    H s of the pilot: 1 + P each; the preconditioner: 2 transforms of its S windows of
+    2h = 2L / S points an application, K + 1 of them. Where the compiled CPU equaliser
+    runs, a frame's products are one pass of compiled code (no Python between its
+    transforms)."""
     c, K = receiver.config, receiver.cg_iterations
     L, S = c.MN, receiver.segments
     P = getattr(receiver.estimator, "P", None) or len(getattr(receiver.estimator, "dopplers", [])) or 1
-    products = K + 1
+    products = K
     if receiver.operator_window:
         Lw, B = receiver.operator_window, receiver.operator_window + receiver.operator_overlap
         per_product = (2 + 2 * 2) * B * (L // Lw)
     else:
         per_product = (2 + 2 * P) * L
-    precondition = (K + 2) * 2 * 2 * L
+    precondition = (K + 1) * 2 * 2 * L
     return {"cg_iterations": K, "normal_products": products, "basis_functions": P, "preconditioner_windows": S,
             "fft_points": int(products * per_product + 2 * (1 + P) * L + precondition),
             "fft_points_equaliser_products": int(products * per_product),
