@@ -261,9 +261,15 @@ class PipelineRunner:
         if not self._threads:
             self.start()
         next_progress = time.perf_counter() + self.progress_interval_s
-        interrupts = 0
+        interrupts, pending = 0, None
         while True:
-            try:
+            try:            # an interrupt is handled inside the try: one during the handling is caught too
+                if pending is not None:
+                    interrupts, exc, pending = interrupts + 1, pending, None
+                    self.stop(drain=interrupts == 1, reason="interrupt")
+                    logger.warning("interrupted (%s): %s", exc or "SIGINT",
+                                   "draining queued frames (a second signal abandons them)"
+                                   if interrupts == 1 else "abandoning queued frames")
                 while any(t.is_alive() for t in self._threads):
                     self._threads[-1].join(_POLL_S)
                     if self.progress is not None and time.perf_counter() >= next_progress:
@@ -271,11 +277,7 @@ class PipelineRunner:
                         self.progress(self.snapshot())
                 break
             except KeyboardInterrupt as exc:        # Ctrl-C, or a signal handler raising it (SIGTERM)
-                interrupts += 1
-                logger.warning("interrupted (%s): %s", exc or "SIGINT",
-                               "draining queued frames (a second signal abandons them)"
-                               if interrupts == 1 else "abandoning queued frames")
-                self.stop(drain=interrupts == 1, reason="interrupt")
+                pending = exc
         self._finish()
         if self._error is not None:
             raise PipelineError(f"pipeline stage failed: {self.stats.error}") from self._error

@@ -215,4 +215,7 @@ class CpuWorkers:
 
 
 if __name__ == "__main__":
-    _serve(Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"])))
+    try:
+        _serve(Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"])))
+    except (EOFError, OSError):     # the caller is gone (stopped while this worker started): nothing to serve
+        sys.exit(1)

@@ -33,7 +33,7 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).",
                 epilog="exit status: 0 done, 1 runtime error, 2 bad argument, 3 rx received nothing, "
-                       "4 rx decoded nothing, 5 rx input not in --in-format, 130 interrupted before the work")
+                       "4 rx decoded nothing, 5 rx input not in --in-format, 130 interrupted outside the stream")
     ap.add_argument("--version", action="version", version=f"zakotfs {__version__}")
     common_options(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -44,10 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv=None) -> int:
     """Run one command; returns its exit status (:class:`ExitStatus`)."""
     try:
@@ -56,8 +52,14 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     level = args.log_level or ("info" if args.verbose else "warning")
     logging.basicConfig(level=level.upper(), format="zakotfs: %(levelname)s %(name)s: %(message)s")
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS} if in_main_thread else {}
+    previous = {signum: signal.signal(signum, interrupt) for signum in _STOP_SIGNALS} if in_main_thread else {}
     try:
         for name, value in vars(args).items():   # before any work: NaN, and inf but for a timeout
             if isinstance(value, float) and not (np.isfinite(value) or (name.endswith("timeout") and value > 0)):
@@ -66,13 +68,13 @@ def main(argv=None) -> int:
     except (UsageError, ValueError, TypeError, BackendError, OSError) as exc:
         return _fail(args, exc, ExitStatus.USAGE)
     except KeyboardInterrupt as exc:
-        print(f"zakotfs {args.command}: interrupted ({exc or 'SIGINT'}) before the work started", file=sys.stderr)
+        print(f"zakotfs {args.command}: interrupted ({exc or 'SIGINT'})", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except Exception as exc:                # noqa: BLE001 - a runtime error: one line, exit status 1
         return _fail(args, exc, ExitStatus.ERROR)
-    finally:
+    finally:       # once a stop signal came, another after the work is done is ignored, not fatal
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if received else handler)
 
 
 def _fail(args, exc: BaseException, status: ExitStatus) -> int:

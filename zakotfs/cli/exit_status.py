@@ -11,8 +11,8 @@ status  meaning
 4       ``rx``: samples came but no frame was decoded
 5       ``rx``: messages came but none was whole samples of ``--in-format`` (the line says
         which format their sizes fit)
-130     interrupted before the work started (Ctrl-C, SIGTERM or SIGHUP); a signal during
-        the stream drains it and ends with 0, 3, 4 or 5 like any other stop
+130     interrupted outside the stream (Ctrl-C, SIGTERM or SIGHUP while starting up); a
+        signal during the stream drains it and ends with 0, 3, 4 or 5 like any other stop
 ======  ==============================================================================
 """
 from __future__ import annotations
