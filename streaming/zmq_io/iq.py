@@ -384,7 +384,8 @@ class IQSink(ZmqSocketBase):
         self.stats = SinkStats()
         super().__init__(zmq.PUB if pattern == "pub" else zmq.PUSH, endpoint, bind=bind,
                          allow_remote=allow_remote, curve=curve, linger_ms=linger_ms,
-                         context=context, options=_send_options(pattern, hwm, send_timeout_ms, nodrop))
+                         context=context, options=_send_options(pattern, hwm, send_timeout_ms, nodrop),
+                         monitor=True)
         self.pattern = pattern
 
     def send(self, samples: np.ndarray, *, tags: Iterable[Tag] = (),
@@ -419,3 +420,8 @@ class IQSink(ZmqSocketBase):
     def write(self, samples: np.ndarray) -> None:
         """:meth:`send` with the running offset and no tags: the sample writer's ``write``."""
         self.send(samples)
+
+    def receivers(self) -> int:
+        """Peers connected now that completed the handshake (the socket monitor's count)."""
+        counts = self.peers.poll()
+        return counts.handshakes - counts.dropped

@@ -53,6 +53,10 @@ def run(args) -> int:
             truth.write_truth_bits(bits)
     if is_endpoint(args.out):
         time.sleep(args.connect_wait)                          # let subscribers connect (PUB)
+        if args.pattern == "pub" and not sink.receivers():
+            print(f"zakotfs tx: warning: no subscriber connected to {args.out} within --connect-wait "
+                  f"{args.connect_wait:g} s: PUB drops what it sends while none is (start rx first, or "
+                  "use --pattern push with rx --pattern pull)", file=sys.stderr)
     rng = np.random.default_rng(args.seed + 1)
     period = args.message_size / config.bandwidth
     t_next = time.perf_counter()
