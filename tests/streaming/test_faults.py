@@ -54,7 +54,7 @@ class _Sender(threading.Thread):
     def run(self) -> None:
         ctx = zmq.Context()
         sock = ctx.socket(self.pattern)
-        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.LINGER, 5000)
         sock.setsockopt(zmq.SNDTIMEO, 60_000)
         sock.bind(self.endpoint)
         self.ready.set()
@@ -310,14 +310,15 @@ def _rows(path) -> int:
 
 @pytest.mark.timeout(150)
 def test_sigterm_drains_and_sigkill_keeps_the_flushed_rows(tmp_path):
-    """Item 1: two rx processes writing --out mid-stream; SIGTERM to one: it drains, closes
-    the file, writes the report and exits 0 within seconds; SIGKILL to the other: every row
-    it flushed reads back right."""
+    """Item 1: three rx processes writing --out mid-stream. SIGTERM to one: it drains,
+    closes the file, writes the report and exits 0 within seconds. SIGHUP twice to another:
+    the queued frames abandoned (counted dropped), the file closed, the report written.
+    SIGKILL to the third: every row it flushed reads back right."""
     truth, frames = _frames(400, seed=7)
     runs = {}
-    for name, sig in (("term", signal.SIGTERM), ("kill", signal.SIGKILL)):
+    for name, sig in (("term", signal.SIGTERM), ("hup", signal.SIGHUP), ("kill", signal.SIGKILL)):
         endpoint = f"ipc://{tmp_path}/{name}"
-        sender = _Sender(endpoint, frames, pause_s=0.02)
+        sender = _Sender(endpoint, frames, pause_s=0 if sig == signal.SIGHUP else 0.02)   # HUP: a backlog
         sender.start()
         sender.ready.wait(10)
         runs[name] = (sig, sender, *_rx_process(tmp_path, name, endpoint))
@@ -328,17 +329,40 @@ def test_sigterm_drains_and_sigkill_keeps_the_flushed_rows(tmp_path):
             time.sleep(0.05)
         runs[name] += (time.perf_counter(),)
         proc.send_signal(sig)
+        if sig == signal.SIGHUP:
+            time.sleep(0.05)
+            proc.send_signal(sig)
     for name, (sig, sender, proc, paths, t_signal) in runs.items():
         status = proc.wait(30)
         sender.release.set()
         exit_s = time.perf_counter() - t_signal
         err = proc.stderr.read().decode()
-        assert "Traceback" not in err
+        assert "Traceback" not in err, err
         rows = _check_rows(paths["h5"], truth)
-        if sig == signal.SIGTERM:
+        if sig != signal.SIGKILL:
             report = json.loads(paths["json"].read_text())
             assert status == ExitStatus.OK and exit_s < 10, err
             assert rows == report["frames"] >= 3 and report["runner"]["stopped_by"] == "interrupt"
-            assert "interrupted (SIGTERM)" in err
+            assert f"interrupted ({signal.Signals(sig).name})" in err
+            assert (sig == signal.SIGHUP) == ("abandoning queued frames" in err)
         else:
             assert status == -signal.SIGKILL and rows >= 3 and not paths["json"].exists()
+
+
+def test_tx_over_pub_says_when_no_subscriber_is_there(tmp_path, capsys):
+    """Item 2: tx over PUB with nobody subscribed warns (its frames are dropped); with a
+    subscriber connected it does not."""
+    endpoint = f"ipc://{tmp_path}/pub"
+    argv = ["tx", "--out", endpoint, *GRID, "--frames", "2", "--connect-wait", "0.3"]
+    assert main(argv) == ExitStatus.OK
+    assert "no subscriber connected" in capsys.readouterr().err
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)                  # connects once tx binds (ZeroMQ retries)
+    try:
+        assert main(argv) == ExitStatus.OK
+    finally:
+        sub.close(0)
+        ctx.term()
+    assert "no subscriber connected" not in capsys.readouterr().err
