@@ -30,6 +30,8 @@ import scipy.fft as sfft
 from zakotfs.config import FrameConfig
 from zakotfs.preamble import zadoff_chu
 
+from .sample_format import unusable
+
 __all__ = ["FrameAcquirer", "acquire", "split_aligned", "preamble_metric",
            "false_alarm_threshold"]
 
@@ -96,14 +98,18 @@ def preamble_metric(stream, config: FrameConfig) -> np.ndarray:
     """One-shot normalised preamble correlation rho[n] (module docstring) of a whole stream.
 
     Input: complex64 [n]. Output: float64 [n - L + 1], rho at every lag whose window fits;
-    samples outside the stream count as zeros in the energy floor. Non-finite samples count
-    as zeros. This is the reference the streaming correlator is tested against.
+    samples outside the stream count as zeros in the energy floor. Unusable samples
+    (``sample_format.unusable``) count as zeros. This is the reference the streaming
+    correlator is tested against.
     """
     _check_config(config)
     if config.preamble_len == 0:
         raise ValueError(NO_PREAMBLE_MESSAGE)
-    r = _as_stream(stream, "stream").astype(np.complex128)
-    r[~np.isfinite(r)] = 0
+    r = _as_stream(stream, "stream").astype(np.complex64)
+    bad = unusable(r)
+    r = r.astype(np.complex128)
+    if bad is not None:
+        r[bad] = 0
     L = config.preamble_len
     if r.shape[0] < L:
         return np.zeros(0)
@@ -175,14 +181,15 @@ class FrameAcquirer:
     ``flush()`` ends the stream and emits a last complete frame.
 
     Counters in ``stats``: samples_in, frames_out, frames_lost (estimated from timing),
-    frames_bad (dropped for NaN/Inf samples), resyncs (lock lost, full search again),
+    frames_bad (dropped for unusable samples), resyncs (lock lost, full search again),
     acquisitions (locks from the full search), false_locks (search locks that the next
     preamble did not confirm), lock_checks (tracking verifications), timing_jumps (next
     preamble found in the tracking window but moved by more than ``jump_tolerance``),
     bursts_ended (no next preamble, but the signal power dropped right after the frame: the
-    transmission ended cleanly and the frame is emitted), nonfinite_samples (samples
-    replaced by 0 for correlation), gaps and samples_missing (``skip``: samples known lost
-    between two messages).
+    transmission ended cleanly and the frame is emitted), nonfinite_samples (unusable: NaN,
+    Inf or beyond ``sample_format.MAX_MAGNITUDE``; replaced by 0 before any power sum, the
+    frames over them dropped), gaps and samples_missing (``skip``: samples known lost between
+    two messages).
 
     Examples
     --------
@@ -380,11 +387,11 @@ class FrameAcquirer:
 
     # ---- buffer -------------------------------------------------------------------------
     def _sanitise(self, chunk: np.ndarray, start: int) -> None:
-        s = chunk.sum()
-        if math.isfinite(s.real) and math.isfinite(s.imag):
-            return      # (a finite sum can only overflow to inf; then the exact check below runs)
-        bad = ~np.isfinite(chunk)
-        if not bad.any():
+        """Zero the unusable samples of ``chunk`` (``sample_format.unusable``: NaN, Inf, or
+        beyond ``MAX_MAGNITUDE``), count them and mark their stream range [start + i, ...)
+        bad, so that no frame overlapping it is emitted and no power sum sees them."""
+        bad = unusable(chunk)
+        if bad is None:
             return
         self._stats["nonfinite_samples"] += int(bad.sum())
         chunk[bad] = 0

@@ -70,6 +70,11 @@ class ZmqSampleSource:
         """Samples lost in transport (pass_tags offsets) just before the last read's."""
         return self._missing
 
+    def silence(self) -> str:
+        """What the connections say about a source that received nothing
+        (``IQSource.silence``)."""
+        return self.source.silence()
+
     def stats(self) -> dict:
         return {**self.source.stats.to_dict(), **self.source.level.to_dict()}
 
@@ -197,6 +202,10 @@ class RecordingSource:
         """The source's samples lost in transport before the last read's (not in the
         recording, which holds what came)."""
         return self.source.missing() if hasattr(self.source, "missing") else 0
+
+    def silence(self) -> str:
+        """The source's account of why nothing came, where it has one (ZeroMQ)."""
+        return self.source.silence() if hasattr(self.source, "silence") else ""
 
     def stats(self) -> dict:
         return self.source.stats()

@@ -24,11 +24,14 @@ class ResultFileWriter:
     """``writer(result, metas)`` appends a batch: ``result.bits`` uint8 [F, B], ``result.llr``
     [F, B] (float32, or int8 codes of ``llr_step``) and each meta's ``seq``; ``close()``.
     A result without LLRs is a ``ValueError`` (remote workers send them with
-    ``--payload both``)."""
+    ``--payload both``). The file is written in HDF5's single-writer/multiple-reader mode
+    and flushed after each batch: a reader (``h5py.File(path, "r", swmr=True)``) sees the
+    rows as they come, and every batch flushed stays readable if the process is killed
+    before ``close()``."""
 
     def __init__(self, path: str | os.PathLike, config: FrameConfig, llr_step: float | None = None):
         self.path = os.fspath(path)
-        self._file = h5py.File(self.path, "w")
+        self._file = h5py.File(self.path, "w", libver="latest")
         self._file.attrs["zakotfs_config"] = config.to_json()
         B = config.bits_per_frame
         self._bits = self._file.create_dataset("bits", (0, B), maxshape=(None, B), dtype=np.uint8, chunks=(1, B))
@@ -37,6 +40,7 @@ class ResultFileWriter:
                                               dtype=np.float32 if llr_step is None else np.int8)
         if llr_step is not None:
             self._llr.attrs["llr_step"] = llr_step
+        self._file.swmr_mode = True         # from here on: rows only, no new objects or attributes
 
     def __call__(self, result, metas: list[dict]) -> None:
         if result.llr is None:
@@ -46,6 +50,7 @@ class ResultFileWriter:
         for dset, rows in ((self._bits, result.bits), (self._llr, result.llr), (self._seq, [m["seq"] for m in metas])):
             dset.resize(n + len(rows), axis=0)
             dset[n:] = rows
+        self._file.flush()
 
     def close(self) -> None:
         self._file.close()

@@ -20,7 +20,8 @@ Three threads joined by bounded queues::
 * No samples for ``stall_timeout_s`` once samples have come: logged and counted
   (``stats.stalls``); the runner keeps waiting (``stall_action="wait"``) or stops
   (``"exit"``). Before the first sample it waits for the sender, however late it starts,
-  unless ``start_timeout_s`` is given (then it stops, ``stopped_by="no_input"``).
+  unless ``start_timeout_s`` is given (then it stops, ``stopped_by="no_input"``, and logs
+  what ``source.silence()`` says about it, where the source has that method).
 * Progress: ``progress(Progress)`` is called about every ``progress_interval_s`` from the
   thread running :meth:`run`.
 * An exception in acquire, process or sink stops the pipeline; :meth:`run` re-raises it as
@@ -35,7 +36,7 @@ Contracts of the stages (the acquisition and the receiver come from their own mo
 * ``acquire(samples: complex64 [n]) -> list[(frame: complex64 [L], meta: dict)]`` with
   ``L = cp_len + M N``; acquisition state lives inside the callable (e.g.
   ``FrameAcquirer(config).push``, with ``acquire_flush=acquirer.flush`` to emit the last
-  frame at the end of a file).
+  frame whenever the ingest stops: a file's end, a stall, ``stop()``, an interrupt).
 * ``process(frames: complex64 [F, L]) -> result`` with ``result.bits`` uint8 [F, B] and
   ``result.llr`` float32 [F, B] (B = bits_per_frame); F <= ``batch_frames``. Or a pipeline
   (``zakotfs.pipelined.PipelinedReceiver``): ``submit(frames)`` starts a batch,
@@ -136,7 +137,9 @@ class PipelineRunner:
     source, acquire, process, sink
         The stages (``process``: a callable or a pipeline, module doc).
     acquire_flush : callable() -> list[(frame, meta)] or None
-        Called once when a file source ends (eof), for the frames the acquisition still holds.
+        Called once when the ingest stops, for the frames the acquisition still holds: at a
+        file's end, a stall, no input, ``stop()`` or an interrupt that drains (not after
+        ``max_frames`` or an abort).
     acquire_gap : callable(int) -> list[(frame, meta)] or None
         Told of the samples a source's ``missing()`` reports lost (``FrameAcquirer.skip``).
     queue_frames : int
@@ -252,26 +255,29 @@ class PipelineRunner:
     def run(self) -> RunnerStats:
         """Start (if needed), wait for the end, return the statistics.
 
-        Ctrl-C (KeyboardInterrupt) here stops the ingest and drains; a second Ctrl-C
-        abandons the queued frames.
+        Ctrl-C (KeyboardInterrupt, or a signal handler that raises it) here stops the ingest
+        and drains; a second one abandons the queued frames.
         """
         if not self._threads:
             self.start()
         next_progress = time.perf_counter() + self.progress_interval_s
-        interrupts = 0
+        interrupts, pending = 0, None
         while True:
-            try:
+            try:            # an interrupt is handled inside the try: one during the handling is caught too
+                if pending is not None:
+                    interrupts, exc, pending = interrupts + 1, pending, None
+                    self.stop(drain=interrupts == 1, reason="interrupt")
+                    logger.warning("interrupted (%s): %s", exc or "SIGINT",
+                                   "draining queued frames (a second signal abandons them)"
+                                   if interrupts == 1 else "abandoning queued frames")
                 while any(t.is_alive() for t in self._threads):
                     self._threads[-1].join(_POLL_S)
                     if self.progress is not None and time.perf_counter() >= next_progress:
                         next_progress += self.progress_interval_s
                         self.progress(self.snapshot())
                 break
-            except KeyboardInterrupt:
-                interrupts += 1
-                logger.warning("interrupted: %s", "draining queued frames (Ctrl-C again to abandon them)"
-                               if interrupts == 1 else "abandoning queued frames")
-                self.stop(drain=interrupts == 1, reason="interrupt")
+            except KeyboardInterrupt as exc:        # Ctrl-C, or a signal handler raising it (SIGTERM)
+                pending = exc
         self._finish()
         if self._error is not None:
             raise PipelineError(f"pipeline stage failed: {self.stats.error}") from self._error
@@ -329,15 +335,14 @@ class PipelineRunner:
             if samples is None or samples.size == 0:
                 if getattr(self.source, "eof", False):
                     self.stop(reason="eof")
-                    for frame, meta in (self.acquire_flush() if self.acquire_flush else ()):
-                        if self._enqueue(frame, meta):
-                            break
                     break
                 if now - t_read < 1e-3:          # a source that does not wait: do not spin
                     time.sleep(_POLL_S / 5)
                 expired = watch.expired(now)
                 if expired == "no_input":
-                    logger.warning("no samples within %.1f s of the start; stopping", watch.idle_s(now))
+                    silence = self.source.silence() if hasattr(self.source, "silence") else ""
+                    logger.warning("no samples within %.1f s of the start%s; stopping", watch.idle_s(now),
+                                   f": {silence}" if silence else "")
                     self.stop(reason="no_input")
                 elif expired == "stall" and not stalled:
                     stalled = True
@@ -358,13 +363,18 @@ class PipelineRunner:
                 self.stats.reads += 1
                 self.stats.samples_in += samples.size
             missing = self._missing() if self._missing is not None else 0
-            found = (self.acquire_gap(missing) if missing else []) + self.acquire(samples)
-            for frame, meta in found:
-                if self._enqueue(frame, meta):
-                    break
+            self._enqueue_all((self.acquire_gap(missing) if missing else []) + self.acquire(samples))
         if stalled:
             with self._lock:
                 self.stats.stall_s += watch.idle_s()
+        if self.acquire_flush is not None and not self._abort.is_set() and self.stats.stopped_by != "max_frames":
+            self._enqueue_all(self.acquire_flush())
+
+    def _enqueue_all(self, found) -> None:
+        """Queue the frames ``found`` in order, up to ``max_frames``."""
+        for frame, meta in found:
+            if self._enqueue(frame, meta):
+                break
 
     def _enqueue(self, frame: np.ndarray, meta: dict) -> bool:
         """Queue one frame by the policy; True when max_frames is reached."""

@@ -29,10 +29,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SampleFormat", "SampleEncoder", "LevelMeter", "SAMPLE_FORMATS", "RANGING_HEADROOM", "sample_format"]
+__all__ = ["SampleFormat", "SampleEncoder", "LevelMeter", "SAMPLE_FORMATS", "RANGING_HEADROOM", "MAX_MAGNITUDE",
+           "sample_format", "unusable", "count_unusable"]
 
 RANGING_HEADROOM = float(np.sqrt(2.0))
 """Full scale over the largest I or Q so far, when a writer ranges its gain (3 dB)."""
+
+MAX_MAGNITUDE = 1e6
+"""The largest I or Q a usable sample has: far above any plausible full scale (fixed point
+reads within [-1, 1)); beyond it a sample is garbage (random bytes read as float32 reach
+1e38) and is treated like NaN, so that its square cannot overflow a power sum."""
+
+
+def unusable(samples: np.ndarray) -> np.ndarray | None:
+    """bool [n]: the complex64 [n] ``samples`` with a component that is not finite or whose
+    magnitude exceeds :data:`MAX_MAGNITUDE`; None when there is none (checked first in one
+    pass over the components' extremes, which NaN fails too)."""
+    parts = samples.view(np.float32) if samples.dtype == np.complex64 else samples.view(samples.real.dtype)
+    if parts.size == 0 or (parts.max() <= MAX_MAGNITUDE and parts.min() >= -MAX_MAGNITUDE):
+        return None
+    bad = ~(np.abs(parts) <= MAX_MAGNITUDE)
+    return bad.reshape(-1, 2).any(axis=1)
+
+
+def count_unusable(samples: np.ndarray) -> int:
+    """How many of the complex ``samples`` are :func:`unusable`."""
+    bad = unusable(samples)
+    return 0 if bad is None else int(np.count_nonzero(bad))
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,9 @@ class CpuWorkers:
 
 
 if __name__ == "__main__":
-    connection = Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"]))
-    connection.send(os.getpid())
-    _serve(connection)
+    try:
+        connection = Client(sys.argv[1], authkey=bytes.fromhex(os.environ["ZAKOTFS_WORKER_KEY"]))
+        connection.send(os.getpid())
+        _serve(connection)
+    except (EOFError, OSError):     # the caller is gone (stopped while this worker started): nothing to serve
+        sys.exit(1)

@@ -162,7 +162,8 @@ class SigMFReader(_SampleFileReader):
                 warnings.simplefilter("ignore")
                 self._meta = sigmffile.fromfile(str(self.meta_path), skip_checksum=not verify_checksum)
         except (SigMFError, ValueError, OSError) as exc:
-            hint = "; verify_checksum=False reads it anyway" if "hash" in str(exc).lower() else ""
+            hint = (f"; the data file is damaged or changed since it was written (deleting core:sha512 from "
+                    f"{self.meta_path.name} reads it anyway)" if "hash" in str(exc).lower() else "")
             raise ValueError(f"{self.meta_path}: cannot read SigMF recording ({exc}){hint}") from None
         datatype = self._meta.get_global_field("core:datatype")
         if not str(datatype).startswith("c") or self._meta.get_global_field("core:num_channels", 1) != 1:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 import numpy as np
 import zmq
 
 from ..pmt import PmtError
-from ..sample_format import LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
+from ..sample_format import (SAMPLE_FORMATS, LevelMeter, SampleEncoder, SampleFormat, count_unusable,
+                             sample_format as _sample_format)
 from ..security import CurveConfig
 from .sockets import DEFAULT_IQ_ENDPOINT, ZmqSocketBase, _as_key, _hwm, _RateLimitedWarning, logger
 from .tags import Tag, decode_tag_header, encode_tag_header, looks_like_tag_header
@@ -25,7 +26,15 @@ class SourceStats:
 
     ``gaps``/``samples_lost``: pass_tags offsets that jumped forward (samples the sender
     produced that never arrived); ``offset_resets``: offsets that went back (sender restart).
-    ``nonfinite_samples``: samples with a NaN or Inf component, passed through.
+    ``nonfinite_samples``: samples with a NaN or Inf component, or of a magnitude above
+    :data:`~streaming.sample_format.MAX_MAGNITUDE`, passed through (the acquisition drops
+    the frames they fall in). ``size_mismatches``: messages whose size is not a whole number
+    of samples of the source's format; ``sizes_fit``: the other formats every one of them
+    fits (a hint at the ``--in-format`` the sender uses). ``peers_connected``,
+    ``handshakes``, ``handshake_failures``: the socket monitor's counts
+    (:class:`~streaming.zmq_io.monitor.PeerCounts`); ``diagnosis``: what the connections
+    say about the wiring: a peer of the wrong pattern, or, once :meth:`IQSource.silence`
+    was asked, why nothing came; else None.
     """
 
     messages: int = 0
@@ -37,7 +46,13 @@ class SourceStats:
     samples_lost: int = 0
     offset_resets: int = 0
     nonfinite_samples: int = 0
+    size_mismatches: int = 0
+    sizes_fit: list = field(default_factory=list)
     tags: int = 0
+    peers_connected: int = 0
+    handshakes: int = 0
+    handshake_failures: int = 0
+    diagnosis: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,10 +94,13 @@ class IQSource(ZmqSocketBase):
         expected as key frame + payload. PULL: non-empty also expects a key frame.
     pass_tags : bool or None
         True: every message carries a pass_tags header; False: never (raw samples); None
-        (default): detect the header by magic and version and lock in once one parsed.
+        (default): decided per message, never latched: a message carries a header when it
+        starts with the magic and version and the header parses completely and consistently
+        (a whole number of samples after it, every tag's offset inside the message); else
+        it is raw samples, and the stream offset is unknown until the next header.
     check_finite : bool
-        Count NaN/Inf samples in ``stats.nonfinite_samples`` (they are passed through; a
-        fixed-point format has none).
+        Count NaN/Inf samples, and those of a magnitude above ``MAX_MAGNITUDE``, in
+        ``stats.nonfinite_samples`` (they are passed through; a fixed-point format has none).
     sample_format : str or SampleFormat
         ``cf32_le`` (default), ``ci16_le`` or ``ci8``: samples arrive as complex64 either way;
         fixed point is metered (``level``: peak in dBFS, components clipped).
@@ -116,7 +134,6 @@ class IQSource(ZmqSocketBase):
         self.pass_tags = pass_tags
         self.check_finite = check_finite
         self.stats = SourceStats()
-        self._tags_seen = False
         self._next_offset: int | None = None
         self._missing = 0           # samples lost since the last chunk returned
         self._warn = _RateLimitedWarning()
@@ -127,7 +144,7 @@ class IQSource(ZmqSocketBase):
             options[zmq.SUBSCRIBE] = self.key
         super().__init__(zmq.SUB if pattern == "sub" else zmq.PULL, endpoint, bind=bind,
                          allow_remote=allow_remote, curve=curve, linger_ms=0, context=context,
-                         options=options)
+                         options=options, monitor=True)
         self.pattern = pattern
 
     def recv(self) -> np.ndarray | None:
@@ -148,6 +165,7 @@ class IQSource(ZmqSocketBase):
                 if now >= deadline or not self._socket.poll(
                         max(1, math.ceil((deadline - now) * 1e3)), zmq.POLLIN):
                     self.stats.timeouts += 1
+                    self.check_peers()
                     return None
                 continue
             chunk = self._decode(parts)
@@ -159,6 +177,42 @@ class IQSource(ZmqSocketBase):
             elif now >= deadline:
                 self.stats.timeouts += 1
                 return None
+
+    def check_peers(self) -> str | None:
+        """Read the socket monitor into the stats (``recv`` does on every timeout); returns
+        the wiring diagnosis, logged the first time: a peer that connected and dropped
+        without a handshake is of the wrong pattern (or has other CurveZMQ keys)."""
+        counts = self.peers.poll()
+        s = self.stats
+        s.peers_connected, s.handshakes = counts.connected, counts.handshakes
+        if counts.failed > s.handshake_failures:
+            s.handshake_failures = counts.failed
+            wanted, fix = (("PUB", "a PUSH sender (gr-zeromq push_sink) needs --pattern pull")
+                           if self.pattern == "sub" else
+                           ("PUSH", "a PUB sender (gr-zeromq pub_sink) needs --pattern sub"))
+            first = s.diagnosis is None
+            s.diagnosis = (f"the peer at {self.endpoint} connected and dropped without a handshake "
+                           f"{counts.failed} times: it is not a {wanted} socket (or its CurveZMQ keys "
+                           f"differ); {fix}")
+            if first:
+                logger.warning("%s", s.diagnosis)
+        return s.diagnosis
+
+    def silence(self) -> str:
+        """What the connections say about a source that received nothing (kept in
+        ``stats.diagnosis``)."""
+        s = self.stats
+        if self.check_peers():
+            return s.diagnosis
+        if not s.peers_connected:
+            s.diagnosis = f"no peer connected to {self.endpoint} (is the sender running, at this address?)"
+        elif s.messages:
+            s.diagnosis = f"{s.messages} messages came, none of them usable samples ({s.bad_messages} malformed)"
+        else:
+            s.diagnosis = (f"{s.handshakes} peer(s) connected to {self.endpoint} but sent nothing"
+                           + (" (a PUB sender's messages before a subscriber joins are lost)"
+                              if self.pattern == "sub" else ""))
+        return s.diagnosis
 
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
@@ -177,28 +231,23 @@ class IQSource(ZmqSocketBase):
         buf = payload.buffer
         self.stats.bytes += len(buf)
         offset, tags, header_len, order = None, (), 0, "<"
-        looks_tagged = self.pass_tags is not False and looks_like_tag_header(buf)
-        strict = self.pass_tags is True or self._tags_seen
-        if looks_tagged:
+        if self.pass_tags is not False and looks_like_tag_header(buf):
             try:
-                offset, tags, header_len, order = decode_tag_header(buf)
-                if (len(buf) - header_len) % self.sample_format.itemsize:
-                    raise PmtError(f"{len(buf) - header_len} payload bytes after the header, "
-                                   f"not a multiple of {self.sample_format.itemsize}")
+                offset, tags, header_len, order = self._parse_header(buf)
             except PmtError as exc:
-                if strict:
+                if self.pass_tags:
                     self._bad(f"pass_tags header: {exc}")
                     return None
                 offset, tags, header_len, order = None, (), 0, "<"   # raw data that looks alike
-            else:
-                self._tags_seen = True
-        elif strict:
+        elif self.pass_tags:
             self._bad("no pass_tags header (magic 0x5FF0, version 1)")
             return None
+        if offset is None:
+            self._next_offset = None          # raw samples: the stream offset is unknown
         n_bytes = len(buf) - header_len
         fmt = self.sample_format
         if n_bytes % fmt.itemsize:
-            self._bad(f"{n_bytes} bytes is not a whole number of {fmt.name} samples ({fmt.itemsize} bytes each)")
+            self._size_mismatch(n_bytes)
             return None
         samples = fmt.decode(buf, header_len, order)
         self.level(samples)
@@ -208,20 +257,39 @@ class IQSource(ZmqSocketBase):
         if offset is not None:
             self._track_offset(offset, n)
         if self.check_finite and fmt.is_float and n:
-            # one fast pass (BLAS dot, a sum of squares): NaN/Inf, or an overflow of
-            # float32, make it non-finite; only then are the samples counted one by one
-            parts = samples.view(samples.real.dtype)
-            with np.errstate(invalid="ignore", over="ignore"):
-                energy = np.dot(parts, parts)
-            if not np.isfinite(energy):
-                bad = int(np.count_nonzero(~np.isfinite(samples)))
+            bad = count_unusable(samples)
+            if bad:
                 self.stats.nonfinite_samples += bad
-                if bad:
-                    self._warn("%s: %d non-finite samples passed through", self.endpoint, bad)
+                self._warn("%s: %d non-finite or out-of-range samples passed through", self.endpoint, bad)
         if not n:
             return None
         chunk, self._missing = IQChunk(samples, offset, tags, self._missing), 0
         return chunk
+
+    def _parse_header(self, buf) -> tuple[int, tuple[Tag, ...], int, str]:
+        """``decode_tag_header(buf)``, checked for consistency: a whole number of samples
+        after the header and every tag inside the message; else :class:`PmtError`."""
+        offset, tags, header_len, order = decode_tag_header(buf)
+        n_bytes = len(buf) - header_len
+        if n_bytes % self.sample_format.itemsize:
+            raise PmtError(f"{n_bytes} payload bytes after the header, not a multiple of "
+                           f"{self.sample_format.itemsize}")
+        end = offset + n_bytes // self.sample_format.itemsize
+        outside = [tag.offset for tag in tags if not offset <= tag.offset < max(end, offset + 1)]
+        if outside:
+            raise PmtError(f"tag offset {outside[0]} outside the message's samples [{offset}, {end})")
+        return offset, tags, header_len, order
+
+    def _size_mismatch(self, n_bytes: int) -> None:
+        """A message of ``n_bytes`` that is not whole samples: counted, with the formats
+        that all such messages so far fit."""
+        fmt = self.sample_format
+        fits = [name for name, other in SAMPLE_FORMATS.items() if name != fmt.name and n_bytes % other.itemsize == 0]
+        s = self.stats
+        s.sizes_fit = fits if not s.size_mismatches else [name for name in s.sizes_fit if name in fits]
+        s.size_mismatches += 1
+        self._bad(f"{n_bytes} bytes is not a whole number of {fmt.name} samples ({fmt.itemsize} bytes each)"
+                  + (f"; the sender may send {' or '.join(fits)}" if fits else ""))
 
     def _track_offset(self, offset: int, n: int) -> None:
         expected = self._next_offset
@@ -316,7 +384,8 @@ class IQSink(ZmqSocketBase):
         self.stats = SinkStats()
         super().__init__(zmq.PUB if pattern == "pub" else zmq.PUSH, endpoint, bind=bind,
                          allow_remote=allow_remote, curve=curve, linger_ms=linger_ms,
-                         context=context, options=_send_options(pattern, hwm, send_timeout_ms, nodrop))
+                         context=context, options=_send_options(pattern, hwm, send_timeout_ms, nodrop),
+                         monitor=True)
         self.pattern = pattern
 
     def send(self, samples: np.ndarray, *, tags: Iterable[Tag] = (),
@@ -351,3 +420,8 @@ class IQSink(ZmqSocketBase):
     def write(self, samples: np.ndarray) -> None:
         """:meth:`send` with the running offset and no tags: the sample writer's ``write``."""
         self.send(samples)
+
+    def receivers(self) -> int:
+        """Peers connected now that completed the handshake (the socket monitor's count)."""
+        counts = self.peers.poll()
+        return counts.handshakes - counts.dropped

@@ -10,6 +10,7 @@ import numpy as np
 import zmq
 
 from ..security import CurveConfig
+from .monitor import PeerMonitor
 
 __all__ = ["DEFAULT_IQ_ENDPOINT", "DEFAULT_RESULT_ENDPOINT", "ENDPOINT_SCHEMES", "is_endpoint", "check_endpoint",
            "ZmqSocketBase"]
@@ -85,6 +86,9 @@ class ZmqSocketBase:
         Shared context; None creates one that :meth:`close` terminates.
     options : dict
         ``{zmq socket option: value}`` set before binding or connecting.
+    monitor : bool
+        Watch the connections (``self.peers``, a :class:`~streaming.zmq_io.monitor.PeerMonitor`;
+        None without).
 
     Whatever fails on the way closes what was already opened: a port in use raises OSError,
     any other bind or connect failure ValueError. Subclasses send and receive on
@@ -94,7 +98,7 @@ class ZmqSocketBase:
 
     def __init__(self, socket_type: int, endpoint: str, *, bind: bool, allow_remote: bool,
                  curve: CurveConfig | None, linger_ms: int, context: zmq.Context | None,
-                 options: dict[int, Any]):
+                 options: dict[int, Any], monitor: bool = False):
         check_endpoint(endpoint, bind=bind, allow_remote=allow_remote)
         if curve is not None and not isinstance(curve, CurveConfig):
             raise TypeError(f"curve must be a CurveConfig or None, got {type(curve).__name__}")
@@ -104,6 +108,7 @@ class ZmqSocketBase:
         self._context = zmq.Context() if context is None else context
         self._auth = None
         self._socket = None
+        self.peers: PeerMonitor | None = None
         try:
             if curve is not None:
                 self._auth = curve.start_authenticator(self._context)
@@ -113,6 +118,8 @@ class ZmqSocketBase:
                 self._socket.setsockopt(option, value)
             if curve is not None:
                 curve.apply(self._socket)
+            if monitor:
+                self.peers = PeerMonitor(self._socket)
             try:
                 (self._socket.bind if bind else self._socket.connect)(endpoint)
             except zmq.ZMQError as exc:
@@ -131,6 +138,8 @@ class ZmqSocketBase:
 
     def close(self) -> None:
         """Close the socket (waiting up to linger for queued messages) and own context."""
+        if self.peers is not None:
+            self.peers.close()
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -77,7 +77,7 @@ def test_zeromq_carries_fixed_point_and_rejects_a_broken_item(name):
     fmt = sample_format(name)
     x = (np.random.default_rng(2).standard_normal((300, 2)) @ np.array([1, 1j])).astype(np.complex64)
     with IQSink("tcp://127.0.0.1:*", "push", sample_format=name, pass_tags=True) as sink, \
-            IQSource(sink.endpoint, "pull", sample_format=name, timeout_ms=2000) as source:
+            IQSource(sink.endpoint, "pull", sample_format=name, timeout_ms=2000, pass_tags=True) as source:
         assert sink.send(x) and sink.send(x[:100])
         first, second = source.recv_chunk(), source.recv_chunk()
         scale = sink.encoder.full_scale * 2 ** (fmt.bits - 1) / (2 ** (fmt.bits - 1) - 1)

@@ -218,20 +218,28 @@ def test_malformed_messages_are_counted_and_skipped(caplog):
     assert "malformed" in caplog.text
 
 
-def test_raw_odd_lengths_and_auto_detection_lock_in():
+def test_raw_odd_lengths_and_pass_tags_decided_per_message():
+    """Detection is per message and never latched: raw samples after a header (a sender
+    restarted without pass_tags) are samples; a header that does not parse consistently
+    (a tag outside its message) is raw data that looks alike; odd sizes are counted with
+    the formats they fit."""
     samples = np.arange(3, dtype=np.complex64)
     with IQSource(LOOPBACK, "pull", bind=True, timeout_ms=300) as source:
         ctx, push = _raw_push(source.endpoint)
-        push.send(b"\x01" * 13)                                  # not a multiple of 8
-        push.send(samples.tobytes())                             # raw: fine before any header
-        push.send(encode_tag_header(5) + samples.tobytes())      # header: detected, locks in
-        push.send(samples.tobytes())                             # raw after lock-in: bad
+        push.send(b"\x01" * 12)                                  # not a multiple of 8: ci16 fits
+        push.send(samples.tobytes())                             # raw
+        push.send(encode_tag_header(5) + samples.tobytes())      # header
+        push.send(samples.tobytes())                             # raw again: samples, offset unknown
         push.send(encode_tag_header(8) + samples.tobytes())
-        chunks = [source.recv_chunk() for _ in range(3)]
+        key = "k" * (1 + (-len(encode_tag_header(20, [Tag(99, "k", 1)]))) % 8)   # header of whole samples
+        push.send(encode_tag_header(20, [Tag(99, key, 1)]) + samples.tobytes())   # tag outside: raw
+        chunks = [source.recv_chunk() for _ in range(5)]
         push.close()
         ctx.term()
-    assert [c.offset for c in chunks] == [None, 5, 8]
-    assert source.stats.bad_messages == 2
+    assert [c.offset for c in chunks] == [None, 5, None, 8, None]
+    assert chunks[4].samples.size > samples.size                  # the header bytes read as samples
+    assert source.stats.bad_messages == 1 and source.stats.size_mismatches == 1
+    assert source.stats.sizes_fit == ["ci16_le", "ci8"]
 
 
 def test_nonfinite_samples_pass_through_and_are_counted():
@@ -239,7 +247,7 @@ def test_nonfinite_samples_pass_through_and_are_counted():
     x[3] = np.nan
     x[50] = complex(np.inf, 0)
     x[60] = complex(0, -np.inf)
-    big = np.full(10, 3e38 + 3e38j, np.complex64)                # finite, but its sum overflows
+    big = np.full(10, 3e38 + 3e38j, np.complex64)                # finite, but far beyond any full scale
     with IQSource(LOOPBACK, "pull", bind=True, timeout_ms=300) as source, \
             IQSink(source.endpoint, "push", bind=False, send_timeout_ms=5000) as sink:
         sink.send(x)
@@ -248,7 +256,7 @@ def test_nonfinite_samples_pass_through_and_are_counted():
         got_big = source.recv()
     assert np.isnan(got[3]) and np.isinf(got[50].real) and np.isinf(got[60].imag)
     np.testing.assert_array_equal(got_big, big)
-    assert source.stats.nonfinite_samples == 3
+    assert source.stats.nonfinite_samples == 3 + 10
 
 
 _SENDER = textwrap.dedent("""

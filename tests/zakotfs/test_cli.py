@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dsp_kernels import gpu_available
-from zakotfs.cli import main
+from zakotfs.cli import ExitStatus, main
 
 REPORT_KEYS = {"frames", "frames_lost", "bits", "bit_errors", "ber", "latency_us", "deadline_us",
                "deadline_misses", "throughput_mbps", "backend", "device", "config"}
@@ -484,7 +484,7 @@ def test_rx_and_channel_wait_for_a_late_sender_unless_told_not_to(tmp_path):
     assert json.loads(report.read_text())["frames"] == 3
     t0 = time.monotonic()
     assert main(["rx", "--in", f"ipc://{tmp_path}/nobody", "--pattern", "pull", "--preset", "tiny",
-                 "--start-timeout", "0.3", "--report", str(report), "--json"]) == 0
+                 "--start-timeout", "0.3", "--report", str(report), "--json"]) == ExitStatus.NO_INPUT
     assert json.loads(report.read_text())["frames"] == 0
     assert main(["channel", "--in", f"ipc://{tmp_path}/nobody", "--in-pattern", "pull", "--out",
                  str(tmp_path / "ch.h5"), "--preset", "tiny", "--start-timeout", "0.3"]) == 0

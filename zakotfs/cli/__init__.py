@@ -1,46 +1,86 @@
 """``zakotfs``: demo, tx, channel, rx, bench, one module a command (each ``add_parser`` and
-``run``), the shared options in ``options``, what they print in ``summary``.
+``run``), the shared options in ``options``, what they print in ``summary``, the exit
+statuses in ``exit_status``.
 
-Every command prints one clear line and exits with status 2 on a bad argument or
-configuration; Ctrl-C stops cleanly and still writes the report and flushes files.
+Every bad argument or configuration is one line on stderr and exit status 2, found before
+any work (output paths included). Ctrl-C, SIGTERM and SIGHUP stop a command the same way:
+``rx`` drains what it queued, closes its files and writes its report and summary; a second
+signal abandons the queued frames but still closes the files. ``-v``/``--verbose`` and
+``--log-level`` go before or after the subcommand.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 import numpy as np
 
 from dsp_kernels import BackendError
 
+from .. import __version__
 from . import bench, channel, demo, rx, tx
-from .options import UsageError
+from .exit_status import ExitStatus
+from .options import Parser, UsageError, common_options
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "ExitStatus"]
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).")
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap = Parser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).",
+                epilog="exit status: 0 done, 1 runtime error, 2 bad argument, 3 rx received nothing, "
+                       "4 rx decoded nothing, 5 rx input not in --in-format, 130 interrupted outside the stream")
+    ap.add_argument("--version", action="version", version=f"zakotfs {__version__}")
+    common_options(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True)
     for command in (demo, tx, channel, rx, bench):
         command.add_parser(sub)
+    for parser in sub.choices.values():
+        common_options(parser, top=False)
     return ap
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="zakotfs: %(levelname)s %(name)s: %(message)s")
+    """Run one command; returns its exit status (:class:`ExitStatus`)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:              # --help, --version, or a bad argument (one line printed)
+        return int(exc.code or 0)
+    level = args.log_level or ("info" if args.verbose else "warning")
+    logging.basicConfig(level=level.upper(), format="zakotfs: %(levelname)s %(name)s: %(message)s")
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, interrupt) for signum in _STOP_SIGNALS} if in_main_thread else {}
     try:
         for name, value in vars(args).items():   # before any work: NaN, and inf but for a timeout
             if isinstance(value, float) and not (np.isfinite(value) or (name.endswith("timeout") and value > 0)):
                 raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-        return args.func(args)
+        return int(args.func(args))
     except (UsageError, ValueError, TypeError, BackendError, OSError) as exc:
-        if args.verbose:
-            raise
-        print(f"zakotfs {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, exc, ExitStatus.USAGE)
+    except KeyboardInterrupt as exc:
+        print(f"zakotfs {args.command}: interrupted ({exc or 'SIGINT'})", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except Exception as exc:                # noqa: BLE001 - a runtime error: one line, exit status 1
+        return _fail(args, exc, ExitStatus.ERROR)
+    finally:       # once a stop signal came, another after the work is done is ignored, not fatal
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_IGN if received else handler)
 
+
+def _fail(args, exc: BaseException, status: ExitStatus) -> int:
+    """One line for ``exc`` on stderr (the traceback too with ``-v``); returns ``status``."""
+    if args.verbose:
+        logging.getLogger("zakotfs").exception("%s failed", args.command)
+    cause = exc.__cause__ if status == ExitStatus.ERROR and exc.__cause__ is not None else exc
+    print(f"zakotfs {args.command}: error: {cause}", file=sys.stderr)
+    return status

@@ -9,8 +9,8 @@ from ..benchmark import (make_frames, real_time_verdict, run_metadata, time_rece
 from ..pipelined import DEPTH, PipelinedReceiver
 from ..realtime import RealtimeReceiver
 from ..receiver import Receiver
-from .options import (backend_option, default_batch, frame_options, make_receiver, receiver_option_group,
-                      receiver_options, resolve_config)
+from .options import (backend_option, default_batch, frame_options, make_receiver, output_path, positive_int,
+                      receiver_option_group, receiver_options, resolve_config)
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     frame_options(p, default_preset="demo")
     backend_option(p)
     receiver_option_group(p)
-    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--frames", type=positive_int, default=100)
     p.add_argument("--snr", type=float, default=20.0)
     p.add_argument("--doppler-hz", type=float, default=815.0)
     p.add_argument("--baseline", type=int, default=0, metavar="FRAMES",
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--depth", type=int, default=DEPTH,
                    help="on the GPU, batches in flight for the pipelined throughput run (transfers "
                         "overlapped with compute); below 2 skips it")
-    p.add_argument("--json", help="write the JSON result here")
+    p.add_argument("--json", type=output_path, help="write the JSON result here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import sys
 from streaming.io import open_sink
 from streaming.read_loop import InputWatch, read_samples
 
-from .options import (channel_options, frame_options, make_channel, open_input, resolve_config,
+from .options import (channel_options, frame_options, make_channel, open_input, output_path, resolve_config,
                       sample_format_options, start_timeout_option)
 from .summary import encoding_note
 
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     frame_options(p, default_preset=None)
     channel_options(p)
     p.add_argument("--in", dest="input", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=output_path)
     p.add_argument("--in-pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
     p.add_argument("--out-pattern", default="pub", choices=["pub", "push"], help="ZeroMQ output pattern")
     p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers on the output")

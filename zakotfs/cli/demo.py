@@ -11,8 +11,8 @@ from streaming.link_stats import LinkStats
 
 from ..frame import FrameBuilder, random_bits
 from ..exact_channel import perfect_csi_ber
-from .options import (backend_option, channel_options, frame_options, make_channel, make_receiver,
-                      receiver_option_group, receiver_options, resolve_config)
+from .options import (backend_option, channel_options, frame_options, make_channel, make_receiver, output_path,
+                      positive_int, receiver_option_group, receiver_options, resolve_config)
 from .summary import emit, progress
 
 CHUNK = 8191
@@ -25,9 +25,9 @@ def add_parser(sub) -> None:
     backend_option(p)
     receiver_option_group(p)
     channel_options(p)
-    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--frames", type=positive_int, default=20)
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
-    p.add_argument("--report", help="also write the JSON report to this file")
+    p.add_argument("--report", type=output_path, help="also write the JSON report to this file")
     p.set_defaults(func=run)
 
 

@@ -29,11 +29,91 @@ class UsageError(Exception):
     """A bad argument: printed as one line, exit status 2."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, where it has one and the help
+    text does not already say it."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that reports a bad argument as one line (``zakotfs rx: error:
+    argument --mod: invalid choice: '1024qam' (choose from ...)``) and exits with status 2,
+    with no usage dump; its subcommands' parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def common_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v/--verbose and --log-level, accepted before the subcommand (``top``) and after it
+    (where they default to what was given before)."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                   help="log at INFO and show the traceback of an error")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default(None),
+                   help="logging level (default: warning, info with -v)")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def grid(text: str) -> str:
+    """An argparse type: ``MxN`` with positive M and N (kept as text)."""
+    try:
+        parse_grid(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def output_path(text: str) -> str:
+    """An argparse type: a file that can be written (its folder exists and is writable, and
+    the file, if it exists, is a writable file), or a ZeroMQ endpoint; checked when the
+    arguments are parsed, before any work."""
+    if is_endpoint(text):
+        return text
+    path = os.path.abspath(text)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no folder {folder}")
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a folder")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return text
+
+
 def frame_options(p: argparse.ArgumentParser, *, default_preset: str | None = "demo") -> None:
     g = p.add_argument_group("frame configuration")
     g.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
                    help=f"named configuration (default {default_preset})")
-    g.add_argument("--grid", help="MxN, e.g. 16384x32 (guard, CP and preamble sized for Veh-A)")
+    g.add_argument("--grid", type=grid, help="MxN, e.g. 16384x32 (guard, CP and preamble sized for Veh-A)")
     g.add_argument("--bandwidth", type=float, help="Hz (default with --grid: M x 15 kHz)")
     g.add_argument("--mod", choices=["qpsk", "16qam", "64qam", "256qam"])
     g.add_argument("--delay-spread", type=float, metavar="US",
@@ -72,7 +152,7 @@ def receiver_option_group(p: argparse.ArgumentParser) -> None:
     g.add_argument("--operator-window", type=int,
                    help="apply the channel per window of this many samples (0: the exact frame-long "
                         "operator; default: the shortest window under -40 dB predicted error, if any)")
-    g.add_argument("--batch", type=int,
+    g.add_argument("--batch", type=positive_int,
                    help="frames per receiver call (default: 1 on the GPU; on the CPU 4 a core, each call split "
                         "between a worker process a core)")
     g.add_argument("--cfo", default="pilot", choices=["pilot", "off"],

@@ -22,9 +22,10 @@ from ..calibration import Recalibrator, calibrate
 from ..config import FrameConfig
 from ..modulation import LLR_INT8_STEP
 from ..pipelined import stream_process
-from .options import (UsageError, backend_option, default_batch, frame_options, make_receiver, open_input,
-                      receiver_option_group, receiver_options, resolve_config, sample_format_options,
-                      start_timeout_option)
+from .options import (UsageError, backend_option, count, default_batch, frame_options, make_receiver, open_input,
+                      output_path, positive_int, receiver_option_group, receiver_options, resolve_config,
+                      sample_format_options, start_timeout_option)
+from .exit_status import rx_outcome
 from .summary import emit, progress
 
 
@@ -35,26 +36,26 @@ def add_parser(sub) -> None:
     receiver_option_group(p)
     p.add_argument("--in", dest="input", required=True)
     p.add_argument("--truth", help="FILE.h5 with /truth/bits, for BER (read once it exists)")
-    p.add_argument("--report", help="JSON report file")
-    p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--out", help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")
+    p.add_argument("--report", type=output_path, help="JSON report file")
+    p.add_argument("--frames", type=positive_int, help="stop after N frames")
+    p.add_argument("--out", type=output_path, help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")
     p.add_argument("--pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
-    p.add_argument("--record", help="also record the incoming samples to FILE.h5 (replayable with --in)")
+    p.add_argument("--record", type=output_path, help="also record the incoming samples to FILE.h5 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
-    p.add_argument("--calibrate", type=int, default=0, metavar="N",
+    p.add_argument("--calibrate", type=count, default=0, metavar="N",
                    help="hold the first N frames (of a file or a live stream), read the sample clock and the "
                         "carrier offset off them, set --sample-clock-ppm / --cfo-offset where they matter "
                         "(those given stay), then decode them and the rest")
-    p.add_argument("--recalibrate", type=int, default=0, metavar="K",
+    p.add_argument("--recalibrate", type=count, default=0, metavar="K",
                    help="read the sample clock and the carrier offset again off every K frames and retune the "
                         "receiver where they moved enough to matter (a clock or a carrier that drifts)")
     p.add_argument("--idle-timeout", type=float, default=5.0,
                    help="seconds without samples, once they have started, before stopping")
     start_timeout_option(p)
-    p.add_argument("--queue", type=int, default=64, help="frames queued between ingest and compute")
+    p.add_argument("--queue", type=positive_int, default=64, help="frames queued between ingest and compute")
     p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
                    help="when compute falls behind (drops are counted in the report)")
-    p.add_argument("--workers", type=int, default=0, help="receiver processes fed over ZeroMQ (scale-out)")
+    p.add_argument("--workers", type=count, default=0, help="receiver processes fed over ZeroMQ (scale-out)")
     p.add_argument("--fanout", help="with --workers: frame endpoint for workers on other machines")
     p.add_argument("--collect", help="with --workers: result endpoint for workers on other machines")
     p.add_argument("--json", action="store_true")
@@ -121,7 +122,10 @@ def run(args) -> int:
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
                              "link_mbps": config.throughput_wire_bps / 1e6, "calibration": calibration, **extra})
     emit(report, args)
-    return 0
+    status, reason = rx_outcome(report, args.input)
+    if reason:
+        print(f"zakotfs rx: {reason} (exit status {int(status)})", file=sys.stderr)
+    return status
 
 
 def _print_calibration(calibration: dict) -> None:

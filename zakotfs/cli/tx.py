@@ -12,26 +12,26 @@ from streaming.io import open_sink
 from streaming.zmq_io import is_endpoint
 
 from ..frame import FrameBuilder, random_bits
-from .options import frame_options, resolve_config, sample_format_options
+from .options import count, frame_options, output_path, positive_int, resolve_config, sample_format_options
 from .summary import encoding_note
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("tx", help="generate frames to a file or a ZeroMQ endpoint")
     frame_options(p)
-    p.add_argument("--out", required=True, help="FILE.h5, FILE.sigmf-meta or tcp://HOST:PORT")
-    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--out", required=True, type=output_path, help="FILE.h5, FILE.sigmf-meta or tcp://HOST:PORT")
+    p.add_argument("--frames", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truth", help="with a non-HDF5 --out: write /truth/bits to this FILE.h5")
+    p.add_argument("--truth", type=output_path, help="with a non-HDF5 --out: write /truth/bits to this FILE.h5")
     p.add_argument("--pattern", default="pub", choices=["pub", "push"])
     p.add_argument("--pass-tags", action="store_true", help="gr-zeromq pass_tags headers (stream offset)")
-    p.add_argument("--message-size", type=int, default=8191)
+    p.add_argument("--message-size", type=positive_int, default=8191)
     p.add_argument("--random-sizes", action="store_true", help="message sizes uniform in [1, 2 x message-size)")
     p.add_argument("--realtime", action="store_true", help="pace at the sample rate")
     p.add_argument("--rate-limit", type=float, default=0.0,
                    help="ZeroMQ: sleep this fraction of each message's air time (0: as fast as possible)")
     p.add_argument("--connect-wait", type=float, default=0.5, help="seconds to wait for ZeroMQ peers")
-    p.add_argument("--lead-samples", type=int, default=0, help="low-level noise samples before the first frame")
+    p.add_argument("--lead-samples", type=count, default=0, help="low-level noise samples before the first frame")
     sample_format_options(p, read=False, write=True)
     p.set_defaults(func=run)
 
@@ -53,6 +53,10 @@ def run(args) -> int:
             truth.write_truth_bits(bits)
     if is_endpoint(args.out):
         time.sleep(args.connect_wait)                          # let subscribers connect (PUB)
+        if args.pattern == "pub" and not sink.receivers():
+            print(f"zakotfs tx: warning: no subscriber connected to {args.out} within --connect-wait "
+                  f"{args.connect_wait:g} s: PUB drops what it sends while none is (start rx first, or "
+                  "use --pattern push with rx --pattern pull)", file=sys.stderr)
     rng = np.random.default_rng(args.seed + 1)
     period = args.message_size / config.bandwidth
     t_next = time.perf_counter()
