@@ -228,7 +228,7 @@ def test_a_fixed_point_stream_read_as_float_is_a_format_mismatch(tmp_path, endpo
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     sink_ready.wait(10)
-    status, report, _ = _rx(tmp_path, endpoint, "--idle-timeout", "1", "--start-timeout", "20")
+    status, report, _ = _rx(tmp_path, endpoint, "--idle-timeout", "1", "--start-timeout", "1.5")
     thread.join(5)
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert status == ExitStatus.FORMAT_MISMATCH and report["frames"] == 0
