@@ -18,6 +18,11 @@ r[n - 3L/2 .. n + L + 3L/2 - 1] (L_w = 4L, alpha = 1/4). rho lies in [0, 1]; on 
 noise rho (with the floor inactive) is Beta(1, L-1) distributed, P(rho > g) = (1 - g)^(L-1),
 which sets the thresholds. The floor keeps windows that hold only a handful of non-zero
 samples (guard gaps of a noiseless stream, the edge of a burst) from scoring high.
+
+Why one module of this size: the metric, the timing model (the drift line of the frame
+starts) and the acquirer's states all read and move one stream history (the held samples,
+their absolute indices, the last frames' timing); split apart, that state would be passed
+between modules on every message.
 """
 from __future__ import annotations
 
