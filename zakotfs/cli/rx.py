@@ -25,7 +25,7 @@ from ..pipelined import stream_process
 from .options import (UsageError, backend_option, default_batch, frame_options, make_receiver, open_input,
                       receiver_option_group, receiver_options, resolve_config, sample_format_options,
                       start_timeout_option)
-from .summary import emit, progress
+from .summary import emit, frame_progress, phase
 
 
 def add_parser(sub) -> None:
@@ -84,6 +84,8 @@ def run(args) -> int:
         if not args.json:
             _print_calibration(calibration)
     acquirer = held_first(acquirer, held)
+    if not args.workers and not args.json:
+        phase("rx", f"{config.summary()}; building the receiver (compiling and warming up)")
     receiver = None if args.workers else make_receiver(config, options, args.batch)
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     args.batch = args.batch or (default_batch(backend.name) if receiver else 1)
@@ -93,6 +95,9 @@ def run(args) -> int:
                         cfo_offset_hz=options["cfo_offset_hz"], sample_clock_ppm=options["sample_clock_ppm"])
     extra: dict = {}
     process = None
+    progress = None if args.json else frame_progress(args.frames, "zakotfs rx")
+    if progress is not None:
+        phase("rx", f"decoding {args.input}")
     try:
         if args.workers:
             extra["scaleout"], extra["stopped_by"] = _run_workers(args, config, source, acquirer, session, options)
@@ -108,7 +113,7 @@ def run(args) -> int:
                 allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
                 start_timeout_s=args.start_timeout,
-                progress=None if args.json else lambda p: progress(session, args.frames))
+                progress=None if progress is None else lambda _: progress(session))
             extra["runner"] = runner.run().to_dict()
             session.lost = max(session.lost, extra["runner"].pop("frames_lost")) + extra["runner"]["frames_dropped"]
             del extra["runner"]["source"]                         # the report's "source"
@@ -120,8 +125,9 @@ def run(args) -> int:
             process.close()
         close_sink()
         source.close()
-    if not args.json:
-        print(file=sys.stderr)
+    if progress is not None:
+        progress(session)
+        progress.close()
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
                              "link_mbps": config.throughput_wire_bps / 1e6, "calibration": calibration, **extra})
     emit(report, args)
