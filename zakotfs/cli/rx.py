@@ -96,7 +96,7 @@ def run(args) -> int:
     extra: dict = {}
     process = None
     progress = None if args.json else frame_progress(args.frames, "zakotfs rx")
-    if progress is not None:
+    if progress is not None and not args.workers:
         phase("rx", f"decoding {args.input}")
     try:
         if args.workers:
