@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine (Python >= 3.10 with venv):
 #   make demo   -> creates .venv, installs zakotfs, runs `zakotfs demo`
 #   make test   -> creates .venv, installs zakotfs[test,kernel-check], runs the test suite
+#   make gr-venv -> .venv-gr: GNU Radio's Python (Debian's gnuradio for /usr/bin/python3) with
+#                   zakotfs's dependencies, for the GNU Radio blocks (gr_zakotfs) and their tests
 PYTHON ?= python3
 VENV ?= .venv
 # make test also installs the kernel-check extra (CuPy and NVRTC from pip, to compile the
@@ -9,7 +11,10 @@ VENV ?= .venv
 KERNEL_CHECK ?= kernel-check
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench-cpu clean
+GR_PYTHON ?= /usr/bin/python3
+GR_VENV ?= .venv-gr
+
+.PHONY: demo test bench-cpu gr-venv clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +26,16 @@ $(BIN)/.kernel-check: $(BIN)/.installed
 	$(if $(KERNEL_CHECK),$(BIN)/python -m pip install --quiet -e '.[$(KERNEL_CHECK)]')
 	touch $@
 
+# numpy stays at the system's version: GNU Radio's compiled modules are built against it.
+$(GR_VENV)/.installed: pyproject.toml
+	$(GR_PYTHON) -c 'from gnuradio import gr'
+	$(GR_PYTHON) -m venv --system-site-packages $(GR_VENV)
+	$(GR_PYTHON) -c 'import numpy; print("numpy==" + numpy.__version__)' > $(GR_VENV)/constraints.txt
+	$(GR_VENV)/bin/python -m pip install --quiet -c $(GR_VENV)/constraints.txt -e '.[test]'
+	touch $@
+
+gr-venv: $(GR_VENV)/.installed
+
 demo: $(BIN)/.installed
 	$(BIN)/zakotfs demo
 
@@ -31,4 +46,4 @@ bench-cpu: $(BIN)/.installed
 	$(BIN)/zakotfs bench --preset demo --frames 50 --backend cpu --json bench/results/cpu_demo.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(GR_VENV) build *.egg-info

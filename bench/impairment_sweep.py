@@ -145,8 +145,11 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=8, help="frames (realisations) per point")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend", default="cpu", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--json", required=True, help="output JSON (the PNG goes beside it)")
+    p.add_argument("--json", help="output JSON, the PNG beside it (default: bench/results/<impairment>_sweep_<preset>.json "
+                               "in the current directory)")
     args = p.parse_args(argv)
+    args.json = args.json or f"bench/results/{args.impairment}_sweep_{args.preset}.json"
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     args.points = [float(x) for x in (args.points or IMPAIRMENTS[args.impairment][1]).split(",")]
     config = preset(args.preset, **({"modulation": args.mod} if args.mod else {}))
     result = sweep(args, config)

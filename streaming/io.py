@@ -21,7 +21,8 @@ import numpy as np
 
 from zakotfs.config import FrameConfig
 
-from .files import DEFAULT_CHUNK, RAW_SUFFIXES, IQReader, IQWriter, RawIQReader, SigMFReader, SigMFWriter
+from .files import (DEFAULT_CHUNK, RAW_SUFFIXES, IQReader, IQWriter, RawIQReader, RawIQWriter, SigMFReader,
+                    SigMFWriter)
 from .sample_format import SampleFormat
 from .zmq_io import IQSink, IQSource, is_endpoint
 
@@ -103,6 +104,11 @@ class PacedSource:
     @property
     def eof(self) -> bool:
         return self.source.eof
+
+    @property
+    def config_given(self) -> bool:
+        """The paced file's ``config_given``."""
+        return getattr(self.source, "config_given", False)
 
     @property
     def truth_bits(self) -> np.ndarray | None:
@@ -217,13 +223,17 @@ class RecordingSource:
 
 def open_sink(target: str | os.PathLike, config: FrameConfig, *, pattern: str = "pub",
               sample_format: str = "cf32_le", full_scale: float | None = None, pass_tags: bool = False):
-    """Open a sample sink: an HDF5 file (``*.h5``/``*.hdf5``, complex64 only), a SigMF
-    recording (``*.sigmf-meta``/``*.sigmf-data``) or a ZeroMQ endpoint, which binds
-    (``pattern`` ``pub`` or ``push``, gr-zeromq ``pass_tags`` headers on request).
+    """Open a sample sink by the target's suffix: an HDF5 file (``*.h5``/``*.hdf5``,
+    complex64 only), a SigMF recording (``*.sigmf-meta``/``*.sigmf-data``), a raw IQ file
+    (``RAW_SUFFIXES``: ``.cfile`` complex64, ``.sc16`` int16 pairs, ...) or a ZeroMQ
+    endpoint, which binds (``pattern`` ``pub`` or ``push``, gr-zeromq ``pass_tags`` headers
+    on request).
 
     ``sample_format``: ``cf32_le``, or ``ci16_le`` / ``ci8`` codes at ``full_scale`` (the
-    amplitude of the largest code; None: ranged from the signal, :mod:`streaming.sample_format`).
-    Returns an :class:`~streaming.files.IQWriter`, :class:`~streaming.files.SigMFWriter` or
+    amplitude of the largest code; None: ranged from the signal, :mod:`streaming.sample_format`);
+    a raw file with a fixed-point suffix takes the suffix's format where ``sample_format`` is
+    the default. Returns an :class:`~streaming.files.IQWriter`,
+    :class:`~streaming.files.SigMFWriter`, :class:`~streaming.files.RawIQWriter` or
     :class:`~streaming.zmq_io.IQSink`, each with ``write(samples)`` and ``close()``."""
     if full_scale is not None and not (math.isfinite(full_scale) and full_scale > 0):
         raise ValueError(f"full_scale must be a positive amplitude, got {full_scale}")
@@ -238,4 +248,10 @@ def open_sink(target: str | os.PathLike, config: FrameConfig, *, pattern: str = 
         return IQWriter(text, config)
     if text.endswith((".sigmf-meta", ".sigmf-data")):
         return SigMFWriter(text, config, **encoding)
-    raise ValueError(f"target {text!r}: expected FILE.h5, FILE.sigmf-meta or a tcp:// / ipc:// endpoint")
+    suffix = Path(text).suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        implied = RAW_SUFFIXES[suffix]
+        return RawIQWriter(text, sample_format=implied if implied and sample_format == "cf32_le" else sample_format,
+                           full_scale=full_scale)
+    raise ValueError(f"target {text!r}: expected FILE.h5, FILE.sigmf-meta, a raw IQ file "
+                     f"({', '.join(RAW_SUFFIXES)}) or a tcp:// / ipc:// endpoint")

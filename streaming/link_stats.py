@@ -1,14 +1,23 @@
 """Link statistics of a receiver's output: bit errors against the transmitted bits, frames
 lost and invalid, latency against the deadline, and the per-frame statistics (residual,
 carrier offset, sample clock, DC offset, channel delays, pilot echoes) summarised into the
-report that ``zakotfs rx`` and ``zakotfs demo`` print."""
+report that ``zakotfs rx`` and ``zakotfs demo`` print.
+
+The report (a JSON object) says what it is: ``schema`` (``REPORT_SCHEMA``),
+``schema_version``, ``software_version``, ``command`` (the writing process's command line), ``created`` (ISO 8601 UTC) and
+``units``: the unit of every quantity that has one, keyed by its field (a dotted path;
+``stages`` applies to every stage's percentiles). ``stopped_by`` says why the stream ended
+(``STOP_REASONS``)."""
 from __future__ import annotations
 
+import datetime
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+import zakotfs
 from zakotfs.benchmark import percentiles
 from zakotfs.config import FrameConfig
 from zakotfs.estimation import fit_range
@@ -18,7 +27,39 @@ from zakotfs.sco import clock_offset_ppm
 from .diagnostics import diagnose
 from .files import IQReader
 
-__all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED"]
+__all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED", "REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "REPORT_UNITS",
+           "STOP_REASONS", "stop_reason"]
+
+REPORT_SCHEMA = "zakotfs-link-report"
+REPORT_SCHEMA_VERSION = 2
+"""Version of the report's fields (1: no schema, units, command or date; ``stopped_by`` in
+the runner's words)."""
+
+REPORT_UNITS = {
+    "latency_us": "us", "deadline_us": "us", "throughput_mbps": "Mbit/s", "link_mbps": "Mbit/s",
+    "stages": "us per frame", "cg_residual": "relative residual (|r| / |b|)",
+    "cfo_hz": "Hz", "preamble_cfo_hz": "Hz", "cfo_range_hz": "Hz", "cfo_offset_hz": "Hz",
+    "sample_clock_ppm": "ppm", "sample_clock_ppm_removed": "ppm",
+    "dc_removed.max_db_over_noise": "dB against the noise power per sample",
+    "channel_delay.first": "samples", "channel_delay.last": "samples", "channel_delay.fit_range": "samples",
+    "pilot_echoes.strongest_db": "dB against the channel in the tap window",
+    "pilot_echoes.farthest_delay": "samples", "pilot_echoes.farthest_delay_us": "us",
+    "runner.wall_s": "s", "runner.stall_s": "s", "runner.latency_us": "us (ingest to result)",
+    "config.bandwidth": "Hz (the sample rate)", "config.cp_len": "samples", "config.preamble_len": "samples",
+    "config.max_delay": "delay bins (samples)", "config.guard_neg": "delay bins", "config.guard_pos": "delay bins",
+    "frame_statistics": "each statistic's own 'unit'",
+}
+"""The unit of each report field that has one (dotted paths into the report)."""
+
+STOP_REASONS = {"eof": "end of stream", "stall": "idle timeout", "no_input": "start timeout",
+                "interrupt": "signal", "max_frames": "frame limit", "stop": "stopped by the caller",
+                "error": "error"}
+"""The report's ``stopped_by`` for each of the runner's reasons (``streaming.runner``)."""
+
+
+def stop_reason(reason: str | None) -> str | None:
+    """``STOP_REASONS[reason]``: why the stream ended, in words (None: not stopped)."""
+    return None if reason is None else STOP_REASONS.get(reason, reason)
 
 SUMMARISED = tuple(s for s in FRAME_STATISTICS if s.dtype is float)
 """The per-frame statistics the report summarises (``valid`` counts the invalid frames)."""
@@ -153,7 +194,10 @@ class LinkStats:
         }
         out.update(extra or {})
         out["warnings"] = diagnose(out)
-        return out
+        return {"schema": REPORT_SCHEMA, "schema_version": REPORT_SCHEMA_VERSION,
+                "software_version": zakotfs.__version__, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "units": REPORT_UNITS, **out}
 
     def _column(self, name: str) -> np.ndarray:
         """float64 [n]: statistic ``name`` of every valid frame consumed (NaN: not carried)."""

@@ -49,6 +49,8 @@ class _SampleFileReader:
 
     _pos: int
     n_samples: int
+    config_given: bool = False
+    """True where ``config`` is the one the caller passed, not one the file stored."""
 
     @property
     def position(self) -> int:

@@ -265,7 +265,7 @@ class IQReader(_SampleFileReader):
 
     def _set_config(self, config: FrameConfig | None, stored, sample_rate) -> None:
         if config is not None:
-            self.config = config
+            self.config, self.config_given = config, True
         elif stored is not None:
             self.config = _config_from(stored, str(self.path))
         else:

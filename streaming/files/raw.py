@@ -1,4 +1,4 @@
-"""Raw IQ files: :class:`RawIQReader`.
+"""Raw IQ files: :class:`RawIQReader` and :class:`RawIQWriter`.
 
 Raw IQ files (a GNU Radio File Sink's ``.cfile``, UHD's ``rx_samples_to_file``): samples
 and nothing else, so the frame configuration must be given; the sample format
@@ -16,10 +16,10 @@ import numpy as np
 
 from zakotfs.config import FrameConfig
 
-from ..sample_format import LevelMeter, SampleFormat, sample_format as _sample_format
-from .base import DEFAULT_CHUNK, MissingConfigError, _check_chunk, _SampleFileReader
+from ..sample_format import LevelMeter, SampleEncoder, SampleFormat, sample_format as _sample_format
+from .base import DEFAULT_CHUNK, MissingConfigError, _as_samples, _check_chunk, _SampleFileReader
 
-__all__ = ["RAW_SUFFIXES", "RawIQReader"]
+__all__ = ["RAW_SUFFIXES", "RawIQReader", "RawIQWriter"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,64 @@ RAW_SUFFIXES = {".cfile": "cf32_le", ".cf32": "cf32_le", ".fc32": "cf32_le",
                 ".ci8": "ci8", ".sc8": "ci8", ".cs8": "ci8",
                 ".bin": None, ".dat": None, ".raw": None, ".iq": None}
 """Raw IQ file suffixes and the sample format each implies (None: cf32_le unless given)."""
+
+
+def _suffix_format(path: Path, sample_format: str | SampleFormat | None) -> SampleFormat:
+    """The sample format of a raw file: given or from the suffix (``RAW_SUFFIXES``), cf32_le
+    where neither says; a ``ValueError`` where they disagree."""
+    implied = RAW_SUFFIXES.get(path.suffix.lower())
+    fmt = _sample_format(sample_format or implied or "cf32_le")
+    if implied is not None and fmt.name != implied:
+        raise ValueError(f"{path}: the suffix {path.suffix!r} says {implied}, not "
+                         f"{fmt.name}; rename the file (.bin takes any format) or drop the format")
+    return fmt
+
+
+class RawIQWriter:
+    """Write complex samples to a raw IQ file, in the format its suffix implies
+    (``RAW_SUFFIXES``; ``.cfile``: complex64 as GNU Radio's File Sink writes it).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Created (or truncated).
+    sample_format : str, SampleFormat or None
+        None: from the suffix, cf32_le where it implies none; one that contradicts the
+        suffix is a ``ValueError``.
+    full_scale : float or None
+        Fixed point: the amplitude of the largest code (None: gain ranging,
+        :mod:`streaming.sample_format`); ``.encoder`` counts the components that clip.
+
+    The file holds samples only: a reader needs the frame configuration (``--preset`` /
+    ``--grid``) and, for fixed point, nothing else (the scale does not matter to the
+    receiver).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, sample_format: str | SampleFormat | None = None,
+                 full_scale: float | None = None):
+        self.path = Path(path)
+        self.encoder = SampleEncoder(_suffix_format(self.path, sample_format), full_scale)
+        self.samples_written = 0
+        self._file = open(self.path, "wb")
+
+    def write(self, samples) -> None:
+        """Append complex [n] samples."""
+        if self._file is None:
+            raise ValueError(f"{self.path}: the writer is closed")
+        data = _as_samples(samples)
+        self._file.write(self.encoder(data).tobytes())
+        self.samples_written += data.size
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class RawIQReader(_SampleFileReader):
@@ -59,12 +117,8 @@ class RawIQReader(_SampleFileReader):
         if not isinstance(config, FrameConfig):
             raise MissingConfigError(f"{self.path}: a raw IQ file carries no frame configuration; pass "
                              f"config=FrameConfig(...) (on the command line --preset/--grid)")
-        implied = RAW_SUFFIXES.get(self.path.suffix.lower())
-        self.sample_format = _sample_format(sample_format or implied or "cf32_le")
-        if implied is not None and self.sample_format.name != implied:
-            raise ValueError(f"{self.path}: the suffix {self.path.suffix!r} says {implied}, not "
-                             f"{self.sample_format.name}; rename the file (.bin takes any format) or drop the format")
-        self.config = config
+        self.sample_format = _suffix_format(self.path, sample_format)
+        self.config, self.config_given = config, True
         self.sample_rate = float(sample_rate or config.bandwidth)
         self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
         size = self.path.stat().st_size

@@ -177,7 +177,7 @@ class SigMFReader(_SampleFileReader):
             if stored is not None and _config_from(stored, str(self.meta_path)) != config:
                 logger.warning("%s: the given config overrides a different stored zakotfs:config",
                                self.meta_path)
-            self.config = config
+            self.config, self.config_given = config, True
         elif stored is not None:
             self.config = _config_from(stored, str(self.meta_path))
         else:

@@ -11,6 +11,7 @@ from ..realtime import RealtimeReceiver
 from ..receiver import Receiver
 from .options import (backend_option, default_batch, frame_options, make_receiver, output_path, positive_int,
                       receiver_option_group, receiver_options, resolve_config)
+from .summary import ProgressBar
 
 
 def add_parser(sub) -> None:
@@ -53,21 +54,17 @@ def run(args) -> int:
     args.batch = args.batch or min(default_batch(receiver.backend.name), args.frames)
     say(f"preparing {min(args.frames, 8)} distinct frames (Veh-A, {args.doppler_hz:g} Hz, {args.snr:g} dB)")
     data = make_frames(config, min(args.frames, 8), snr_db=args.snr, nu_max_hz=args.doppler_hz)
-    done = [0]
-
-    def progress(i, n, _latency_s):
-        if not args.quiet and (i == n or i - done[0] >= max(1, n // 20)):
-            done[0] = i
-            print(f"\r  {i}/{n} batches", end="", file=sys.stderr, flush=True)
     say(f"starting the real-time path, batch {args.batch}")
     realtime = timed_path(receiver, args.batch)
+    bar = None if args.quiet else ProgressBar(-(-args.frames // args.batch), "batches", "zakotfs bench")
     try:
-        result = time_receiver(realtime, data, args.frames, batch=args.batch, progress=progress)
+        result = time_receiver(realtime, data, args.frames, batch=args.batch,
+                               progress=None if bar is None else lambda i, n, _: bar.update(i))
     finally:
+        if bar is not None:
+            bar.close()
         if hasattr(realtime, "close"):
             realtime.close()
-    if not args.quiet:
-        print(file=sys.stderr)
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
                   estimator=receiver.estimator_name, cg_iterations=receiver.cg_iterations,
                   operator_window=receiver.operator_window, operator_overlap=receiver.operator_overlap,

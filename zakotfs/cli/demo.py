@@ -13,7 +13,7 @@ from ..frame import FrameBuilder, random_bits
 from ..exact_channel import perfect_csi_ber
 from .options import (backend_option, channel_options, frame_options, make_channel, make_receiver, output_path,
                       positive_int, receiver_option_group, receiver_options, resolve_config)
-from .summary import emit, progress
+from .summary import emit, frame_progress
 
 CHUNK = 8191
 """Samples a message from the channel to the acquirer: gr-zeromq's typical message size."""
@@ -46,6 +46,7 @@ def run(args) -> int:
                         cfo_offset_hz=receiver.cfo_offset_hz, sample_clock_ppm=receiver.sample_clock_ppm)
     pending: list = []
     received = []
+    progress = None if args.json else frame_progress(args.frames, "zakotfs demo")
     try:
         for start in range(0, stream.size + CHUNK, CHUNK):
             rx = channel.process(stream[start:start + CHUNK]) if start < stream.size else channel.flush()
@@ -56,12 +57,12 @@ def run(args) -> int:
             while len(pending) >= args.batch or (pending and start >= stream.size):
                 session.run_receiver(receiver, pending[:args.batch])
                 pending = pending[args.batch:]
-                if not args.json:
-                    progress(session, args.frames)
+                if progress is not None:
+                    progress(session)
     except KeyboardInterrupt:
         print("\ninterrupted: reporting what was decoded", file=sys.stderr)
-    if not args.json:
-        print(file=sys.stderr)
+    if progress is not None:
+        progress.close()
     # with an emulated clock offset the frames no longer sit where the emulator's truth is: no bound
     bound = None if args.sco_ppm else perfect_csi_ber(receiver, channel.emulator, np.concatenate(received),
                                                       int(lead), bits, args.snr)

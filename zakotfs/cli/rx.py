@@ -5,13 +5,13 @@ recalibrated during the stream (``streaming.calibration``)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from dsp_kernels import get_backend
 from streaming.acquisition import FrameAcquirer
 from streaming.calibration import Recalibration, held_first, hold_frames
-from streaming.files import IQWriter
-from streaming.io import RecordingSource
-from streaming.link_stats import LinkStats
+from streaming.io import RecordingSource, open_sink
+from streaming.link_stats import LinkStats, stop_reason
 from streaming.read_loop import InputWatch
 from streaming.result_file import ResultFileWriter
 from streaming.runner import PipelineRunner
@@ -22,11 +22,11 @@ from ..calibration import Recalibrator, calibrate
 from ..config import FrameConfig
 from ..modulation import LLR_INT8_STEP
 from ..pipelined import stream_process
+from .exit_status import rx_outcome
 from .options import (UsageError, backend_option, count, default_batch, frame_options, make_receiver, open_input,
                       output_path, positive_int, receiver_option_group, receiver_options, resolve_config,
                       sample_format_options, start_timeout_option)
-from .exit_status import rx_outcome
-from .summary import emit, progress
+from .summary import emit, frame_progress, phase
 
 
 def add_parser(sub) -> None:
@@ -40,7 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=positive_int, help="stop after N frames")
     p.add_argument("--out", type=output_path, help="decoded bits and LLRs: FILE.h5 or a ZeroMQ endpoint")
     p.add_argument("--pattern", default="sub", choices=["sub", "pull"], help="ZeroMQ input pattern")
-    p.add_argument("--record", type=output_path, help="also record the incoming samples to FILE.h5 (replayable with --in)")
+    p.add_argument("--record", type=output_path,
+                   help="also record the incoming samples, by suffix: FILE.h5, FILE.sigmf-meta or a raw FILE.cfile / "
+                        "FILE.sc16 (replayable with --in)")
     p.add_argument("--realtime", action="store_true", help="files: replay paced at the sample rate")
     p.add_argument("--calibrate", type=count, default=0, metavar="N",
                    help="hold the first N frames (of a file or a live stream), read the sample clock and the "
@@ -69,10 +71,10 @@ def run(args) -> int:
     if args.recalibrate and args.workers:
         raise UsageError("--recalibrate retunes the receiver in this process: not with --workers")
     source = open_input(args.input, args, args.pattern)
-    config = resolve_config(args, source.config)
+    config = resolve_config(args, None if getattr(source, "config_given", False) else source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
     if args.record:
-        source = RecordingSource(source, IQWriter(args.record, config))
+        source = RecordingSource(source, _recording(args.record, config))
     acquirer = FrameAcquirer(config)
     options = receiver_options(args)
     calibration, held = None, []
@@ -84,17 +86,23 @@ def run(args) -> int:
         if not args.json:
             _print_calibration(calibration)
     acquirer = held_first(acquirer, held)
+    if not args.workers and not args.json:
+        phase("rx", f"{config.summary()}; building the receiver (compiling and warming up)")
     receiver = None if args.workers else make_receiver(config, options, args.batch)
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     args.batch = args.batch or (default_batch(backend.name) if receiver else 1)
-    sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None)
+    sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None,
+                                    command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     session = LinkStats(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
                         cfo_offset_hz=options["cfo_offset_hz"], sample_clock_ppm=options["sample_clock_ppm"])
     extra: dict = {}
     process = None
+    progress = None if args.json else frame_progress(args.frames, "zakotfs rx")
+    if progress is not None and not args.workers:
+        phase("rx", f"decoding {args.input}")
     try:
         if args.workers:
-            extra["scaleout"] = _run_workers(args, config, source, acquirer, session, options)
+            extra["scaleout"], extra["stopped_by"] = _run_workers(args, config, source, acquirer, session, options)
         else:
             process, allocate = stream_process(receiver, args.batch)
             if args.recalibrate:
@@ -107,9 +115,11 @@ def run(args) -> int:
                 allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
                 start_timeout_s=args.start_timeout,
-                progress=None if args.json else lambda p: progress(session, args.frames))
+                progress=None if progress is None else lambda _: progress(session))
             extra["runner"] = runner.run().to_dict()
-            session.lost = max(session.lost, extra["runner"]["frames_lost"]) + extra["runner"]["frames_dropped"]
+            session.lost = max(session.lost, extra["runner"].pop("frames_lost")) + extra["runner"]["frames_dropped"]
+            del extra["runner"]["source"]                         # the report's "source"
+            extra["stopped_by"] = stop_reason(extra["runner"].pop("stopped_by"))
             if args.recalibrate:
                 extra["recalibration"] = {"every": args.recalibrate, "retunes": recalibrator.retunes}
     finally:
@@ -117,8 +127,9 @@ def run(args) -> int:
             process.close()
         close_sink()
         source.close()
-    if not args.json:
-        print(file=sys.stderr)
+    if progress is not None:
+        progress(session)
+        progress.close()
     report = session.report({"acquisition": acquirer.stats, "source": source.stats(),
                              "link_mbps": config.throughput_wire_bps / 1e6, "calibration": calibration, **extra})
     emit(report, args)
@@ -136,28 +147,39 @@ def _print_calibration(calibration: dict) -> None:
           + f"; set {', '.join(f'{k} {v:g}' for k, v in applied.items()) or 'nothing'}", file=sys.stderr)
 
 
-def _result_sink(target: str | None, config: FrameConfig, llr_step: float | None = None):
+def _recording(target: str, config: FrameConfig):
+    """The ``--record`` writer: a sample file by suffix (``streaming.io.open_sink``)."""
+    if is_endpoint(target):
+        raise UsageError(f"--record {target!r}: expected a file (FILE.h5, FILE.sigmf-meta, FILE.cfile, ...)")
+    try:
+        return open_sink(target, config)
+    except ValueError as exc:
+        raise UsageError(f"--record: {exc}") from None
+
+
+def _result_sink(target: str | None, config: FrameConfig, llr_step: float | None = None, command: str | None = None):
     """(sink(result, metas), close()) for ``--out``: a ZeroMQ result publisher or an HDF5
-    result file; (None, a no-op) without one."""
+    result file (storing ``command``); (None, a no-op) without one."""
     if target is None:
         return None, lambda: None
     if is_endpoint(target):
         sink = ResultPublisher(target, "pub", payload="both")
     elif target.endswith((".h5", ".hdf5")):
-        sink = ResultFileWriter(target, config, llr_step)
+        sink = ResultFileWriter(target, config, llr_step, command=command)
     else:
         raise UsageError(f"--out {target!r}: expected FILE.h5 or a tcp:// / ipc:// endpoint")
     return sink, sink.close
 
 
-def _run_workers(args, config: FrameConfig, source, acquirer, session: LinkStats, options: dict) -> dict:
+def _run_workers(args, config: FrameConfig, source, acquirer, session: LinkStats, options: dict) -> tuple[dict, str]:
     """``--workers``: the frames decoded by worker processes with this command's receiver
     ``options`` (``--fanout``/``--collect`` for workers on other machines; ``--out`` has
-    them send LLRs too)."""
+    them send LLRs too). Returns (the scale-out's statistics, why the input stopped)."""
+    watch = InputWatch(args.start_timeout, args.idle_timeout)
     try:
-        return run_workers(source, acquirer, session.consume, config, options, workers=args.workers,
-                           fanout=args.fanout, collect=args.collect, payload="both" if args.out else "bits",
-                           batch=args.batch, max_frames=args.frames,
-                           watch=InputWatch(args.start_timeout, args.idle_timeout), on_lost=session.add_lost)
+        stats = run_workers(source, acquirer, session.consume, config, options, workers=args.workers,
+                            fanout=args.fanout, collect=args.collect, payload="both" if args.out else "bits",
+                            batch=args.batch, max_frames=args.frames, watch=watch, on_lost=session.add_lost)
     except WorkersNotConnected as exc:
         raise UsageError(str(exc)) from None
+    return stats, stop_reason(watch.stopped_by or ("max_frames" if args.frames is not None else None))

@@ -1,11 +1,14 @@
 """What the commands print: the report's summary with its warnings
-(``streaming.diagnostics``), the progress line, and the sample writers' encoding note."""
+(``streaming.diagnostics``), progress (a tqdm bar on a terminal, plain lines in a log) and
+setup phases, and the sample writers' encoding note."""
 from __future__ import annotations
 
 import json
 import sys
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from streaming.diagnostics import (carrier_out_of_range, cg_not_converged, clock_drift, delay_fit_edge, input_level,
                                    pilot_echoes)
@@ -93,17 +96,61 @@ def _cfo_lines(report: dict) -> list[str]:
     return lines
 
 
-def progress(session: LinkStats, total: int | None) -> None:
-    """frames/s, lost, BER so far: one refreshed line on a terminal, every 50 frames otherwise."""
-    tty = sys.stderr.isatty()
-    if not tty and session.frames % 50:
-        return
-    elapsed = time.perf_counter() - session.started
-    ber = f"{session.errors / session.bits:.2e}" if session.bits else "-"
-    of = f"/{total}" if total else ""
-    print(f"{chr(13) if tty else ''}  {session.frames}{of} frames, {session.frames / max(elapsed, 1e-9):.1f} "
-          f"frames/s, lost {session.lost}, BER so far {ber}   ", end="" if tty else "\n",
-          file=sys.stderr, flush=True)
+class ProgressBar:
+    """Progress of a long run on stderr: a tqdm bar on a terminal; elsewhere (a log file) a
+    plain line when the count has moved and ``interval_s`` has passed since the last one,
+    and one at the end.
+
+    ``update(n, **fields)`` sets the count to ``n`` with ``fields`` shown beside it;
+    ``close()`` ends the bar (or writes the last line)."""
+
+    def __init__(self, total: int | None, unit: str, desc: str, file=None, interval_s: float = 10.0):
+        self.file = file or sys.stderr
+        self.total, self.unit, self.desc, self.interval_s = total, unit, desc, interval_s
+        self.bar = tqdm(total=total, unit=f" {unit}", desc=desc, file=self.file, dynamic_ncols=True,
+                        mininterval=0.5) if self.file.isatty() else None
+        self.started = self._last_t = time.perf_counter()
+        self.n, self._last_n, self.fields = 0, 0, {}
+
+    def update(self, n: int, **fields) -> None:
+        self.n, self.fields = n, fields
+        if self.bar is not None:
+            self.bar.set_postfix(fields, refresh=False)
+            self.bar.update(n - self.bar.n)
+            return
+        now = time.perf_counter()
+        if n != self._last_n and now - self._last_t >= self.interval_s:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last_t, self._last_n = now, self.n
+        rate = self.n / max(now - self.started, 1e-9)
+        extra = "".join(f", {k} {v}" for k, v in self.fields.items())
+        print(f"{self.desc}: {self.n}{f'/{self.total}' if self.total else ''} {self.unit}, {rate:.1f} {self.unit}/s"
+              f"{extra}", file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.n != self._last_n:
+            self._line(time.perf_counter())
+
+
+def frame_progress(total: int | None, desc: str):
+    """``progress(session)`` for a receiver's run (a :class:`ProgressBar` of the frames
+    decoded, with the frames lost and the BER so far) and ``close()``."""
+    bar = ProgressBar(total, "frames", desc)
+
+    def progress(session: LinkStats) -> None:
+        bar.update(session.frames, lost=session.lost,
+                   BER=f"{session.errors / session.bits:.2e}" if session.bits else "-")
+    progress.close = bar.close
+    return progress
+
+
+def phase(command: str, text: str) -> None:
+    """A setup phase of ``command`` on stderr ("zakotfs rx: building the receiver")."""
+    print(f"zakotfs {command}: {text}", file=sys.stderr, flush=True)
 
 
 def emit(report: dict, args) -> None:

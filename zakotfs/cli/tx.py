@@ -19,7 +19,9 @@ from .summary import encoding_note
 def add_parser(sub) -> None:
     p = sub.add_parser("tx", help="generate frames to a file or a ZeroMQ endpoint")
     frame_options(p)
-    p.add_argument("--out", required=True, type=output_path, help="FILE.h5, FILE.sigmf-meta or tcp://HOST:PORT")
+    p.add_argument("--out", required=True, type=output_path,
+                   help="by suffix: FILE.h5, FILE.sigmf-meta, a raw FILE.cfile (complex64) / FILE.sc16 (int16 pairs), "
+                        "or tcp://HOST:PORT")
     p.add_argument("--frames", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth", type=output_path, help="with a non-HDF5 --out: write /truth/bits to this FILE.h5")
