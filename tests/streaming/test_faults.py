@@ -342,7 +342,7 @@ def test_sigterm_drains_and_sigkill_keeps_the_flushed_rows(tmp_path):
         if sig != signal.SIGKILL:
             report = json.loads(paths["json"].read_text())
             assert status == ExitStatus.OK and exit_s < 10, err
-            assert rows == report["frames"] >= 3 and report["runner"]["stopped_by"] == "interrupt"
+            assert rows == report["frames"] >= 3 and report["stopped_by"] == "signal"
             assert f"interrupted ({signal.Signals(sig).name})" in err
             assert (sig == signal.SIGHUP) == ("abandoning queued frames" in err)
         else:
