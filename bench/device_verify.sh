@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (issue 19), at most ~8 minutes on a lent H100/H200, each step
+# The one prepared GPU check, at most ~8 minutes on a lent H100/H200, each step
 # under its own timeout: environment and copy/FFT rates, `pytest -m gpu`, the kernel trace,
 # zakotfs bench at the paper grid (batch 1 with the defaults and with the fastest settings,
 # A/B against the previous operator window; batch 8 with 2 batches in flight), the BER

@@ -217,7 +217,7 @@ def calibrate_spec(hw: dict = H100_SXM) -> dict:
 
 
 def calibrate_measured(profile: Path = Path("bench/results/gpu_h100_profile.json"), hw: dict = H100_SXM) -> dict | None:
-    """The exact operator's apply and adjoint as measured on the H100 (``gpu_profile``, CUDA
+    """The exact operator's apply and adjoint from a GPU profile (``gpu_profile``'s JSON, CUDA
     graph timing) against this model's as-written bytes: the fraction of HBM peak the array
     code reaches, and at that fraction the windowed operator's normal product (a prediction,
     until ``gpu_profile`` times it)."""

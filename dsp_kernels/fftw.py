@@ -10,11 +10,11 @@ is cached on disk like any other) then runs it on any pair of distinct, C-contig
 Transforms are unnormalised:
 forward sum_q x[q] e^{-j2pi fq/L}, backward with e^{+j2pi fq/L}.
 
-Timed plans round differently from one process to another, so each plan is measured
+Timed plans round differently from one process to another, so each plan is timed
 once a machine and kept as FFTW wisdom in ``WISDOM`` (a file lock orders the processes
 that plan at once): every later process, the CPU workers of one receiver included, takes
-the same plan and gets the same bits. Where the file cannot be written, plans are measured
-in each process.
+the same plan and gets the same bits. Where the file cannot be written, each process
+times its own plans.
 
 ``available()`` is False where pyFFTW or its library is missing; callers then run their
 array code (``arrays.fft``).
@@ -40,7 +40,7 @@ FORWARD, BACKWARD = -1, 1
 _MEASURE = 0
 ALIGNMENT = 64
 WISDOM = Path(os.environ.get("ZAKOTFS_FFTW_WISDOM") or Path.home() / ".cache" / "zakotfs" / "fftwf.wisdom")
-"""Where the measured plans are kept (environment ZAKOTFS_FFTW_WISDOM)."""
+"""Where the timed plans are kept (environment ZAKOTFS_FFTW_WISDOM)."""
 
 
 def _library():
@@ -94,11 +94,11 @@ def available() -> bool:
 
 
 def aligned(shape) -> np.ndarray:
-    """An empty complex64 array of ``shape`` whose data starts on a 64-byte boundary."""
-    n = int(np.prod(shape))
-    raw = np.empty(n * 8 + ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + n * 8].view(np.complex64).reshape(shape)
+    """An empty complex64 array of ``shape`` whose data starts on a 64-byte boundary
+    (``pyfftw.empty_aligned``)."""
+    import pyfftw
+
+    return pyfftw.empty_aligned(shape, dtype=np.complex64, n=ALIGNMENT)
 
 
 @contextmanager
@@ -123,7 +123,8 @@ def _shared_wisdom():
 
 def plan(length: int, rows: int, direction: int) -> int:
     """The plan (a pointer, as int) of ``rows`` contiguous transforms of ``length`` points,
-    FORWARD or BACKWARD, out of place: measured once a machine (module doc)."""
+    FORWARD or BACKWARD, out of place: FFTW times the candidates the first time a machine
+    plans it and keeps its choice as wisdom (module doc)."""
     key = (length, rows, direction)
     with _planner:
         if key not in _plans:
