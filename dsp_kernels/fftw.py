@@ -94,11 +94,11 @@ def available() -> bool:
 
 
 def aligned(shape) -> np.ndarray:
-    """An empty complex64 array of ``shape`` whose data starts on a 64-byte boundary
-    (``pyfftw.empty_aligned``)."""
-    import pyfftw
-
-    return pyfftw.empty_aligned(shape, dtype=np.complex64, n=ALIGNMENT)
+    """An empty complex64 array of ``shape`` whose data starts on a 64-byte boundary."""
+    n = int(np.prod(shape))
+    raw = np.empty(n * 8 + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + n * 8].view(np.complex64).reshape(shape)
 
 
 @contextmanager
