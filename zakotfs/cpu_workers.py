@@ -10,7 +10,8 @@ configuration and options:
     collect()      -> the parts' RxResults joined in frame order (waits for them)
 
 A batch of F frames then takes as long as F / n frames on one core, so both the
-throughput and the latency scale with the cores. Up to ``depth`` batches are in flight
+throughput and the latency scale with the cores. Where there are at least n cores, worker
+i keeps to the i-th (``worker_cpus``). Up to ``depth`` batches are in flight
 (each worker computes its parts in order). This is ``PipelinedReceiver``'s interface
 (``zakotfs.pipelined``), which uses it on the CPU.
 
@@ -39,7 +40,7 @@ import numpy as np
 from .config import FrameConfig
 from .receiver import Receiver, RxResult
 
-__all__ = ["CpuWorkers", "WorkerError", "join_results"]
+__all__ = ["CpuWorkers", "WorkerError", "join_results", "worker_cpus"]
 
 SERIAL = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 """A worker's environment: one thread for every library that would start a pool of its own
@@ -54,14 +55,16 @@ class WorkerError(RuntimeError):
 
 
 def _serve(conn) -> None:
-    """A worker's loop (after it sent its pid): first (config JSON, options, batch); then
-    ("process", frames) -> ("result", RxResult), ("retune", offsets), and ("close", None)
+    """A worker's loop (after it sent its pid): first (config JSON, options, batch, cpu);
+    then ("process", frames) -> ("result", RxResult), ("retune", offsets), and ("close", None)
     ends it. Failures go back as ("error", text). A thread reads the requests as they come, so that the caller's
     next batch never waits on this worker's sending of a result (both are larger than a
-    socket's buffer)."""
+    socket's buffer). ``cpu``: the core this worker keeps to (None: any)."""
     from dsp_kernels.arrays import set_fft_workers
 
-    config_json, options, batch = conn.recv()
+    config_json, options, batch, cpu = conn.recv()
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     try:
         set_fft_workers(1)
         receiver = Receiver(FrameConfig.from_json(config_json), backend="cpu", quiet=True, **options)
@@ -93,6 +96,14 @@ def _serve(conn) -> None:
             conn.send(("result", receiver.process(payload)))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def worker_cpus(n: int) -> list:
+    """The core each of ``n`` workers keeps to: the i-th of this process's allowed cores
+    where there are at least ``n`` (so that no two workers share a core, and none migrates
+    in the middle of a frame), else None (the scheduler places them)."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return allowed[:n] if len(allowed) >= n else [None] * n
 
 
 def join_results(parts: list[RxResult]) -> RxResult:
@@ -141,8 +152,8 @@ class CpuWorkers:
                     conn = listener.accept()
                     by_pid[conn.recv()] = conn
                 self._conns = [by_pid[proc.pid] for proc in self._procs]
-            for conn in self._conns:
-                conn.send((receiver.config.to_json(), receiver.options, -(-batch // n)))
+            for conn, cpu in zip(self._conns, worker_cpus(n)):
+                conn.send((receiver.config.to_json(), receiver.options, -(-batch // n), cpu))
             for i in range(n):
                 self._receive(i, "ready", START_TIMEOUT_S)
         except BaseException:

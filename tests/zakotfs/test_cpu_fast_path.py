@@ -6,6 +6,8 @@ elementwise steps (``dsp_kernels.cpu_fused``), and each batch split between work
 processes (``zakotfs.cpu_workers``). The reference is the array code every one of them
 replaces, run in this process.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from dsp_kernels.cpu import CpuBackend
 from zakotfs import design
 from zakotfs.benchmark import make_frames
 from zakotfs.channel_operator import ChannelOperator
-from zakotfs.cpu_workers import CpuWorkers, WorkerError
+from zakotfs.cpu_workers import CpuWorkers, WorkerError, worker_cpus
 from zakotfs.receiver import Receiver
 
 
@@ -96,3 +98,16 @@ def test_a_failing_or_dead_worker_is_an_error_not_a_hang(frames):
         workers.submit(data.frames[:2])
         with pytest.raises(WorkerError, match="worker 1"):
             workers.collect()
+
+
+def test_each_worker_keeps_to_a_core_of_its_own(frames, monkeypatch):
+    """Where there are as many cores as workers, worker i runs on the i-th allowed core and
+    on no other (read back from the kernel); with fewer cores the scheduler places them."""
+    config, _ = frames
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two cores")
+    with CpuWorkers(Receiver(config, backend="cpu", quiet=True), batch=2, n=2) as workers:
+        assert [os.sched_getaffinity(proc.pid) for proc in workers._procs] == [{cores[0]}, {cores[1]}]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
+    assert worker_cpus(2) == [None, None]

@@ -153,7 +153,7 @@ def receiver_option_group(p: argparse.ArgumentParser) -> None:
                    help="apply the channel per window of this many samples (0: the exact frame-long "
                         "operator; default: the shortest window under -40 dB predicted error, if any)")
     g.add_argument("--batch", type=positive_int,
-                   help="frames per receiver call (default: 1 on the GPU; on the CPU 8 a core, each call split "
+                   help="frames per receiver call (default: 1 on the GPU; on the CPU 16 a core, each call split "
                         "between a worker process a core)")
     g.add_argument("--cfo", default="pilot", choices=["pilot", "off"],
                    help="carrier-frequency offset: estimated from the pilot per frame and removed "
@@ -239,10 +239,10 @@ def make_receiver(config: FrameConfig, options: dict, batch: int | None = 1) -> 
 
 def default_batch(backend: str) -> int:
     """Frames per receiver call where ``--batch`` is not given: 1 on the GPU (the lowest
-    latency; the CUDA graph is made for it); on the CPU 8 a core, so that each call keeps
+    latency; the CUDA graph is made for it); on the CPU 16 a core, so that each call keeps
     every worker process busy (``zakotfs.cpu_workers``) and pays the hand-over to them once
-    for 8 frames."""
-    return 1 if backend == "gpu" else 8 * (os.cpu_count() or 1)
+    for 16 frames."""
+    return 1 if backend == "gpu" else 16 * (os.cpu_count() or 1)
 
 
 def _check_delay_spread(profile, config: FrameConfig) -> None:
