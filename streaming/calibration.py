@@ -66,10 +66,10 @@ def held_first(acquirer, held: list) -> ObservedAcquirer:
 
 class Recalibration(ObservedAcquirer):
     """``acquirer`` watched by ``recalibrator`` (its frames' metas, on the ingest thread);
-    ``before_batch(metas)`` calls ``retune(**changes)`` with the retunes due by a batch's
-    last frame (the compute thread, ``PipelineRunner``'s ``before_batch``), so frames queued
-    before a retune keep the old offsets. ``retune``: ``Receiver.retune``, or its
-    pipeline's."""
+    ``before_batch(metas)`` (the compute thread, ``PipelineRunner``'s ``before_batch``)
+    calls ``retune(**changes)`` with the retunes due by the batch's first frame and keeps in
+    the batch only the frames before the next retune, so that every frame is decoded with
+    the offsets due at it. ``retune``: ``Receiver.retune``, or its pipeline's."""
 
     def __init__(self, acquirer, recalibrator: Recalibrator, retune: Callable):
         super().__init__(acquirer, self._observe)
@@ -79,7 +79,11 @@ class Recalibration(ObservedAcquirer):
         self.recalibrator.observe([meta for _, meta in frames])
         return frames
 
-    def before_batch(self, metas: list[dict]) -> None:
-        changes = self.recalibrator.due(max(int(m["seq"]) for m in metas))
+    def before_batch(self, metas: list[dict]) -> int:
+        """Retune for the batch's first frame; the number of leading frames that share its
+        offsets."""
+        changes = self.recalibrator.due(int(metas[0]["seq"]))
         if changes:
             self.retune(**changes)
+        following = self.recalibrator.next_seq()
+        return len(metas) if following is None else sum(int(m["seq"]) < following for m in metas)

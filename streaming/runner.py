@@ -6,6 +6,10 @@ Three threads joined by bounded queues::
     compute: up to batch_frames frames -> process(batch [F, L]) ──► result queue
     output:  sink(result, frame_meta)
 
+* Compute takes what is queued, up to ``batch_frames``, without waiting for more while
+  nothing is in flight (the lowest latency at a light load); while a batch is in flight it
+  submits the next one only once ``batch_frames`` are queued (under load, batches fill, so
+  the per-call cost is paid once a full batch).
 * Ingest never waits on compute while the frame queue has room. When it is full, the
   ``policy`` decides: ``"drop-oldest"`` (default: keep the freshest frames, the right choice
   for a live link), ``"drop-newest"`` (keep the backlog), or ``"block"`` (lossless for files;
@@ -147,8 +151,8 @@ class PipelineRunner:
     policy : {"drop-oldest", "drop-newest", "block"}
         What ingest does with a frame when the queue is full.
     batch_frames : int
-        Most frames per ``process`` call; compute takes what is queued, up to this, without
-        waiting for more.
+        Most frames per ``process`` call (module doc: a partial batch only into an idle
+        pipeline).
     frame_len : int or None
         L, samples per frame; None takes it from the first frame.
     result_queue : int
@@ -167,9 +171,12 @@ class PipelineRunner:
         Host batch buffer allocator (pinned memory for a GPU backend).
     n_buffers : int
         Batch buffers in rotation (2: double buffering), at least the pipeline's depth + 1.
-    before_batch : callable(list[dict]) or None
+    before_batch : callable(list[dict]) -> int or None, or None
         Called on the compute thread with a batch's metas, in order, just before the batch
-        is submitted (a change to ``process`` that must hold from a given frame on).
+        is submitted (a change to ``process`` that must hold from a given frame on). It
+        returns how many leading frames go into this batch (at least 1; the rest lead the
+        next one), or None for all: a change due from a frame in the middle of the batch
+        then starts the next batch.
     """
 
     def __init__(self, source, acquire: Callable, process: Callable, sink: Callable, *,
@@ -421,22 +428,28 @@ class PipelineRunner:
         n_buffers = max(self._n_buffers, pipeline.depth + 1)      # one filling, depth in flight
         buffers: list[np.ndarray] = []
         in_flight: deque[list[dict]] = deque()                     # metas per batch, oldest first
+        held: list = []                                             # frames that lead the next batch
         turn = 0
         while True:
             if self._abort.is_set():
-                self._count_dropped(sum(map(len, in_flight)))
+                self._count_dropped(sum(map(len, in_flight)) + len(held))
                 self._discard_queued()
                 return
-            if in_flight and (len(in_flight) == pipeline.depth or self._frames.empty()):
+            # a partial batch only into an idle pipeline: while one computes, frames gather
+            if in_flight and (len(in_flight) == pipeline.depth
+                              or len(held) + self._frames.qsize() < self.batch_frames):
                 self._emit(pipeline.collect(), in_flight.popleft())
                 continue
-            try:
-                first = self._frames.get(timeout=_POLL_S)
-            except queue.Empty:
-                if self._ingest_done.is_set() and self._frames.empty():
-                    return
-                continue
-            items = [first]
+            if held:
+                items, held = held, []
+            else:
+                try:
+                    items = [self._frames.get(timeout=_POLL_S)]
+                except queue.Empty:
+                    if self._ingest_done.is_set() and self._frames.empty():
+                        return
+                    continue
+            first = items[0]
             while len(items) < self.batch_frames:
                 try:
                     items.append(self._frames.get_nowait())
@@ -455,8 +468,9 @@ class PipelineRunner:
                                      f"expected ({self.frame_len},)")
                 batch[i] = frame
             metas = [meta for _, meta in items]
-            if self.before_batch is not None:
-                self.before_batch(metas)
+            take = None if self.before_batch is None else self.before_batch(metas)
+            if take is not None and take < len(items):
+                items, held, metas = items[:take], items[take:], metas[:take]
             pipeline.submit(batch[:len(items)])
             in_flight.append(metas)
 

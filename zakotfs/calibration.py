@@ -71,8 +71,9 @@ class Recalibrator:
 
     ``observe(metas)`` takes the acquired frames' metas in order (the ingest thread);
     ``due(last_seq)`` returns the changes of the retunes due by frame ``last_seq``, merged,
-    for the caller to apply before that batch (the compute thread), so that frames queued
-    before a retune keep the old offsets. ``retunes``: [{``seq`` (the first frame retuned),
+    for the caller to apply before that frame (the compute thread), and ``next_seq()`` the
+    frame the next one is due from, so that frames queued before a retune keep the old
+    offsets. ``retunes``: [{``seq`` (the first frame retuned),
     the changed offsets}] in order.
     """
 
@@ -100,13 +101,13 @@ class Recalibrator:
 
     def due(self, last_seq: int) -> dict:
         changes: dict = {}
-        while True:
-            if self._next is None:
-                if self._due.empty():
-                    break
-                self._next = self._due.get()
-            if self._next["seq"] > last_seq:
-                break
+        while (following := self.next_seq()) is not None and following <= last_seq:
             changes.update({k: v for k, v in self._next.items() if k != "seq"})
             self._next = None
         return changes
+
+    def next_seq(self) -> int | None:
+        """The first frame of the next retune not yet handed out by ``due``, None if none is known."""
+        if self._next is None and not self._due.empty():
+            self._next = self._due.get()
+        return None if self._next is None else self._next["seq"]

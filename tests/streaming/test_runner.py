@@ -416,3 +416,26 @@ def test_stop_without_drain_counts_queued_and_in_flight_frames_as_dropped():
 def test_parameter_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PipelineRunner(EndlessSource(), FixedFramer(), Process(), Sink(), **kwargs)
+
+
+def test_before_batch_ends_a_batch_where_a_change_is_due():
+    """A hook that keeps only the frames before a change (rx --recalibrate at frames 5 and
+    17): no batch spans a change, the held frames lead the next batch, and every frame is
+    processed once, in order."""
+    gate = threading.Event()
+    process, sink, batches = Process(gate=gate), Sink(), []
+    changes = [5, 17]
+
+    def before_batch(metas):
+        seqs = [m["seq"] for m in metas]
+        following = next((c for c in changes if c > seqs[0]), None)
+        take = len(seqs) if following is None else sum(s < following for s in seqs)
+        batches.append(seqs[:take])
+        return take
+
+    runner = PipelineRunner(ListSource(chunks_for(30), on_empty=gate.set), FixedFramer(), process, sink,
+                            queue_frames=64, policy="block", batch_frames=8, before_batch=before_batch)
+    runner.run()
+    assert [seq for seqs in batches for seq in seqs] == list(range(30))
+    assert not any(seqs[0] < c <= seqs[-1] for seqs in batches for c in changes)
+    assert any(seqs[-1] == 4 for seqs in batches) and any(seqs[-1] == 16 for seqs in batches)

@@ -54,7 +54,8 @@ def add_parser(sub) -> None:
     p.add_argument("--idle-timeout", type=float, default=5.0,
                    help="seconds without samples, once they have started, before stopping")
     start_timeout_option(p)
-    p.add_argument("--queue", type=positive_int, default=64, help="frames queued between ingest and compute")
+    p.add_argument("--queue", type=positive_int,
+                   help="frames queued between ingest and compute (default: 4 batches, at least 64)")
     p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
                    help="when compute falls behind (drops are counted in the report)")
     p.add_argument("--workers", type=count, default=0, help="receiver processes fed over ZeroMQ (scale-out)")
@@ -112,7 +113,8 @@ def run(args) -> int:
             runner = PipelineRunner(
                 source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush, acquire_gap=acquirer.skip,
                 before_batch=getattr(acquirer, "before_batch", None),
-                allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
+                allocate=allocate, queue_frames=args.queue or max(64, 4 * args.batch), policy=args.policy,
+                batch_frames=args.batch,
                 max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
                 start_timeout_s=args.start_timeout,
                 progress=None if progress is None else lambda _: progress(session))
