@@ -239,8 +239,7 @@ def test_ctrl_c_stops_cleanly_and_writes_stats(tmp_path):
     sink = Sink(notify_after=3)
     runner = PipelineRunner(EndlessSource(), FixedFramer(), Process(delay_s=0.002), sink,
                             stats_file=tmp_path / "s.json")
-    threading.Thread(target=lambda: sink.event.wait(10) and _thread.interrupt_main(),
-                     daemon=True).start()
+    threading.Thread(target=lambda: (sink.event.wait(20), _thread.interrupt_main()), daemon=True).start()
     stats = runner.run()
     assert stats.stopped_by == "interrupt" and stats.error is None
     assert stats.frames_in == stats.frames_processed + stats.frames_dropped
