@@ -1,6 +1,7 @@
 """PipelineRunner with stub stages: drop policies, stop, Ctrl-C, stalls, errors, batching."""
 import _thread
 import json
+import signal
 import threading
 import time
 
@@ -236,8 +237,10 @@ def test_stop_from_another_thread_drains_and_writes_stats(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_writes_stats(tmp_path):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, \
+        f"SIGINT is {signal.getsignal(signal.SIGINT)!r} in this process: an earlier test changed it"
     sink = Sink(notify_after=3)
-    runner = PipelineRunner(EndlessSource(), FixedFramer(), Process(delay_s=0.002), sink,
+    runner = PipelineRunner(EndlessSource(), FixedFramer(), Process(delay_s=0.002), sink, queue_frames=8,
                             stats_file=tmp_path / "s.json")
     threading.Thread(target=lambda: (sink.event.wait(20), _thread.interrupt_main()), daemon=True).start()
     stats = runner.run()
