@@ -1,11 +1,14 @@
 """``zakotfs rx``: the receiver on a file or a ZeroMQ stream: ingest and acquisition,
-compute and output on their own threads (``streaming.runner``), or compute in ``--workers``
-processes (``streaming.workers``); optionally calibrated on the first frames and
-recalibrated during the stream (``streaming.calibration``)."""
+compute and output on their own threads (``streaming.runner``), compute in this process or,
+with ``--workers``/``--cluster``, in receiver actors on Ray (``streaming.actor_pool``);
+optionally calibrated on the first frames and recalibrated during the stream
+(``streaming.calibration``)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from dsp_kernels import get_backend
 from streaming.acquisition import FrameAcquirer
@@ -15,7 +18,6 @@ from streaming.link_stats import LinkStats, stop_reason
 from streaming.read_loop import InputWatch
 from streaming.result_file import ResultFileWriter
 from streaming.runner import PipelineRunner
-from streaming.workers import WorkersNotConnected, run_workers
 from streaming.zmq_io import ResultPublisher, is_endpoint
 
 from ..calibration import Recalibrator, calibrate
@@ -57,9 +59,12 @@ def add_parser(sub) -> None:
     p.add_argument("--queue", type=positive_int, default=64, help="frames queued between ingest and compute")
     p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
                    help="when compute falls behind (drops are counted in the report)")
-    p.add_argument("--workers", type=count, default=0, help="receiver processes fed over ZeroMQ (scale-out)")
-    p.add_argument("--fanout", help="with --workers: frame endpoint for workers on other machines")
-    p.add_argument("--collect", help="with --workers: result endpoint for workers on other machines")
+    p.add_argument("--workers", type=count, default=0,
+                   help="scale out: K receiver actors on Ray, one a GPU (or one a CPU core where there is no GPU), "
+                        "on a local Ray instance or on --cluster's; 0: the receiver in this process")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="join the Ray cluster whose head is at HOST:PORT (or auto) and place the receiver actors "
+                        "on it (default --workers: one a GPU of the cluster, else one a CPU)")
     p.add_argument("--json", action="store_true")
     sample_format_options(p, read=True, write=False)
     p.set_defaults(func=run)
@@ -68,8 +73,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.recalibrate and args.recalibrate < 3:
         raise UsageError(f"--recalibrate K needs K >= 3 frames (the clock is read off their period), got {args.recalibrate}")
-    if args.recalibrate and args.workers:
-        raise UsageError("--recalibrate retunes the receiver in this process: not with --workers")
+    scaleout = bool(args.workers or args.cluster)
+    if args.recalibrate and scaleout:
+        raise UsageError("--recalibrate retunes the receiver in this process: not with --workers/--cluster")
     source = open_input(args.input, args, args.pattern)
     config = resolve_config(args, None if getattr(source, "config_given", False) else source.config)
     truth = None if args.truth else getattr(source, "truth_bits", None)
@@ -86,9 +92,10 @@ def run(args) -> int:
         if not args.json:
             _print_calibration(calibration)
     acquirer = held_first(acquirer, held)
-    if not args.workers and not args.json:
-        phase("rx", f"{config.summary()}; building the receiver (compiling and warming up)")
-    receiver = None if args.workers else make_receiver(config, options, args.batch)
+    if not args.json:
+        phase("rx", f"{config.summary()}; " + ("starting the receiver actors on Ray" if scaleout
+                                                else "building the receiver (compiling and warming up)"))
+    receiver = None if scaleout else make_receiver(config, options, args.batch)
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     args.batch = args.batch or (default_batch(backend.name) if receiver else 1)
     sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None,
@@ -98,30 +105,33 @@ def run(args) -> int:
     extra: dict = {}
     process = None
     progress = None if args.json else frame_progress(args.frames, "zakotfs rx")
-    if progress is not None and not args.workers:
-        phase("rx", f"decoding {args.input}")
     try:
-        if args.workers:
-            extra["scaleout"], extra["stopped_by"] = _run_workers(args, config, source, acquirer, session, options)
+        if scaleout:
+            process, allocate = _actor_pool(args, config, options), np.empty
         else:
             process, allocate = stream_process(receiver, args.batch)
-            if args.recalibrate:
-                recalibrator = Recalibrator(config, args.recalibrate, sample_clock_ppm=receiver.sample_clock_ppm,
-                                            cfo_offset_hz=receiver.cfo_offset_hz)
-                acquirer = Recalibration(acquirer, recalibrator, getattr(process, "retune", receiver.retune))
-            runner = PipelineRunner(
-                source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush, acquire_gap=acquirer.skip,
-                before_batch=getattr(acquirer, "before_batch", None),
-                allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
-                max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
-                start_timeout_s=args.start_timeout,
-                progress=None if progress is None else lambda _: progress(session))
-            extra["runner"] = runner.run().to_dict()
-            session.lost = max(session.lost, extra["runner"].pop("frames_lost")) + extra["runner"]["frames_dropped"]
-            del extra["runner"]["source"]                         # the report's "source"
-            extra["stopped_by"] = stop_reason(extra["runner"].pop("stopped_by"))
-            if args.recalibrate:
-                extra["recalibration"] = {"every": args.recalibrate, "retunes": recalibrator.retunes}
+        if args.recalibrate:
+            recalibrator = Recalibrator(config, args.recalibrate, sample_clock_ppm=receiver.sample_clock_ppm,
+                                        cfo_offset_hz=receiver.cfo_offset_hz)
+            acquirer = Recalibration(acquirer, recalibrator, getattr(process, "retune", receiver.retune))
+        if progress is not None:
+            phase("rx", f"decoding {args.input}")
+        runner = PipelineRunner(
+            source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush, acquire_gap=acquirer.skip,
+            before_batch=getattr(acquirer, "before_batch", None),
+            allocate=allocate, queue_frames=args.queue, policy=args.policy, batch_frames=args.batch,
+            max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
+            start_timeout_s=args.start_timeout,
+            progress=None if progress is None else lambda _: progress(session))
+        extra["runner"] = runner.run().to_dict()
+        session.lost = (max(session.lost, extra["runner"].pop("frames_lost")) + extra["runner"]["frames_dropped"]
+                        + extra["runner"]["frames_failed"])
+        del extra["runner"]["source"]                         # the report's "source"
+        extra["stopped_by"] = stop_reason(extra["runner"].pop("stopped_by"))
+        if args.recalibrate:
+            extra["recalibration"] = {"every": args.recalibrate, "retunes": recalibrator.retunes}
+        if scaleout:
+            extra["scaleout"] = process.stats()
     finally:
         if hasattr(process, "close"):
             process.close()
@@ -171,15 +181,10 @@ def _result_sink(target: str | None, config: FrameConfig, llr_step: float | None
     return sink, sink.close
 
 
-def _run_workers(args, config: FrameConfig, source, acquirer, session: LinkStats, options: dict) -> tuple[dict, str]:
-    """``--workers``: the frames decoded by worker processes with this command's receiver
-    ``options`` (``--fanout``/``--collect`` for workers on other machines; ``--out`` has
-    them send LLRs too). Returns (the scale-out's statistics, why the input stopped)."""
-    watch = InputWatch(args.start_timeout, args.idle_timeout)
-    try:
-        stats = run_workers(source, acquirer, session.consume, config, options, workers=args.workers,
-                            fanout=args.fanout, collect=args.collect, payload="both" if args.out else "bits",
-                            batch=args.batch, max_frames=args.frames, watch=watch, on_lost=session.add_lost)
-    except WorkersNotConnected as exc:
-        raise UsageError(str(exc)) from None
-    return stats, stop_reason(watch.stopped_by or ("max_frames" if args.frames is not None else None))
+def _actor_pool(args, config: FrameConfig, options: dict):
+    """``--workers``/``--cluster``: the receiver actors on Ray (``streaming.actor_pool``,
+    imported here only, so that the other commands do not pay Ray's import), started with
+    this command's receiver ``options`` and ``--batch``."""
+    from streaming.actor_pool import ActorPool
+
+    return ActorPool.start(config, options, address=args.cluster, actors=args.workers or None, batch=args.batch)

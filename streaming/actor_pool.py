@@ -1,0 +1,358 @@
+"""Scale-out on Ray: receiver actors, one a GPU or one a CPU core, on this machine or on a
+Ray cluster, taking batches of acquired frames and giving their results back in the order
+the batches were submitted.
+
+::
+
+    PipelineRunner (ingest, acquisition,   submit(batch) ──► ActorPool ──► actor 1: Receiver ─┐
+    --policy, queue, sinks)                                     (object   ──► actor 2: Receiver ─┤
+                                           ◄── collect() ────   store)  ◄──────────────────────────┘
+                                               the oldest batch's result
+
+* :class:`ActorPool` has the ``submit``/``collect``/``depth`` interface of
+  ``zakotfs.pipelined.PipelinedReceiver``, so ``streaming.runner.PipelineRunner`` drives it
+  as it drives an in-process receiver: its queue, ``--policy`` drops (counted), batching,
+  latency and sinks are unchanged.
+* ``submit(frames complex64 [F, L])`` copies the batch into Ray's object store and hands it
+  to the actor with the fewest batches in flight; at most ``in_flight`` batches are in flight
+  per actor (``depth = actors x in_flight``: the runner never submits more, so the frames
+  wait in its bounded queue, where the policy applies).
+* ``collect()`` waits for the oldest batch and returns its ``RxResult`` (host arrays). A batch
+  whose actor died is submitted again to another actor (up to ``retries`` times; Ray restarts
+  the dead one, up to ``max_restarts`` times); one that cannot be re-run is counted lost and
+  ``collect()`` returns None for it. :meth:`stats` says which batches were re-run and which
+  were lost, and each actor's frames, failures and latency percentiles.
+* Ray is imported here only, and this module only where scale-out is asked for
+  (``zakotfs rx --workers/--cluster``), so the other commands do not pay Ray's import.
+  ``start_ray`` starts a local Ray instance or joins a cluster, failing at once with one line
+  where its address does not answer; a pool whose actors Ray cannot place fails at once
+  where the cluster lacks the resources, else after ``start_timeout_s``, never waiting
+  silently.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import ray
+from ray.exceptions import RayActorError
+
+from zakotfs.config import FrameConfig
+from zakotfs.realtime import RealtimeReceiver
+from zakotfs.receiver import Receiver
+
+__all__ = ["ActorPool", "ReceiverActor", "receiver_process", "start_ray", "IN_FLIGHT", "RETRIES", "MAX_RESTARTS"]
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = 2
+"""Batches in flight per actor by default: one computing, the next one waiting in its queue."""
+RETRIES = 1
+"""How many times a batch whose actor died is submitted again, by default, before it is lost."""
+MAX_RESTARTS = 1
+"""How many times Ray restarts a dead actor by default."""
+CONNECT_TIMEOUT_S = 5.0
+"""How long a cluster address is given to answer before ``start_ray`` gives up."""
+_ACTOR_GONE = tuple({RayActorError, getattr(ray.exceptions, "ActorUnavailableError", RayActorError)})
+
+
+def start_ray(address: str | None = None, *, num_cpus: int | None = None,
+              object_store_bytes: int | None = None, include_dashboard: bool | None = None) -> bool:
+    """Make Ray ready in this process: already initialised (kept as is), joined at ``address``
+    (``HOST:PORT`` of a cluster's head, or ``auto``), or a local instance with ``num_cpus``
+    logical CPUs, ``object_store_bytes`` of object store (None: Ray's default) and its
+    dashboard where ``include_dashboard`` (None: where Ray's dashboard is installed). Returns
+    True when this call started or joined it (the caller then shuts it down with
+    ``ray.shutdown()``). An ``address`` is checked first, even with Ray running:
+    ConnectionError, one line, when it does not answer within ``CONNECT_TIMEOUT_S``."""
+    if address not in (None, "auto"):
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"--cluster {address!r}: expected HOST:PORT of a Ray head (or auto)")
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ConnectionError(f"--cluster {address}: no Ray cluster answers there ({exc})") from None
+    if ray.is_initialized():
+        return False
+    options = dict(logging_level=logging.ERROR, log_to_driver=True)
+    if address is None:
+        options.update(num_cpus=num_cpus, object_store_memory=object_store_bytes,
+                       include_dashboard=include_dashboard)
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise ConnectionError(f"--cluster {address}: {str(exc).splitlines()[0]}") from None
+    return True
+
+
+def receiver_process(config: FrameConfig, options: dict, batch: int) -> Callable:
+    """The ``process(frames complex64 [F, L]) -> RxResult`` of a receiver actor:
+    ``Receiver(config, **options)`` on the backend it finds (the GPU that Ray gave the actor,
+    else the CPU), warmed up, behind a ``RealtimeReceiver`` of ``batch`` frames (on the GPU
+    its CUDA graph); the results are copies the actor may send."""
+    realtime = RealtimeReceiver(Receiver(config, quiet=True, **options), batch)
+    realtime.receiver.warm_up(batch)
+    return lambda frames: realtime.process(frames, copy=True)
+
+
+class ReceiverActor:
+    """One receiver in a Ray worker process: ``make_process(config, options, batch)`` built
+    once (again when Ray restarts the actor). An error while building it is kept and told by
+    :meth:`ready`, so that the pool reports it as one line."""
+
+    def __init__(self, make_process: Callable, config: FrameConfig, options: dict, batch: int):
+        self._process, self._error = None, None
+        try:
+            self._process = make_process(config, options, batch)
+        except Exception as exc:        # noqa: BLE001 - told by ready()
+            self._error = f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> dict:
+        """{node: Ray node id, host, pid, error: None or why the receiver could not be built}."""
+        return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+                "pid": os.getpid(), "error": self._error}
+
+    def process(self, frames: np.ndarray) -> tuple[object, float]:
+        """(the result of ``frames``, the seconds the actor computed it)."""
+        start = time.perf_counter()
+        result = self._process(frames)
+        return result, time.perf_counter() - start
+
+
+@dataclass
+class ActorStats:
+    """One actor's share: where it runs and what it did (``compute_s``: in the actor;
+    ``round_trip_s``: submitted to collected, queueing in the actor included)."""
+
+    name: str
+    node: str
+    host: str
+    pid: int
+    frames: int = 0
+    batches: int = 0
+    failures: int = 0
+    compute_s: list = field(default_factory=list)
+    round_trip_s: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "node": self.node, "host": self.host, "pid": self.pid, "frames": self.frames,
+                "batches": self.batches, "failures": self.failures,
+                "compute_ms": _percentiles_ms(self.compute_s), "round_trip_ms": _percentiles_ms(self.round_trip_s)}
+
+
+def _percentiles_ms(seconds: list) -> dict | None:
+    if not seconds:
+        return None
+    ms = np.asarray(seconds) * 1e3
+    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}
+
+
+@dataclass
+class _Batch:
+    frames: object              # ObjectRef of complex64 [F, L]
+    n: int                      # F
+    actor: int                  # index of the actor it is on
+    result: object              # ObjectRef of (result, compute seconds)
+    submitted: float            # time.perf_counter() seconds
+    tries: int = 0              # submissions again after an actor died
+
+
+class ActorPool:
+    """``actors`` receiver actors (:class:`ReceiverActor`) behind ``submit``/``collect`` (module doc).
+
+    Parameters
+    ----------
+    config : FrameConfig
+    options : dict
+        The receiver's keyword options (``zakotfs.cli.options.receiver_options``); their
+        ``backend`` decides the actors' resources: ``gpu`` one GPU each, ``cpu`` one CPU
+        each, ``auto`` one GPU each where the cluster has GPUs, else one CPU each.
+    actors : int or None
+        How many; None: one a GPU of the cluster (one a CPU where it has none).
+    batch : int
+        Most frames per batch.
+    in_flight : int
+        Most batches in flight per actor.
+    retries : int
+        Submissions again of a batch whose actor died, before it is counted lost.
+    max_restarts : int
+        Restarts of a dead actor by Ray.
+    resources : dict or None
+        Custom Ray resources each actor needs, e.g. ``{"rx_node": 1}`` to place actors on the
+        nodes that advertise ``rx_node``.
+    start_timeout_s : float
+        Longest wait for the actors to build their receivers.
+    make_process : callable
+        ``make_process(config, options, batch) -> process``, run in each actor
+        (:func:`receiver_process`; tests pass stand-ins).
+    """
+
+    def __init__(self, config: FrameConfig, options: dict, *, actors: int | None = None, batch: int = 1,
+                 in_flight: int = IN_FLIGHT, retries: int = RETRIES, max_restarts: int = MAX_RESTARTS,
+                 resources: dict | None = None, start_timeout_s: float = 120.0,
+                 make_process: Callable = receiver_process):
+        for name, value, low in (("batch", batch, 1), ("in_flight", in_flight, 1), ("retries", retries, 0),
+                                 ("max_restarts", max_restarts, 0)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if not ray.is_initialized():
+            raise RuntimeError("Ray is not initialised: call start_ray() first")
+        have = ray.cluster_resources()
+        backend = options.get("backend", "auto")
+        unit = "GPU" if backend == "gpu" or (backend == "auto" and have.get("GPU", 0) >= 1) else "CPU"
+        actors = int(have.get(unit, 0)) if actors is None else actors
+        if not isinstance(actors, int) or actors < 1:
+            raise ValueError(f"--workers must be >= 1 receiver actors, got {actors!r} "
+                             f"(the Ray cluster has {have.get(unit, 0):g} {unit})")
+        need = {unit: float(actors), **{k: float(v) * actors for k, v in (resources or {}).items()}}
+        short = [f"{k}: {v:g} needed, {have.get(k, 0):g} in the cluster" for k, v in need.items()
+                 if have.get(k, 0) < v]
+        if short:
+            raise ValueError(f"--workers {actors}: Ray cannot place the receiver actors ({'; '.join(short)})")
+        self.config, self.batch, self.in_flight, self.retries = config, batch, in_flight, retries
+        self.depth = actors * in_flight
+        self.unit, self.n_actors = unit, actors
+        remote = ray.remote(ReceiverActor).options(
+            num_cpus=1 if unit == "CPU" else 0, num_gpus=1 if unit == "GPU" else 0, resources=resources or {},
+            max_restarts=max_restarts, max_task_retries=0, scheduling_strategy="SPREAD")
+        self._actors = [remote.remote(make_process, config, options, batch) for _ in range(actors)]
+        self._load = [0] * actors                   # batches in flight per actor
+        self._pending: deque[_Batch] = deque()      # oldest first
+        self.batches_resubmitted = self.frames_resubmitted = 0
+        self.batches_lost = self.frames_lost = 0
+        self.owns_ray = False                       # close() shuts Ray down (start() started it)
+        self.actor_stats = self._started(start_timeout_s)
+
+    @classmethod
+    def start(cls, config: FrameConfig, options: dict, *, address: str | None = None, actors: int | None = None,
+              **kwargs) -> "ActorPool":
+        """The pool on Ray as :func:`start_ray` finds or makes it (a local instance: as many
+        logical CPUs as the machine has, or as ``actors``, where more); :meth:`close` shuts
+        down the Ray that this call started or joined."""
+        started = start_ray(address, num_cpus=max(os.cpu_count() or 1, actors or 0))
+        try:
+            pool = cls(config, options, actors=actors, **kwargs)
+        except BaseException:
+            if started:
+                ray.shutdown()
+            raise
+        pool.owns_ray = started
+        return pool
+
+    def _started(self, timeout_s: float) -> list[ActorStats]:
+        """Wait for every actor to build its receiver; one-line errors otherwise (the actors
+        are ended first)."""
+        refs = [actor.ready.remote() for actor in self._actors]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        try:
+            if len(done) < len(refs):
+                raise TimeoutError(f"--workers {len(refs)}: only {len(done)} of {len(refs)} receiver actors started "
+                                   f"within {timeout_s:g} s (Ray could not place or start the others)")
+            try:
+                info = ray.get(refs)
+            except _ACTOR_GONE as exc:
+                raise RuntimeError(f"--workers: a receiver actor died while starting: "
+                                   f"{str(exc).strip().splitlines()[0]}") from None
+            errors = [i["error"] for i in info if i["error"]]
+            if errors:
+                raise ValueError(f"--workers: the receiver actors could not build their receiver: {errors[0]}")
+        except Exception:
+            self.close()
+            raise
+        return [ActorStats(f"actor-{k}", i["node"], i["host"], i["pid"]) for k, i in enumerate(info)]
+
+    @property
+    def actors(self) -> list:
+        """The actors' handles (``ray.kill`` one to see the pool carry on)."""
+        return list(self._actors)
+
+    def submit(self, frames: np.ndarray) -> None:
+        """Start one batch: complex64 [F, L], 1 <= F <= batch (copied: the caller may reuse
+        ``frames``). RuntimeError with ``depth`` batches in flight (collect one first)."""
+        if len(self._pending) >= self.depth:
+            raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
+        frames = np.asarray(frames, dtype=np.complex64)
+        if frames.ndim != 2 or not 1 <= len(frames) <= self.batch:
+            raise ValueError(f"frames: expected complex64 [F, L] with 1 <= F <= {self.batch}, got {frames.shape}")
+        ref = ray.put(frames)
+        actor = self._least_loaded()
+        self._pending.append(_Batch(ref, len(frames), actor, self._actors[actor].process.remote(ref),
+                                    time.perf_counter()))
+        self._load[actor] += 1
+
+    def _least_loaded(self, avoid: int | None = None) -> int:
+        order = sorted(range(len(self._actors)), key=lambda k: (k == avoid, self._load[k]))
+        return order[0]
+
+    def collect(self):
+        """The oldest batch's result (``RxResult``), waiting for it; None when its frames
+        were lost (its actor died ``retries + 1`` times). RuntimeError with none in flight."""
+        if not self._pending:
+            raise RuntimeError("no batch in flight: submit one first")
+        batch = self._pending[0]
+        while True:
+            try:
+                result, compute_s = ray.get(batch.result)
+            except _ACTOR_GONE as exc:
+                if not self._failed(batch, exc):
+                    self._pending.popleft()
+                    return None
+                continue
+            self._pending.popleft()
+            self._load[batch.actor] -= 1
+            stats = self.actor_stats[batch.actor]
+            stats.frames += batch.n
+            stats.batches += 1
+            stats.compute_s.append(compute_s)
+            stats.round_trip_s.append(time.perf_counter() - batch.submitted)
+            return result
+
+    def _failed(self, batch: _Batch, exc: Exception) -> bool:
+        """``batch``'s actor died: submit it again to another actor (True), or count it lost
+        (False)."""
+        self._load[batch.actor] -= 1
+        self.actor_stats[batch.actor].failures += 1
+        logger.warning("receiver actor %d died with a batch of %d frames in flight: %s", batch.actor, batch.n,
+                       str(exc).strip().splitlines()[0])
+        if batch.tries >= self.retries:
+            self.batches_lost += 1
+            self.frames_lost += batch.n
+            logger.warning("%d frames lost (submitted %d times)", batch.n, batch.tries + 1)
+            return False
+        batch.actor = self._least_loaded(avoid=batch.actor)
+        batch.result = self._actors[batch.actor].process.remote(batch.frames)
+        batch.submitted = time.perf_counter()
+        batch.tries += 1
+        self._load[batch.actor] += 1
+        self.batches_resubmitted += 1
+        self.frames_resubmitted += batch.n
+        return True
+
+    def stats(self) -> dict:
+        """The report's ``scaleout``: the actors (each one's frames, batches, failures and
+        latency percentiles), the batches and frames submitted again after an actor died
+        (decoded) and those lost, and the Ray cluster's address."""
+        return {"engine": "ray", "actors": self.n_actors, "unit": self.unit, "batch": self.batch,
+                "in_flight_per_actor": self.in_flight, "retries": self.retries,
+                "batches_resubmitted": self.batches_resubmitted, "frames_resubmitted": self.frames_resubmitted,
+                "batches_lost": self.batches_lost, "frames_lost": self.frames_lost,
+                "nodes": len({s.node for s in self.actor_stats}),
+                "per_actor": [s.to_dict() for s in self.actor_stats],
+                "ray_address": ray.get_runtime_context().gcs_address}
+
+    def close(self) -> None:
+        """End the actors (the batches still in flight are abandoned), and Ray where
+        :meth:`start` started it."""
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
+        self._actors, self._pending = [], deque()
+        if self.owns_ray:
+            ray.shutdown()
+            self.owns_ray = False
