@@ -13,8 +13,9 @@ the batches were submitted.
   ``zakotfs.pipelined.PipelinedReceiver``, so ``streaming.runner.PipelineRunner`` drives it
   as it drives an in-process receiver: its queue, ``--policy`` drops (counted), batching,
   latency and sinks are unchanged.
-* ``submit(frames complex64 [F, L])`` copies the batch into Ray's object store and hands it
-  to the actor with the fewest batches in flight; at most ``in_flight`` batches are in flight
+* ``submit(frames complex64 [F, L])`` hands a copy of the batch to the actor with the fewest
+  batches in flight (Ray sends a small batch inside the call, a large one through its object
+  store); at most ``in_flight`` batches are in flight
   per actor (``depth = actors x in_flight``: the runner never submits more, so the frames
   wait in its bounded queue, where the policy applies).
 * ``collect()`` waits for the oldest batch and returns its ``RxResult`` (host arrays). A batch
@@ -44,6 +45,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from zakotfs.config import FrameConfig
+from zakotfs.cpu_workers import SERIAL
 from zakotfs.realtime import RealtimeReceiver
 from zakotfs.receiver import Receiver
 
@@ -156,7 +158,7 @@ def _percentiles_ms(seconds: list) -> dict | None:
 
 @dataclass
 class _Batch:
-    frames: object              # ObjectRef of complex64 [F, L]
+    frames: np.ndarray          # complex64 [F, L], a copy of the submitted batch
     n: int                      # F
     actor: int                  # index of the actor it is on
     result: object              # ObjectRef of (result, compute seconds)
@@ -173,7 +175,9 @@ class ActorPool:
     options : dict
         The receiver's keyword options (``zakotfs.cli.options.receiver_options``); their
         ``backend`` decides the actors' resources: ``gpu`` one GPU each, ``cpu`` one CPU
-        each, ``auto`` one GPU each where the cluster has GPUs, else one CPU each.
+        each, ``auto`` one GPU each where the cluster has GPUs, else one CPU each. A CPU
+        actor runs every library on one thread (``zakotfs.cpu_workers.SERIAL``), as the
+        in-process CPU workers do, so that it decodes their bits.
     actors : int or None
         How many; None: one a GPU of the cluster (one a CPU where it has none).
     batch : int
@@ -221,7 +225,8 @@ class ActorPool:
         self.unit, self.n_actors = unit, actors
         remote = ray.remote(ReceiverActor).options(
             num_cpus=1 if unit == "CPU" else 0, num_gpus=1 if unit == "GPU" else 0, resources=resources or {},
-            max_restarts=max_restarts, max_task_retries=0, scheduling_strategy="SPREAD")
+            max_restarts=max_restarts, max_task_retries=0, scheduling_strategy="SPREAD",
+            runtime_env={"env_vars": SERIAL} if unit == "CPU" else None)
         self._actors = [remote.remote(make_process, config, options, batch) for _ in range(actors)]
         self._load = [0] * actors                   # batches in flight per actor
         self._pending: deque[_Batch] = deque()      # oldest first
@@ -278,12 +283,11 @@ class ActorPool:
         ``frames``). RuntimeError with ``depth`` batches in flight (collect one first)."""
         if len(self._pending) >= self.depth:
             raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
-        frames = np.asarray(frames, dtype=np.complex64)
+        frames = np.array(frames, dtype=np.complex64)          # kept to submit again
         if frames.ndim != 2 or not 1 <= len(frames) <= self.batch:
             raise ValueError(f"frames: expected complex64 [F, L] with 1 <= F <= {self.batch}, got {frames.shape}")
-        ref = ray.put(frames)
         actor = self._least_loaded()
-        self._pending.append(_Batch(ref, len(frames), actor, self._actors[actor].process.remote(ref),
+        self._pending.append(_Batch(frames, len(frames), actor, self._actors[actor].process.remote(frames),
                                     time.perf_counter()))
         self._load[actor] += 1
 
