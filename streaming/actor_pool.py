@@ -61,7 +61,9 @@ MAX_RESTARTS = 1
 """How many times Ray restarts a dead actor by default."""
 CONNECT_TIMEOUT_S = 5.0
 """How long a cluster address is given to answer before ``start_ray`` gives up."""
-_ACTOR_GONE = tuple({RayActorError, getattr(ray.exceptions, "ActorUnavailableError", RayActorError)})
+_RESTARTING = getattr(ray.exceptions, "ActorUnavailableError", ())
+"""A call to an actor that Ray is restarting (Ray >= 2.30; before, such calls waited)."""
+_ACTOR_GONE = (RayActorError,) + ((_RESTARTING,) if _RESTARTING else ())
 
 
 def start_ray(address: str | None = None, *, num_cpus: int | None = None,
@@ -130,8 +132,10 @@ class ReceiverActor:
 
 @dataclass
 class ActorStats:
-    """One actor's share: where it runs and what it did (``compute_s``: in the actor;
-    ``round_trip_s``: submitted to collected, queueing in the actor included)."""
+    """One actor's share: where it runs (its latest process, after ``restarts``) and what it
+    did: ``failures``, batches in flight when it died; ``compute_s``, in the actor;
+    ``round_trip_s``, submitted to collected (queueing in the actor and, the results being
+    collected in order, waiting behind older batches included)."""
 
     name: str
     node: str
@@ -140,12 +144,13 @@ class ActorStats:
     frames: int = 0
     batches: int = 0
     failures: int = 0
+    restarts: int = 0
     compute_s: list = field(default_factory=list)
     round_trip_s: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "node": self.node, "host": self.host, "pid": self.pid, "frames": self.frames,
-                "batches": self.batches, "failures": self.failures,
+                "batches": self.batches, "failures": self.failures, "restarts": self.restarts,
                 "compute_ms": _percentiles_ms(self.compute_s), "round_trip_ms": _percentiles_ms(self.round_trip_s)}
 
 
@@ -192,7 +197,8 @@ class ActorPool:
         Custom Ray resources each actor needs, e.g. ``{"rx_node": 1}`` to place actors on the
         nodes that advertise ``rx_node``.
     start_timeout_s : float
-        Longest wait for the actors to build their receivers.
+        Longest wait for the actors to build their receivers (at the start, and for a
+        restart where no other actor is up).
     make_process : callable
         ``make_process(config, options, batch) -> process``, run in each actor
         (:func:`receiver_process`; tests pass stand-ins).
@@ -221,6 +227,7 @@ class ActorPool:
         if short:
             raise ValueError(f"--workers {actors}: Ray cannot place the receiver actors ({'; '.join(short)})")
         self.config, self.batch, self.in_flight, self.retries = config, batch, in_flight, retries
+        self.start_timeout_s = float(start_timeout_s)
         self.depth = actors * in_flight
         self.unit, self.n_actors = unit, actors
         remote = ray.remote(ReceiverActor).options(
@@ -229,6 +236,8 @@ class ActorPool:
             runtime_env={"env_vars": SERIAL} if unit == "CPU" else None)
         self._actors = [remote.remote(make_process, config, options, batch) for _ in range(actors)]
         self._load = [0] * actors                   # batches in flight per actor
+        self._restarting: dict = {}                 # actor index: ObjectRef of its ready() after a failure
+        self._dead: set[int] = set()                # actors Ray will not restart again
         self._pending: deque[_Batch] = deque()      # oldest first
         self.batches_resubmitted = self.frames_resubmitted = 0
         self.batches_lost = self.frames_lost = 0
@@ -292,8 +301,45 @@ class ActorPool:
         self._load[actor] += 1
 
     def _least_loaded(self, avoid: int | None = None) -> int:
-        order = sorted(range(len(self._actors)), key=lambda k: (k == avoid, self._load[k]))
-        return order[0]
+        """The actor for the next batch: of those up (not restarting after a failure, not
+        dead), other than ``avoid`` where there is another, one with room (fewer than
+        ``in_flight`` batches) and the least loaded first. While an actor restarts the others
+        hold its share too; where none is up, this waits for a restart (up to
+        ``start_timeout_s``). RuntimeError where none comes back."""
+        self._check_restarts()
+        up = [k for k in range(len(self._actors)) if k not in self._dead and k not in self._restarting]
+        deadline = time.monotonic() + self.start_timeout_s
+        while not up and self._restarting and time.monotonic() < deadline:
+            ray.wait(list(self._restarting.values()), num_returns=1, timeout=0.1)
+            self._check_restarts()
+            up = [k for k in range(len(self._actors)) if k not in self._dead and k not in self._restarting]
+        if not up:
+            raise RuntimeError(f"no receiver actor is up: {len(self._dead)} of {len(self._actors)} died for good, "
+                               f"{len(self._restarting)} did not restart within {self.start_timeout_s:g} s")
+        return min([k for k in up if k != avoid] or up, key=lambda k: (self._load[k] >= self.in_flight, self._load[k]))
+
+    def _check_restarts(self) -> None:
+        """Actors that came back after a failure are up again (their new process noted);
+        those still restarting are asked again; those Ray will not restart are dead."""
+        for k, ref in list(self._restarting.items()):
+            done, _ = ray.wait([ref], timeout=0)
+            if not done:
+                continue
+            try:
+                info = ray.get(ref)
+            except _RESTARTING:
+                self._restarting[k] = self._actors[k].ready.remote()
+                continue
+            except RayActorError:
+                info = {"error": "Ray did not restart it"}
+            del self._restarting[k]
+            if info["error"]:
+                logger.warning("receiver actor %d is gone for good: %s", k, info["error"])
+                self._dead.add(k)
+                continue
+            stats = self.actor_stats[k]
+            stats.restarts += 1
+            stats.node, stats.host, stats.pid = info["node"], info["host"], info["pid"]
 
     def collect(self):
         """The oldest batch's result (``RxResult``), waiting for it; None when its frames
@@ -323,9 +369,12 @@ class ActorPool:
         (False)."""
         self._load[batch.actor] -= 1
         self.actor_stats[batch.actor].failures += 1
+        if batch.actor not in self._restarting and batch.actor not in self._dead:
+            self._restarting[batch.actor] = self._actors[batch.actor].ready.remote()
         logger.warning("receiver actor %d died with a batch of %d frames in flight: %s", batch.actor, batch.n,
                        str(exc).strip().splitlines()[0])
-        if batch.tries >= self.retries:
+        self._check_restarts()
+        if batch.tries >= self.retries or len(self._dead) == len(self._actors):
             self.batches_lost += 1
             self.frames_lost += batch.n
             logger.warning("%d frames lost (submitted %d times)", batch.n, batch.tries + 1)
