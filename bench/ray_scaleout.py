@@ -23,9 +23,10 @@ Three parts, each a key of the results JSON (a run of one part keeps the others'
     ``node1`` and ``node2``): a stream of ``--preset tiny`` frames from a recording through the
     runner (acquisition, policy ``block``) to 2 receiver actors, one on each node; one
     actor's process is killed (SIGKILL) once a third of the frames are out; every frame
-    decoded or counted lost, in order. Then the cross-node transfer rate (a paper frame
-    from this node's object store to an actor on the other), and ``zakotfs rx --cluster
-    ADDRESS --workers 2`` joining the same cluster from another process.
+    decoded or counted lost, in order. Then the cross-node transfer rate (a paper frame, and
+    a batch of 8, from this process to an actor on the other node, against one on this
+    node: one at a time, and batches of 8 with 2 in flight), and ``zakotfs rx --cluster
+    ADDRESS --workers 2 --policy block`` joining the same cluster from another process.
 
 Writes ``bench/results/ray_scaleout_2core.json`` (and ``ray_scaleout_2core.png``).
 
@@ -237,11 +238,15 @@ def _cross_node() -> dict:
     paper = preset("paper")
     out = {}
     for where, resources in (("same_node", {"node1": 0.01}), ("other_node", {"node2": 0.01})):
-        pool = ActorPool(paper, {"backend": "cpu"}, actors=1, batch=8, in_flight=1, make_process=no_work,
+        pool = ActorPool(paper, {"backend": "cpu"}, actors=1, batch=8, in_flight=2, make_process=no_work,
                          resources=resources)
         try:
             out[where] = {name: _round_trips(pool, np.ones(_payloads()[name], np.complex64), 30)
                           for name in ("paper_frame", "paper_batch_8")}
+            batch = np.ones(_payloads()["paper_batch_8"], np.complex64)
+            _, seconds = keep_full(pool, [batch] * 40)
+            out[where]["pipelined_paper_batch_8_2_in_flight"] = {"batches_per_s": 40 / seconds,
+                                                                 "mb_s": 40 * batch.nbytes / 1e6 / seconds}
         finally:
             pool.close()
     return out
@@ -249,8 +254,8 @@ def _cross_node() -> dict:
 
 def _rx_cli(address: str, recording: Path, folder: Path) -> dict:
     report = folder / "report.json"
-    command = ["zakotfs", "rx", "--in", str(recording), "--cluster", address, "--workers", "2", "--json",
-               "--report", str(report)]
+    command = ["zakotfs", "rx", "--in", str(recording), "--cluster", address, "--workers", "2", "--policy", "block",
+               "--json", "--report", str(report)]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "zakotfs.cli", *command[1:]], capture_output=True, text=True)
     result = {"command": " ".join(command).replace(str(folder), "TMP"), "exit_status": done.returncode,

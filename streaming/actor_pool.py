@@ -17,12 +17,18 @@ the batches were submitted.
   batches in flight (Ray sends a small batch inside the call, a large one through its object
   store); at most ``in_flight`` batches are in flight
   per actor (``depth = actors x in_flight``: the runner never submits more, so the frames
-  wait in its bounded queue, where the policy applies).
+  wait in its bounded queue, where the policy applies); while an actor restarts, the others
+  hold its share.
 * ``collect()`` waits for the oldest batch and returns its ``RxResult`` (host arrays). A batch
   whose actor died is submitted again to another actor (up to ``retries`` times; Ray restarts
   the dead one, up to ``max_restarts`` times); one that cannot be re-run is counted lost and
   ``collect()`` returns None for it. :meth:`stats` says which batches were re-run and which
   were lost, and each actor's frames, failures and latency percentiles.
+* Several streams (several inputs of one ``rx``: cells, antennas) share the actors:
+  :meth:`ActorPool.stream` gives each its own ``submit``/``collect`` order, depth and counts,
+  each driven by its own runner thread; the pool itself is its first stream. The least
+  loaded actor takes each batch, so no actor holds more than ``in_flight`` batches a stream
+  (while none of them is restarting).
 * Ray is imported here only, and this module only where scale-out is asked for
   (``zakotfs rx --workers/--cluster``), so the other commands do not pay Ray's import.
   ``start_ray`` starts a local Ray instance or joins a cluster, failing at once with one line
@@ -35,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -238,11 +245,11 @@ class ActorPool:
         self._load = [0] * actors                   # batches in flight per actor
         self._restarting: dict = {}                 # actor index: ObjectRef of its ready() after a failure
         self._dead: set[int] = set()                # actors Ray will not restart again
-        self._pending: deque[_Batch] = deque()      # oldest first
-        self.batches_resubmitted = self.frames_resubmitted = 0
-        self.batches_lost = self.frames_lost = 0
+        self._lock = threading.Lock()               # the above, shared by the streams' threads
+        self.streams: list[PoolStream] = []
         self.owns_ray = False                       # close() shuts Ray down (start() started it)
         self.actor_stats = self._started(start_timeout_s)
+        self.stream("stream-0")
 
     @classmethod
     def start(cls, config: FrameConfig, options: dict, *, address: str | None = None, actors: int | None = None,
@@ -287,18 +294,25 @@ class ActorPool:
         """The actors' handles (``ray.kill`` one to see the pool carry on)."""
         return list(self._actors)
 
+    def stream(self, name: str | None = None) -> "PoolStream":
+        """Another stream on these actors, with its own order, depth and counts (module doc)."""
+        return PoolStream(self, name or f"stream-{len(self.streams)}")
+
     def submit(self, frames: np.ndarray) -> None:
-        """Start one batch: complex64 [F, L], 1 <= F <= batch (copied: the caller may reuse
-        ``frames``). RuntimeError with ``depth`` batches in flight (collect one first)."""
-        if len(self._pending) >= self.depth:
-            raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
-        frames = np.array(frames, dtype=np.complex64)          # kept to submit again
-        if frames.ndim != 2 or not 1 <= len(frames) <= self.batch:
-            raise ValueError(f"frames: expected complex64 [F, L] with 1 <= F <= {self.batch}, got {frames.shape}")
-        actor = self._least_loaded()
-        self._pending.append(_Batch(frames, len(frames), actor, self._actors[actor].process.remote(frames),
-                                    time.perf_counter()))
-        self._load[actor] += 1
+        """:meth:`PoolStream.submit` of the pool's first stream."""
+        self.streams[0].submit(frames)
+
+    def collect(self):
+        """:meth:`PoolStream.collect` of the pool's first stream."""
+        return self.streams[0].collect()
+
+    def _dispatch(self, frames: np.ndarray, avoid: int | None = None) -> tuple[int, object]:
+        """(actor, ObjectRef of its (result, compute seconds)) of ``frames`` on
+        :meth:`_least_loaded`'s actor."""
+        with self._lock:
+            actor = self._least_loaded(avoid)
+            self._load[actor] += 1
+        return actor, self._actors[actor].process.remote(frames)
 
     def _least_loaded(self, avoid: int | None = None) -> int:
         """The actor for the next batch: of those up (not restarting after a failure, not
@@ -341,71 +355,111 @@ class ActorPool:
             stats.restarts += 1
             stats.node, stats.host, stats.pid = info["node"], info["host"], info["pid"]
 
-    def collect(self):
-        """The oldest batch's result (``RxResult``), waiting for it; None when its frames
-        were lost (its actor died ``retries + 1`` times). RuntimeError with none in flight."""
-        if not self._pending:
-            raise RuntimeError("no batch in flight: submit one first")
-        batch = self._pending[0]
-        while True:
-            try:
-                result, compute_s = ray.get(batch.result)
-            except _ACTOR_GONE as exc:
-                if not self._failed(batch, exc):
-                    self._pending.popleft()
-                    return None
-                continue
-            self._pending.popleft()
+    def _done(self, batch: "_Batch", compute_s: float) -> None:
+        with self._lock:
             self._load[batch.actor] -= 1
             stats = self.actor_stats[batch.actor]
             stats.frames += batch.n
             stats.batches += 1
             stats.compute_s.append(compute_s)
             stats.round_trip_s.append(time.perf_counter() - batch.submitted)
-            return result
 
-    def _failed(self, batch: _Batch, exc: Exception) -> bool:
-        """``batch``'s actor died: submit it again to another actor (True), or count it lost
-        (False)."""
-        self._load[batch.actor] -= 1
-        self.actor_stats[batch.actor].failures += 1
-        if batch.actor not in self._restarting and batch.actor not in self._dead:
-            self._restarting[batch.actor] = self._actors[batch.actor].ready.remote()
+    def _failed(self, batch: "_Batch", exc: Exception) -> bool:
+        """``batch``'s actor died: note it (Ray restarts it), and True where the batch may
+        go to another actor (it was tried fewer than ``retries + 1`` times and an actor is
+        left), False where it is lost."""
+        with self._lock:
+            self._load[batch.actor] -= 1
+            self.actor_stats[batch.actor].failures += 1
+            if batch.actor not in self._restarting and batch.actor not in self._dead:
+                self._restarting[batch.actor] = self._actors[batch.actor].ready.remote()
+            self._check_restarts()
+            left = len(self._dead) < len(self._actors)
         logger.warning("receiver actor %d died with a batch of %d frames in flight: %s", batch.actor, batch.n,
                        str(exc).strip().splitlines()[0])
-        self._check_restarts()
-        if batch.tries >= self.retries or len(self._dead) == len(self._actors):
-            self.batches_lost += 1
-            self.frames_lost += batch.n
-            logger.warning("%d frames lost (submitted %d times)", batch.n, batch.tries + 1)
-            return False
-        batch.actor = self._least_loaded(avoid=batch.actor)
-        batch.result = self._actors[batch.actor].process.remote(batch.frames)
-        batch.submitted = time.perf_counter()
-        batch.tries += 1
-        self._load[batch.actor] += 1
-        self.batches_resubmitted += 1
-        self.frames_resubmitted += batch.n
-        return True
+        return batch.tries < self.retries and left
 
     def stats(self) -> dict:
-        """The report's ``scaleout``: the actors (each one's frames, batches, failures and
-        latency percentiles), the batches and frames submitted again after an actor died
-        (decoded) and those lost, and the Ray cluster's address."""
-        return {"engine": "ray", "actors": self.n_actors, "unit": self.unit, "batch": self.batch,
-                "in_flight_per_actor": self.in_flight, "retries": self.retries,
-                "batches_resubmitted": self.batches_resubmitted, "frames_resubmitted": self.frames_resubmitted,
-                "batches_lost": self.batches_lost, "frames_lost": self.frames_lost,
-                "nodes": len({s.node for s in self.actor_stats}),
-                "per_actor": [s.to_dict() for s in self.actor_stats],
-                "ray_address": ray.get_runtime_context().gcs_address}
+        """The report's ``scaleout``: the actors (each one's node, frames, batches, failures,
+        restarts and latency percentiles), and per stream the batches and frames submitted
+        again after an actor died (decoded) and those lost; one stream's counts at the top
+        level, where there is one."""
+        streams = [s.stats() for s in self.streams]
+        out = {"engine": "ray", "actors": self.n_actors, "unit": self.unit, "batch": self.batch,
+               "in_flight_per_actor": self.in_flight, "retries": self.retries,
+               "nodes": len({s.node for s in self.actor_stats}),
+               "per_actor": [s.to_dict() for s in self.actor_stats],
+               "ray_address": ray.get_runtime_context().gcs_address}
+        if len(streams) == 1:
+            out.update({k: v for k, v in streams[0].items() if k != "name"})
+        else:
+            out["streams"] = streams
+        return out
 
     def close(self) -> None:
         """End the actors (the batches still in flight are abandoned), and Ray where
         :meth:`start` started it."""
         for actor in self._actors:
             ray.kill(actor, no_restart=True)
-        self._actors, self._pending = [], deque()
+        self._actors = []
+        for stream in self.streams:
+            stream.pending.clear()
         if self.owns_ray:
             ray.shutdown()
             self.owns_ray = False
+
+
+class PoolStream:
+    """One stream's batches on an :class:`ActorPool`'s actors: ``submit``/``collect`` in
+    its own order, at most ``depth`` (the pool's) in flight, its own counts of batches
+    submitted again and lost. Each stream is used from one thread; several streams may run
+    on their own threads at once (one ``rx`` serving several inputs)."""
+
+    def __init__(self, pool: ActorPool, name: str):
+        self.pool, self.name, self.depth = pool, name, pool.depth
+        self.pending: deque[_Batch] = deque()       # oldest first
+        self.batches_resubmitted = self.frames_resubmitted = 0
+        self.batches_lost = self.frames_lost = 0
+        pool.streams.append(self)
+
+    def submit(self, frames: np.ndarray) -> None:
+        """Start one batch: complex64 [F, L], 1 <= F <= batch (copied: the caller may reuse
+        ``frames``). RuntimeError with ``depth`` batches in flight (collect one first)."""
+        if len(self.pending) >= self.depth:
+            raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
+        frames = np.array(frames, dtype=np.complex64)          # kept to submit again
+        if frames.ndim != 2 or not 1 <= len(frames) <= self.pool.batch:
+            raise ValueError(f"frames: expected complex64 [F, L] with 1 <= F <= {self.pool.batch}, "
+                             f"got {frames.shape}")
+        actor, result = self.pool._dispatch(frames)
+        self.pending.append(_Batch(frames, len(frames), actor, result, time.perf_counter()))
+
+    def collect(self):
+        """The oldest batch's result (``RxResult``), waiting for it; None when its frames
+        were lost (its actor died ``retries + 1`` times). RuntimeError with none in flight."""
+        if not self.pending:
+            raise RuntimeError("no batch in flight: submit one first")
+        batch = self.pending[0]
+        while True:
+            try:
+                result, compute_s = ray.get(batch.result)
+            except _ACTOR_GONE as exc:
+                if self.pool._failed(batch, exc):
+                    batch.actor, batch.result = self.pool._dispatch(batch.frames, avoid=batch.actor)
+                    batch.submitted, batch.tries = time.perf_counter(), batch.tries + 1
+                    self.batches_resubmitted += 1
+                    self.frames_resubmitted += batch.n
+                    continue
+                self.pending.popleft()
+                self.batches_lost += 1
+                self.frames_lost += batch.n
+                logger.warning("%s: %d frames lost (submitted %d times)", self.name, batch.n, batch.tries + 1)
+                return None
+            self.pending.popleft()
+            self.pool._done(batch, compute_s)
+            return result
+
+    def stats(self) -> dict:
+        return {"name": self.name, "batches_resubmitted": self.batches_resubmitted,
+                "frames_resubmitted": self.frames_resubmitted, "batches_lost": self.batches_lost,
+                "frames_lost": self.frames_lost}

@@ -166,6 +166,26 @@ def test_batches_in_flight_are_bounded_and_the_policy_drops_are_counted():
     assert seqs == sorted(seqs) and len(seqs) == stats.frames_out
 
 
+def test_two_streams_share_the_actors_each_in_its_own_order():
+    """Two runners (two inputs) on one pool at once: each stream's frames come back complete
+    and in its order, and the report counts each stream apart."""
+    pool = ActorPool(CONFIG, {"backend": "cpu"}, actors=2, make_process=stand_in(0.005, jitter=True))
+    got = {0: [], 1: []}
+    try:
+        streams = [pool, pool.stream("cell-1")]
+        runners = [PipelineRunner(ListSource(30), Framer(), stream, lambda r, m, k=k: got[k].extend(seq_of(r)),
+                                  policy="block", batch_frames=1) for k, stream in enumerate(streams)]
+        for runner in runners:
+            runner.start()
+        stats = [runner.run() for runner in runners]
+        report = pool.stats()
+    finally:
+        pool.close()
+    assert got[0] == got[1] == list(range(30)) and [s.frames_out for s in stats] == [30, 30]
+    assert [s["name"] for s in report["streams"]] == ["stream-0", "cell-1"]
+    assert sum(a["frames"] for a in report["per_actor"]) == 60
+
+
 def test_rx_workers_give_the_bits_of_one_receiver_in_order(tmp_path):
     """zakotfs rx --workers 2 (actors) against rx in this process, with a receiver option
     (--estimator paper at 18 dB, where its bits differ from the default estimator's): the
