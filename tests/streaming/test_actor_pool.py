@@ -217,6 +217,7 @@ def test_bad_receiver_options_unplaceable_actors_and_a_dead_address_are_one_line
     assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "2"]) == 0
     cases = {"could not build their receiver": ["--workers", "1", "--cg-iterations", "-1"],
              "CPU: 5 needed, 2 in the cluster": ["--workers", "5"],
+             "cell9: 2 needed, 0 in the cluster": ["--workers", "2", "--actor-resources", '{"cell9": 1}'],
              "no Ray cluster answers there": ["--cluster", "127.0.0.1:9"]}
     for expected, extra in cases.items():
         capsys.readouterr()

@@ -26,7 +26,7 @@ from ..modulation import LLR_INT8_STEP
 from ..pipelined import stream_process
 from .exit_status import rx_outcome
 from .options import (UsageError, backend_option, count, default_batch, frame_options, make_receiver, open_input,
-                      output_path, positive_int, receiver_option_group, receiver_options, resolve_config,
+                      output_path, positive_int, resources, receiver_option_group, receiver_options, resolve_config,
                       sample_format_options, start_timeout_option)
 from .summary import emit, frame_progress, phase
 
@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="join the Ray cluster whose head is at HOST:PORT (or auto) and place the receiver actors "
                         "on it (default --workers: one a GPU of the cluster, else one a CPU)")
+    p.add_argument("--actor-resources", type=resources, metavar="JSON",
+                   help="custom Ray resources each receiver actor needs, e.g. '{\"cell3\": 1}' to place them on "
+                        "the nodes started with ray start --resources '{\"cell3\": 4}' (the node that ingests)")
     p.add_argument("--json", action="store_true")
     sample_format_options(p, read=True, write=False)
     p.set_defaults(func=run)
@@ -74,6 +77,8 @@ def run(args) -> int:
     if args.recalibrate and args.recalibrate < 3:
         raise UsageError(f"--recalibrate K needs K >= 3 frames (the clock is read off their period), got {args.recalibrate}")
     scaleout = bool(args.workers or args.cluster)
+    if args.actor_resources and not scaleout:
+        raise UsageError("--actor-resources places receiver actors: only with --workers/--cluster")
     if args.recalibrate and scaleout:
         raise UsageError("--recalibrate retunes the receiver in this process: not with --workers/--cluster")
     source = open_input(args.input, args, args.pattern)
@@ -187,4 +192,5 @@ def _actor_pool(args, config: FrameConfig, options: dict):
     this command's receiver ``options`` and ``--batch``."""
     from streaming.actor_pool import ActorPool
 
-    return ActorPool.start(config, options, address=args.cluster, actors=args.workers or None, batch=args.batch)
+    return ActorPool.start(config, options, address=args.cluster, actors=args.workers or None, batch=args.batch,
+                           resources=args.actor_resources)
