@@ -352,8 +352,9 @@ class ActorPool:
                 self._dead.add(k)
                 continue
             stats = self.actor_stats[k]
-            stats.restarts += 1
-            stats.node, stats.host, stats.pid = info["node"], info["host"], info["pid"]
+            if (info["node"], info["pid"]) != (stats.node, stats.pid):     # not a late failure of a call
+                stats.restarts += 1                                         # to its previous process
+                stats.node, stats.host, stats.pid = info["node"], info["host"], info["pid"]
 
     def _done(self, batch: "_Batch", compute_s: float) -> None:
         with self._lock:

@@ -212,6 +212,31 @@ def test_rx_workers_give_the_bits_of_one_receiver_in_order(tmp_path):
     assert ray.is_initialized()                  # the CLI left this module's Ray running
 
 
+def test_rx_serves_two_inputs_on_one_pool_each_with_its_own_report_and_out(tmp_path, capsys):
+    """rx --in A --in B --workers 2: two streams (different payloads) on the same actors; each
+    report and --out holds its own input's frames (BER 0 against its own truth), and the
+    one JSON on stdout lists both."""
+    names = {"a": 5, "b": 3}
+    for name, frames in names.items():
+        assert main(["tx", "--preset", "tiny", "--out", str(tmp_path / f"{name}.h5"), "--frames", str(frames),
+                     "--seed", str(frames)]) == 0
+    args = ["rx", "--workers", "2", "--policy", "block", "--backend", "cpu", "--json"]
+    for name in names:
+        args += ["--in", str(tmp_path / f"{name}.h5"), "--report", str(tmp_path / f"{name}.json"),
+                 "--out", str(tmp_path / f"{name}.out.h5")]
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)["streams"]
+    for k, (name, frames) in enumerate(names.items()):
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        assert report["frames"] == printed[k]["frames"] == frames and report["ber"] == 0.0
+        assert report["scaleout"]["name"] == str(tmp_path / f"{name}.h5") and report["scaleout"]["frames_lost"] == 0
+        with h5py.File(tmp_path / f"{name}.out.h5") as out:
+            assert out["bits"].shape[0] == frames
+    assert main(["rx", "--in", str(tmp_path / "a.h5"), "--in", str(tmp_path / "b.h5")]) == 2
+    assert "--workers K or --cluster" in capsys.readouterr().err
+
+
 def test_bad_receiver_options_unplaceable_actors_and_a_dead_address_are_one_line_at_once(tmp_path, capsys):
     tx = str(tmp_path / "tx.h5")
     assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "2"]) == 0
