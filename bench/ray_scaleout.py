@@ -6,10 +6,11 @@ Three parts, each a key of the results JSON (a run of one part keeps the others'
 ``scaling``
     A local Ray instance, 1 and then 2 CPU actors decoding the same frames of ``--preset``
     (Veh-A at 20 dB, ``--frames`` frames cycling through ``--distinct`` ones, batches of one
-    frame, 2 in flight an actor), and the receiver of ``zakotfs rx`` without ``--workers``
+    frame, 2 in flight an actor; ``--repeat`` times, alternating), and the receiver of ``zakotfs rx`` without ``--workers``
     on the same frames (this process, each batch of 2 split between 2 CPU worker processes,
     ``zakotfs.pipelined.PipelinedReceiver``): frames/s of each, the 2-to-1 ratio, whether
-    the frames came back in order and whether the actors' bits are the single receiver's.
+    the frames came back in order and whether the actors' bits are the single receiver's;
+    the ratio is that of the medians.
 ``overhead``
     A local Ray instance and actors that do no work (the result: one bit): submit-to-result
     round trips one at a time for an empty batch (one sample), one frame of the demo grid,
@@ -106,24 +107,32 @@ def scaling(args) -> dict:
            "single_receiver": {"frames_per_s": args.frames / (time.perf_counter() - start)}}
     _local_ray()
     try:
-        for actors in (1, 2):
-            pool = ActorPool(config, {"backend": "cpu"}, actors=actors, batch=1)
-            try:
-                keep_full(pool, [frames[k:k + 1] for k in order[:2 * actors]])         # warm
-                results, seconds = keep_full(pool, [frames[k:k + 1] for k in order])
-                stats = pool.stats()
-            finally:
-                pool.close()
-            identical = all(np.array_equal(r.bits, ref) for r, ref in zip(results, reference))
-            out[f"actors_{actors}"] = {
-                "frames_per_s": args.frames / seconds, "identical_bits_to_single_receiver": identical,
-                "in_order": len(results) == args.frames,
-                "ber": float(np.mean([np.mean(r.bits[0] != data.bits[k]) for r, k in zip(results, order)])),
-                "per_actor": [{k: a[k] for k in ("name", "frames", "compute_ms", "round_trip_ms")}
-                              for a in stats["per_actor"]]}
+        for repeat in range(args.repeat):
+            for actors in (1, 2):
+                pool = ActorPool(config, {"backend": "cpu"}, actors=actors, batch=1)
+                try:
+                    keep_full(pool, [frames[k:k + 1] for k in order[:2 * actors]])         # warm
+                    results, seconds = keep_full(pool, [frames[k:k + 1] for k in order])
+                    stats = pool.stats()
+                finally:
+                    pool.close()
+                run = out.setdefault(f"actors_{actors}", {"frames_per_s": [], "runs": []})
+                run["frames_per_s"].append(args.frames / seconds)
+                run["runs"].append({
+                    "identical_bits_to_single_receiver": all(np.array_equal(r.bits, ref)
+                                                             for r, ref in zip(results, reference)),
+                    "in_order": len(results) == args.frames,
+                    "ber": float(np.mean([np.mean(r.bits[0] != data.bits[k]) for r, k in zip(results, order)])),
+                    "per_actor": [{k: a[k] for k in ("name", "frames", "compute_ms", "round_trip_ms")}
+                                  for a in stats["per_actor"]]})
     finally:
         ray.shutdown()
-    out["ratio_2_to_1"] = out["actors_2"]["frames_per_s"] / out["actors_1"]["frames_per_s"]
+    one, two = (np.median(out[f"actors_{k}"]["frames_per_s"]) for k in (1, 2))
+    out["ratio_2_to_1"] = float(two / one)
+    out["ratio_2_to_1_each_repeat"] = [b / a for a, b in zip(out["actors_1"]["frames_per_s"],
+                                                              out["actors_2"]["frames_per_s"])]
+    out["identical_bits_to_single_receiver"] = all(r["identical_bits_to_single_receiver"]
+                                                   for k in (1, 2) for r in out[f"actors_{k}"]["runs"])
     return out
 
 
@@ -292,9 +301,12 @@ def plot(results: dict, path: Path) -> None:
         s = results["scaling"]
         ax = axes[1]
         labels = ["single receiver", "1 actor", "2 actors"]
-        values = [s["single_receiver"]["frames_per_s"], s["actors_1"]["frames_per_s"], s["actors_2"]["frames_per_s"]]
+        values = [s["single_receiver"]["frames_per_s"], np.median(s["actors_1"]["frames_per_s"]),
+                  np.median(s["actors_2"]["frames_per_s"])]
         ax.bar(labels, values)
-        ax.set_ylabel("frames/s")
+        for x, key in ((1, "actors_1"), (2, "actors_2")):
+            ax.scatter([x] * len(s[key]["frames_per_s"]), s[key]["frames_per_s"], color="k", zorder=3, s=12)
+        ax.set_ylabel("frames/s (bars: median of the runs, dots: each run)")
         ax.set_title(f"{s['preset']} grid on 2 cores: 2 actors / 1 = {s['ratio_2_to_1']:.2f}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -307,6 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="demo", help="scaling: the frame configuration")
     ap.add_argument("--frames", type=int, default=40, help="scaling: frames a run")
     ap.add_argument("--distinct", type=int, default=10, help="scaling: distinct frames")
+    ap.add_argument("--repeat", type=int, default=3, help="scaling: runs of 1 and of 2 actors, alternating")
     ap.add_argument("--rounds", type=int, default=300, help="overhead: round trips a small payload")
     ap.add_argument("--stream-frames", type=int, default=150, help="two_node: frames in the recording")
     ap.add_argument("--out", type=Path, default=OUT)
