@@ -115,11 +115,12 @@ def receiver_process(config: FrameConfig, options: dict, batch: int) -> Callable
 
 class ReceiverActor:
     """One receiver in a Ray worker process: ``make_process(config, options, batch)`` built
-    once (again when Ray restarts the actor). An error while building it is kept and told by
+    once (again when Ray restarts the actor); its results without their LLRs unless ``llr``
+    (a result with float32 LLRs is five bytes a bit to send, without them one). An error while building it is kept and told by
     :meth:`ready`, so that the pool reports it as one line."""
 
-    def __init__(self, make_process: Callable, config: FrameConfig, options: dict, batch: int):
-        self._process, self._error = None, None
+    def __init__(self, make_process: Callable, config: FrameConfig, options: dict, batch: int, llr: bool = True):
+        self._process, self._error, self._llr = None, None, llr
         try:
             self._process = make_process(config, options, batch)
         except Exception as exc:        # noqa: BLE001 - told by ready()
@@ -134,6 +135,8 @@ class ReceiverActor:
         """(the result of ``frames``, the seconds the actor computed it)."""
         start = time.perf_counter()
         result = self._process(frames)
+        if not self._llr:
+            result.llr = None
         return result, time.perf_counter() - start
 
 
@@ -206,6 +209,9 @@ class ActorPool:
     start_timeout_s : float
         Longest wait for the actors to build their receivers (at the start, and for a
         restart where no other actor is up).
+    llr : bool
+        Whether the results carry their LLRs (False: ``llr`` None, where only the bits and
+        the statistics are used).
     make_process : callable
         ``make_process(config, options, batch) -> process``, run in each actor
         (:func:`receiver_process`; tests pass stand-ins).
@@ -214,7 +220,7 @@ class ActorPool:
     def __init__(self, config: FrameConfig, options: dict, *, actors: int | None = None, batch: int = 1,
                  in_flight: int = IN_FLIGHT, retries: int = RETRIES, max_restarts: int = MAX_RESTARTS,
                  resources: dict | None = None, start_timeout_s: float = 120.0,
-                 make_process: Callable = receiver_process):
+                 llr: bool = True, make_process: Callable = receiver_process):
         for name, value, low in (("batch", batch, 1), ("in_flight", in_flight, 1), ("retries", retries, 0),
                                  ("max_restarts", max_restarts, 0)):
             if not isinstance(value, int) or value < low:
@@ -241,7 +247,7 @@ class ActorPool:
             num_cpus=1 if unit == "CPU" else 0, num_gpus=1 if unit == "GPU" else 0, resources=resources or {},
             max_restarts=max_restarts, max_task_retries=0, scheduling_strategy="SPREAD",
             runtime_env={"env_vars": SERIAL} if unit == "CPU" else None)
-        self._actors = [remote.remote(make_process, config, options, batch) for _ in range(actors)]
+        self._actors = [remote.remote(make_process, config, options, batch, llr) for _ in range(actors)]
         self._load = [0] * actors                   # batches in flight per actor
         self._restarting: dict = {}                 # actor index: ObjectRef of its ready() after a failure
         self._dead: set[int] = set()                # actors Ray will not restart again

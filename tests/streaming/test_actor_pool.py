@@ -75,14 +75,14 @@ def run(pool, batches, *, kill_after=None, kill=None) -> list:
 
 
 def test_results_come_back_in_submission_order_from_both_actors():
-    pool = ActorPool(CONFIG, {"backend": "cpu"}, actors=2, batch=2, make_process=stand_in(0.01, jitter=True))
+    pool = ActorPool(CONFIG, {"backend": "cpu"}, actors=2, batch=2, llr=False, make_process=stand_in(0.01, jitter=True))
     try:
         batches = [[2 * k, 2 * k + 1] for k in range(20)]
         results = run(pool, batches)
         stats = pool.stats()
     finally:
         pool.close()
-    assert [seq_of(r) for r in results] == batches
+    assert [seq_of(r) for r in results] == batches and all(r.llr is None for r in results)   # llr=False
     assert all(a["frames"] > 0 for a in stats["per_actor"])
     assert sum(a["frames"] for a in stats["per_actor"]) == 40
     assert stats["frames_lost"] == stats["frames_resubmitted"] == 0

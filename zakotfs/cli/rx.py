@@ -276,8 +276,9 @@ def _result_sink(target: str | None, config: FrameConfig, llr_step: float | None
 def _actor_pool(args, config: FrameConfig, options: dict):
     """``--workers``/``--cluster``: the receiver actors on Ray (``streaming.actor_pool``,
     imported here only, so that the other commands do not pay Ray's import), started with
-    this command's receiver ``options`` and ``--batch``."""
+    this command's receiver ``options`` and ``--batch``; their results carry LLRs where an
+    ``--out`` writes them."""
     from streaming.actor_pool import ActorPool
 
     return ActorPool.start(config, options, address=args.cluster, actors=args.workers or None, batch=args.batch,
-                           resources=args.actor_resources)
+                           resources=args.actor_resources, llr=any(args.out or []))
