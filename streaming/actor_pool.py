@@ -15,20 +15,19 @@ the batches were submitted.
   latency and sinks are unchanged.
 * ``submit(frames complex64 [F, L])`` hands a copy of the batch to the actor with the fewest
   batches in flight (Ray sends a small batch inside the call, a large one through its object
-  store); at most ``in_flight`` batches are in flight
-  per actor (``depth = actors x in_flight``: the runner never submits more, so the frames
-  wait in its bounded queue, where the policy applies); while an actor restarts, the others
-  hold its share.
+  store); at most ``in_flight`` batches are in flight per actor (``depth = actors x
+  in_flight``: the runner never submits more, so the frames wait in its bounded queue, where
+  the policy applies); while an actor restarts, the others hold its share.
 * ``collect()`` waits for the oldest batch and returns its ``RxResult`` (host arrays). A batch
   whose actor died is submitted again to another actor (up to ``retries`` times; Ray restarts
   the dead one, up to ``max_restarts`` times); one that cannot be re-run is counted lost and
   ``collect()`` returns None for it. :meth:`stats` says which batches were re-run and which
-  were lost, and each actor's frames, failures and latency percentiles.
+  were lost, and each actor's frames, failures, restarts and latency percentiles.
 * Several streams (several inputs of one ``rx``: cells, antennas) share the actors:
   :meth:`ActorPool.stream` gives each its own ``submit``/``collect`` order, depth and counts,
   each driven by its own runner thread; the pool itself is its first stream. The least
-  loaded actor takes each batch, so no actor holds more than ``in_flight`` batches a stream
-  (while none of them is restarting).
+  loaded actor takes each batch, so no actor holds more than ``in_flight`` batches for each
+  stream (while none of them is restarting).
 * Ray is imported here only, and this module only where scale-out is asked for
   (``zakotfs rx --workers/--cluster``), so the other commands do not pay Ray's import.
   ``start_ray`` starts a local Ray instance or joins a cluster, failing at once with one line
@@ -116,8 +115,9 @@ def receiver_process(config: FrameConfig, options: dict, batch: int) -> Callable
 class ReceiverActor:
     """One receiver in a Ray worker process: ``make_process(config, options, batch)`` built
     once (again when Ray restarts the actor); its results without their LLRs unless ``llr``
-    (a result with float32 LLRs is five bytes a bit to send, without them one). An error while building it is kept and told by
-    :meth:`ready`, so that the pool reports it as one line."""
+    (a result with float32 LLRs is five bytes a bit to send, without them one). An error
+    while building it is kept and told by :meth:`ready`, so that the pool reports it as one
+    line."""
 
     def __init__(self, make_process: Callable, config: FrameConfig, options: dict, batch: int, llr: bool = True):
         self._process, self._error, self._llr = None, None, llr
