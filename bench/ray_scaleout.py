@@ -300,7 +300,7 @@ def plot(results: dict, path: Path) -> None:
     if "scaling" in results:
         s = results["scaling"]
         ax = axes[1]
-        labels = ["single receiver", "1 actor", "2 actors"]
+        labels = ["rx, 2 CPU workers", "1 actor", "2 actors"]
         values = [s["single_receiver"]["frames_per_s"], np.median(s["actors_1"]["frames_per_s"]),
                   np.median(s["actors_2"]["frames_per_s"])]
         ax.bar(labels, values)
