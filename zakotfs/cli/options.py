@@ -235,7 +235,7 @@ def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
     (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
     ``--cfo-offset``, ``--dc``, ``--sample-clock-ppm``):
-    JSON-serialisable, so that scale-out workers get them too (``streaming.workers``)."""
+    picklable, so that the scale-out actors get them too (``streaming.actor_pool``)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
             "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset,
