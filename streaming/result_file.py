@@ -44,8 +44,7 @@ class ResultFileWriter:
     """``writer(result, metas)`` appends a batch: ``result.bits`` uint8 [F, B], ``result.llr``
     [F, B] (float32, or int8 codes of ``llr_step``), the per-frame statistics ``result``
     carries, and each meta's ``seq`` (optionally ``start`` and ``cfo_hz``); ``close()``.
-    A result without LLRs is a ``ValueError`` (remote workers send them with
-    ``--payload both``). ``command``: the command line stored as the root's ``command``.
+    A result without LLRs is a ``ValueError``. ``command``: the command line stored as the root's ``command``.
     The file is written in HDF5's single-writer/multiple-reader mode and flushed after each
     batch: a reader (``h5py.File(path, "r", swmr=True)``) sees the rows as they come, and
     every batch flushed stays readable if the process is killed before ``close()``."""
@@ -87,8 +86,7 @@ class ResultFileWriter:
 
     def __call__(self, result, metas: list[dict]) -> None:
         if result.llr is None:
-            raise ValueError(f"--out {self.path}: the results carry no LLRs (start remote workers "
-                             "with --payload both)")
+            raise ValueError(f"--out {self.path}: the results carry no LLRs")
         n, F = self._bits.shape[0], len(metas)
         columns = [(self._bits, result.bits), (self._llr, result.llr), (self._seq, [m["seq"] for m in metas]),
                    (self._start, [m.get("start", -1) for m in metas]),

@@ -44,9 +44,11 @@ Contracts of the stages (the acquisition and the receiver come from their own mo
 * ``process(frames: complex64 [F, L]) -> result`` with ``result.bits`` uint8 [F, B] and
   ``result.llr`` float32 [F, B] (B = bits_per_frame); F <= ``batch_frames``. Or a pipeline
   (``zakotfs.pipelined.PipelinedReceiver``): ``submit(frames)`` starts a batch,
-  ``collect() -> result`` waits for the oldest, up to ``depth`` batches in flight. Compute
-  submits while frames wait in the queue and collects when the pipeline is full or the
-  queue is empty, so an idle link still gets each batch's results at once. The sink reads a
+  ``collect() -> result`` waits for the oldest, up to ``depth`` batches in flight (None:
+  the batch could not be computed, its frames counted in ``stats.frames_failed``). Compute
+  collects when the pipeline is full or fewer than ``batch_frames`` frames wait (a partial
+  batch goes only into an idle pipeline), so an idle link still gets each batch's results
+  at once. The sink reads a
   result on its own thread while later batches run: ``collect`` must return arrays it does
   not overwrite (``PipelinedReceiver(copy=True)``).
 * ``sink(result, frame_meta: list[dict])``; each meta gets ``seq`` (if absent), ``t_ingest``,
@@ -96,7 +98,9 @@ class RunnerStats:
     frames_in: frames the acquisition produced; frames_dropped: discarded by the queue
     policy (or by ``stop(drain=False)``); frames_processed: went through ``process``;
     frames_out: handed to the sink; frames_lost: reported lost by the acquisition
-    (``meta["lost_before"]``).
+    (``meta["lost_before"]``); frames_failed: submitted to a pipeline that could not compute
+    them (its ``collect`` returned None: a scale-out actor died and the batch could not be
+    re-run).
     latency_us: per-frame ingest-to-done percentiles (over the last million frames).
     """
 
@@ -107,6 +111,7 @@ class RunnerStats:
     frames_processed: int = 0
     frames_out: int = 0
     frames_lost: int = 0
+    frames_failed: int = 0
     batches: int = 0
     stalls: int = 0
     stall_s: float = 0.0
@@ -476,7 +481,11 @@ class PipelineRunner:
 
     def _emit(self, result, metas: list[dict]) -> None:
         """Stamp a processed batch's metas and queue it for the sink (on abort: count it
-        dropped)."""
+        dropped; a None ``result``: count it failed)."""
+        if result is None:
+            with self._lock:
+                self.stats.frames_failed += len(metas)
+            return
         t_done = time.perf_counter()
         for meta in metas:
             meta["t_done"] = t_done

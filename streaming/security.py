@@ -7,7 +7,7 @@ pair of its own. With an authorised-keys directory, the server's ZAP handler
 certificate lies in that directory: others complete no handshake and receive nothing.
 
 Which side is the CURVE server does not depend on who binds: in zakotfs the binding side
-(IQ sink, result publisher, frame fan-out) is normally the server and the connecting side the
+(IQ sink, result publisher) is normally the server and the connecting side the
 client.
 
 Certificates are the ZeroMQ text files written by ``zmq.auth.create_certificates``

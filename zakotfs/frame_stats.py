@@ -6,8 +6,7 @@ which every consumer takes them.
 * ``DeviceResult.to_host`` copies them off the device (:func:`from_device`); the real-time
   path packs them into one float32 [F, K] array for a single copy (:func:`pack`,
   :func:`unpack`) and cuts batches to their frames (:func:`take_frames`).
-* A result message carries those with ``message`` set (``streaming.zmq_io.FRAME_METRICS``);
-  a scale-out worker's collected result has them back (``streaming.workers.WorkerResult``).
+* A result message carries those with ``message`` set (``streaming.zmq_io.FRAME_METRICS``).
 * The link statistics summarise every one over the valid frames
   (``streaming.link_stats.LinkStats``, the report's ``frame_statistics``).
 

@@ -59,7 +59,7 @@ def test_results_go_to_hdf5_frame_by_frame(tmp_path):
     for seq in (3, 4):
         result = types.SimpleNamespace(bits=np.full((1, B), seq % 2, np.uint8), llr=np.full((1, B), seq, np.int8))
         writer(result, [{"seq": seq}])
-    with pytest.raises(ValueError, match="--payload both"):
+    with pytest.raises(ValueError, match="carry no LLRs"):
         writer(types.SimpleNamespace(bits=np.zeros((1, B), np.uint8), llr=None), [{"seq": 5}])
     writer.close()
     with h5py.File(tmp_path / "r.h5") as f:

@@ -171,6 +171,31 @@ def test_batches_take_what_is_queued():
     assert stats.batches == len(process.shapes) < 30
 
 
+class LosingPipeline:
+    """A pipeline (submit/collect, 2 deep) whose batches holding frame 7 or 8 are lost:
+    collect returns None for them, as a scale-out pool does for a batch it cannot re-run."""
+
+    depth = 2
+
+    def __init__(self):
+        self.pending = []
+
+    def submit(self, frames):
+        self.pending.append(np.array(frames))
+
+    def collect(self):
+        frames = self.pending.pop(0)
+        return None if {7, 8} & {int(v) for v in frames[:, 0].real} else Result(frames)
+
+
+def test_a_batch_the_pipeline_lost_is_counted_failed_not_output():
+    sink = Sink()
+    stats = PipelineRunner(ListSource(chunks_for(20)), FixedFramer(), LosingPipeline(), sink, policy="block",
+                           batch_frames=1).run()
+    assert sink.seqs == [k for k in range(20) if k not in (7, 8)]
+    assert (stats.frames_failed, stats.frames_out, stats.frames_in) == (2, 18, 20)
+
+
 def test_before_batch_sees_each_batchs_metas_before_its_frames_are_processed():
     """The hook runs on the compute thread, in order, before the batch reaches ``process``:
     what it changes holds from the batch's first frame on (rx --recalibrate)."""

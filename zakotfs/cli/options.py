@@ -3,6 +3,7 @@ receiver, the channel and the sample source."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -80,6 +81,19 @@ def _int_at_least(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def resources(text: str) -> dict:
+    """An argparse type: a JSON object of Ray resource names and positive amounts."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not (isinstance(value, dict) and value and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for k, v in value.items())):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of names and positive amounts, got {text!r}")
     return value
 
 
@@ -221,7 +235,7 @@ def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
     (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
     ``--cfo-offset``, ``--dc``, ``--sample-clock-ppm``):
-    JSON-serialisable, so that scale-out workers get them too (``streaming.workers``)."""
+    picklable, so that the scale-out actors get them too (``streaming.actor_pool``)."""
     return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
             "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset,

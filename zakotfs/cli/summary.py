@@ -153,10 +153,13 @@ def phase(command: str, text: str) -> None:
     print(f"zakotfs {command}: {text}", file=sys.stderr, flush=True)
 
 
-def emit(report: dict, args) -> None:
-    """The report to ``--report`` (JSON file), then as JSON (``--json``) or the summary on stdout."""
+def emit(report: dict, args, show: bool = True) -> None:
+    """The report to ``--report`` (JSON file), then (``show``) as JSON (``--json``) or the
+    summary on stdout."""
     if getattr(args, "report", None):
         Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if not show:
+        return
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, default=float))
     else:
