@@ -15,9 +15,12 @@ i keeps to the i-th (``worker_cpus``). Up to ``depth`` batches are in flight
 (each worker computes its parts in order). This is ``PipelinedReceiver``'s interface
 (``zakotfs.pipelined``), which uses it on the CPU.
 
-Each worker is ``python -m zakotfs.cpu_workers ADDRESS``, connected back to this process
-over a local socket (``multiprocessing.connection``, an authentication key in its
-environment): it imports nothing of the caller's main script, so a script needs no
+The samples and the bits and LLRs cross in shared memory (:class:`SharedSlots`: a file
+under /dev/shm that both processes map, ``depth`` slots a worker), so a batch's hand-over
+is one copy in and one copy out; the socket carries the slot numbers and each part's
+per-frame statistics. Each worker is ``python -m zakotfs.cpu_workers ADDRESS``, connected
+back to this process over a local socket (``multiprocessing.connection``, an
+authentication key in its environment): it imports nothing of the caller's main script, so a script needs no
 ``if __name__ == "__main__"`` guard. Workers run in a session of their own, so a Ctrl-C or
 a signal to the terminal's process group reaches the caller alone, which drains and
 closes them; a worker whose caller is gone (its connection closed) exits.
@@ -30,6 +33,7 @@ import queue
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from dataclasses import fields
@@ -40,7 +44,7 @@ import numpy as np
 from .config import FrameConfig
 from .receiver import Receiver, RxResult
 
-__all__ = ["CpuWorkers", "WorkerError", "join_results", "worker_cpus"]
+__all__ = ["CpuWorkers", "SharedSlots", "WorkerError", "join_results", "worker_cpus"]
 
 SERIAL = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 """A worker's environment: one thread for every library that would start a pool of its own
@@ -54,18 +58,58 @@ class WorkerError(RuntimeError):
     """A worker process failed: its exception's text, or that it died."""
 
 
+class SharedSlots:
+    """One worker's ``depth`` slots in shared memory: samples complex64 [depth, part, S] in,
+    bits uint8 [depth, part, B] and LLRs (float32, or int8 codes) [depth, part, B] out, with
+    S = cp_len + MN samples and B bits a frame, ``part`` frames a slot. ``create`` makes the
+    file (under /dev/shm where there is one) and maps it; ``attach(path, ...)`` maps the same
+    file in the worker; ``unlink()`` removes its name once both have mapped it (the mappings
+    stay valid), so that no file outlives the processes however they end."""
+
+    def __init__(self, path: str, depth: int, part: int, samples: int, bits: int, llr_dtype):
+        self.path, self.layout = path, (depth, part, samples, bits, np.dtype(llr_dtype).str)
+        offsets = np.cumsum([0, depth * part * samples * 8, depth * part * bits])
+        memory = np.asarray(np.memmap(path, np.uint8, "r+"))     # a plain array over the mapping
+        self.frames = memory[offsets[0]:offsets[1]].view(np.complex64).reshape(depth, part, samples)
+        self.bits = memory[offsets[1]:offsets[2]].reshape(depth, part, bits)
+        self.llr = memory[offsets[2]:].view(llr_dtype).reshape(depth, part, bits)
+
+    @classmethod
+    def create(cls, depth: int, part: int, samples: int, bits: int, llr_dtype) -> "SharedSlots":
+        size = depth * part * (samples * 8 + bits * (1 + np.dtype(llr_dtype).itemsize))
+        folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        fd, path = tempfile.mkstemp(prefix="zakotfs-worker-", dir=folder)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return cls(path, depth, part, samples, bits, llr_dtype)
+
+    @classmethod
+    def attach(cls, path: str, layout: tuple) -> "SharedSlots":
+        return cls(path, *layout)
+
+    def unlink(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
 def _serve(conn) -> None:
-    """A worker's loop (after it sent its pid): first (config JSON, options, batch, cpu);
-    then ("process", frames) -> ("result", RxResult), ("retune", offsets), and ("close", None)
-    ends it. Failures go back as ("error", text). A thread reads the requests as they come, so that the caller's
-    next batch never waits on this worker's sending of a result (both are larger than a
-    socket's buffer). ``cpu``: the core this worker keeps to (None: any)."""
+    """A worker's loop (after it sent its pid): first (config JSON, options, batch, cpu,
+    (slots path, layout)); then ("process", (slot, F)) -> ("result", RxResult without its
+    bits and LLRs, which are in the slot), ("retune", offsets), and ("close", None) ends it.
+    Failures go back as ("error", text). A thread reads the requests as they come, so that
+    the caller's next batch never waits on this worker's sending of a result. ``cpu``: the
+    core this worker keeps to (None: any)."""
     from dsp_kernels.arrays import set_fft_workers
 
-    config_json, options, batch, cpu = conn.recv()
+    config_json, options, batch, cpu, (path, layout) = conn.recv()
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     try:
+        slots = SharedSlots.attach(path, layout)
         set_fft_workers(1)
         receiver = Receiver(FrameConfig.from_json(config_json), backend="cpu", quiet=True, **options)
         receiver.warm_up(batch)
@@ -93,7 +137,11 @@ def _serve(conn) -> None:
             if kind == "retune":
                 receiver.retune(**payload)
                 continue
-            conn.send(("result", receiver.process(payload)))
+            slot, count = payload
+            result = receiver.process(slots.frames[slot, :count])
+            slots.bits[slot, :count], slots.llr[slot, :count] = result.bits, result.llr
+            result.bits = result.llr = None
+            conn.send(("result", result))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -137,12 +185,17 @@ class CpuWorkers:
         if not (isinstance(depth, int) and depth >= 1):
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         self.config, self.batch, self.depth, self.n = receiver.config, batch, depth, n
-        self._conns, self._procs = [], []
+        self._conns, self._procs, self._slots = [], [], []
         self._next = 0                      # the worker the next batch's first part goes to
-        self._in_flight: deque = deque()    # each batch's workers, in frame order, oldest first
+        self._turn = [0] * n                # each worker's parts so far (its next slot: turn % depth)
+        self._in_flight: deque = deque()    # each batch's parts (worker, slot, F), in frame order, oldest first
         key = secrets.token_bytes(32)
         env = {**os.environ, "ZAKOTFS_WORKER_KEY": key.hex(), **SERIAL}
+        c, part = receiver.config, -(-batch // n)
         try:
+            llr_dtype = np.int8 if receiver.llr_step is not None else np.float32
+            self._slots = [SharedSlots.create(depth, part, c.cp_len + c.MN, c.bits_per_frame, llr_dtype)
+                           for _ in range(n)]
             with Listener(family="AF_UNIX", authkey=key) as listener:
                 for _ in range(n):              # all start at once; each says its pid first
                     self._procs.append(subprocess.Popen([sys.executable, "-m", __name__, listener.address], env=env,
@@ -152,10 +205,12 @@ class CpuWorkers:
                     conn = listener.accept()
                     by_pid[conn.recv()] = conn
                 self._conns = [by_pid[proc.pid] for proc in self._procs]
-            for conn, cpu in zip(self._conns, worker_cpus(n)):
-                conn.send((receiver.config.to_json(), receiver.options, -(-batch // n), cpu))
+            for conn, cpu, slots in zip(self._conns, worker_cpus(n), self._slots):
+                conn.send((c.to_json(), receiver.options, part, cpu, (slots.path, slots.layout)))
             for i in range(n):
                 self._receive(i, "ready", START_TIMEOUT_S)
+            for slots in self._slots:       # mapped on both sides: the name is no longer needed
+                slots.unlink()
         except BaseException:
             self.close()
             raise
@@ -189,21 +244,35 @@ class CpuWorkers:
         """Split one batch between the workers (module doc)."""
         if len(self._in_flight) == self.depth:
             raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
-        parts = [part for part in np.array_split(np.asarray(frames), self.n) if len(part)]
-        workers = [(self._next + i) % self.n for i in range(len(parts))]
-        for i, part in zip(workers, parts):
+        frames = np.asarray(frames)
+        if frames.ndim != 2 or len(frames) > self.batch or frames.shape[1] != self._slots[0].frames.shape[-1]:
+            raise ValueError(f"frames: expected shape [F <= {self.batch}, {self._slots[0].frames.shape[-1]}] "
+                             f"(cp_len + MN), got {frames.shape}")
+        parts = [part for part in np.array_split(frames, self.n) if len(part)]
+        placed = []
+        for k, part in enumerate(parts):
+            i = (self._next + k) % self.n
+            slot = self._turn[i] % self.depth
+            self._slots[i].frames[slot, :len(part)] = part
             try:
-                self._conns[i].send(("process", np.ascontiguousarray(part)))
+                self._conns[i].send(("process", (slot, len(part))))
             except OSError:
                 raise WorkerError(f"CPU worker {i} is gone (exit status {self._procs[i].poll()})") from None
-        self._in_flight.append(workers)
+            self._turn[i] += 1
+            placed.append((i, slot, len(part)))
+        self._in_flight.append(placed)
         self._next = (self._next + len(parts)) % self.n
 
     def collect(self) -> RxResult:
         """The oldest batch's RxResult, waiting for its parts."""
         if not self._in_flight:
             raise RuntimeError("no batch in flight: submit one first")
-        return join_results([self._receive(i, "result") for i in self._in_flight.popleft()])
+        parts = []
+        for i, slot, count in self._in_flight.popleft():
+            part = self._receive(i, "result")
+            part.bits, part.llr = self._slots[i].bits[slot, :count], self._slots[i].llr[slot, :count]
+            parts.append(part)
+        return join_results(parts)        # copies the slots' bits and LLRs: the slots are free again
 
     def retune(self, **offsets) -> None:
         """``Receiver.retune(**offsets)`` in every worker, for the batches submitted from now on."""
@@ -224,7 +293,9 @@ class CpuWorkers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self._conns, self._procs = [], []
+        for slots in self._slots:
+            slots.unlink()
+        self._conns, self._procs, self._slots = [], [], []
         self._in_flight.clear()
 
     def __enter__(self) -> "CpuWorkers":

@@ -85,13 +85,18 @@ def test_workers_keep_frame_order_across_split_and_rotated_batches(frames):
 
 
 def test_a_failing_or_dead_worker_is_an_error_not_a_hang(frames):
-    """A batch the receiver refuses comes back as the worker's error; a worker that died is
-    reported as dead, within seconds."""
+    """A batch of the wrong shape is refused at once; a request the worker fails on comes
+    back as its error; a worker that died is reported as dead, within seconds."""
     config, data = frames
     receiver = Receiver(config, backend="cpu", quiet=True)
     with CpuWorkers(receiver, batch=2, n=2) as workers:
-        workers.submit(data.frames[:2, :-1])
-        with pytest.raises(WorkerError, match="expected shape"):
+        with pytest.raises(ValueError, match="expected shape"):
+            workers.submit(data.frames[:2, :-1])
+        with pytest.raises(ValueError, match="expected shape"):
+            workers.submit(data.frames[:3])
+        workers._conns[0].send(("process", (99, 1)))          # a slot it does not have
+        workers._in_flight.append([(0, 0, 1)])
+        with pytest.raises(WorkerError, match="worker 0: IndexError"):
             workers.collect()
     with CpuWorkers(receiver, batch=2, n=2) as workers:
         workers._procs[1].kill()
@@ -111,3 +116,19 @@ def test_each_worker_keeps_to_a_core_of_its_own(frames, monkeypatch):
         assert [os.sched_getaffinity(proc.pid) for proc in workers._procs] == [{cores[0]}, {cores[1]}]
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
     assert worker_cpus(2) == [None, None]
+
+
+def test_the_shared_slots_leave_no_file_behind(frames):
+    """The workers' shared memory is unlinked once mapped: nothing named zakotfs-worker-*
+    remains in its folder while they run or after they end."""
+    import glob
+
+    config, data = frames
+    receiver = Receiver(config, backend="cpu", quiet=True)
+    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else __import__("tempfile").gettempdir()
+    before = set(glob.glob(os.path.join(folder, "zakotfs-worker-*")))
+    with CpuWorkers(receiver, batch=4, n=2) as workers:
+        assert set(glob.glob(os.path.join(folder, "zakotfs-worker-*"))) == before
+        workers.submit(data.frames[:4])
+        assert workers.collect().bits.shape == (4, config.bits_per_frame)
+    assert set(glob.glob(os.path.join(folder, "zakotfs-worker-*"))) == before
