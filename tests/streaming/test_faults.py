@@ -272,12 +272,43 @@ def test_a_bad_argument_is_one_line_and_status_2(argv, message, capsys):
     assert "max_frames" not in err[0] and "usage:" not in err[0]
 
 
-def test_a_damaged_input_file_is_one_line(tmp_path, capsys):
-    damaged = tmp_path / "damaged.h5"
-    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-    assert main(["rx", "--in", str(damaged)]) == ExitStatus.USAGE
+@pytest.mark.parametrize("name,content", [("damaged.h5", b"\x89HDF\r\n\x1a\n" + bytes(100)),
+                                          ("damaged.sigmf-meta", b'{"global": {"core:datatype": "cf32_le", "core:')],
+                         ids=["hdf5", "sigmf-json"])
+def test_an_unreadable_input_file_is_one_line(tmp_path, capsys, name, content):
+    """A file with nothing readable (HDF5 without its metadata, SigMF metadata cut inside its
+    JSON): one line naming it, exit status 2, before any work."""
+    damaged = tmp_path / name
+    damaged.write_bytes(content)
+    damaged.with_suffix(".sigmf-data").write_bytes(bytes(800))
+    t0 = time.perf_counter()
+    assert main(["rx", "--in", str(damaged), *GRID]) == ExitStatus.USAGE and time.perf_counter() - t0 < 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "damaged.h5" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and name in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("suffix", [".sigmf-meta", ".cfile"])
+def test_a_damaged_recording_decodes_its_intact_frames(tmp_path, capsys, suffix):
+    """tx writes 10 frames, the data file is cut 3 bytes past the middle of frame 6 (a SigMF
+    recording then no longer matches its core:sha512; a raw one ends inside a sample): the 6
+    intact frames decoded, each right, exit status 6 with one line that says what is wrong."""
+    recording, truth_path = tmp_path / f"rec{suffix}", tmp_path / "truth.h5"
+    assert main(["tx", "--out", str(recording), "--truth", str(truth_path), *GRID, "--frames", "10"]) == 0
+    data = recording.with_suffix(".sigmf-data") if suffix == ".sigmf-meta" else recording
+    os.truncate(data, (6 * L + L // 2) * 8 + 3)
+    with h5py.File(truth_path, "r") as f:
+        truth = f["truth/bits"][()]
+    capsys.readouterr()
+    out, report_path = tmp_path / "out.h5", tmp_path / "report.json"
+    t0 = time.perf_counter()
+    status = main(["rx", "--in", str(recording), *GRID, "--truth", str(truth_path), "--backend", "cpu",
+                   "--out", str(out), "--report", str(report_path), "--json"])
+    exit_s = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    report = json.loads(report_path.read_text())
+    assert status == ExitStatus.DAMAGED_INPUT and "Traceback" not in err and exit_s < 60
+    assert "is damaged" in err.strip().splitlines()[-1] and "6 frames of its intact part" in err
+    assert report["frames"] == 6 and _check_rows(out, truth) == 6 and report["ber"] == 0
 
 
 def test_common_options_after_the_subcommand_and_version(capsys):

@@ -33,7 +33,8 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).",
                 epilog="exit status: 0 done, 1 runtime error, 2 bad argument, 3 rx received nothing, "
-                       "4 rx decoded nothing, 5 rx input not in --in-format, 130 interrupted outside the stream")
+                       "4 rx decoded nothing, 5 rx input not in --in-format, 6 rx input file damaged (its intact "
+                       "part decoded), 130 interrupted outside the stream")
     ap.add_argument("--version", action="version", version=f"zakotfs {__version__}")
     common_options(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True)
