@@ -40,8 +40,10 @@ class TruthMatcher:
     ``match(seq, bits)``: ``seq`` the frame's number from its timing, ``bits`` uint8 [B] its
     hard decisions -> (row, bit errors against it), or (``UNMATCHED``, None). Counters:
     ``frames_matched`` and ``frames_unmatched``; ``rows_seen`` the rows matched at least
-    once, ``lost`` the rows between the first and the last row matched that none matched
-    (destroyed, dropped, erased or decoded past recognition)."""
+    once, ``lost`` the frames sent but not matched: the rows between the first and the last
+    row matched that none matched (destroyed, dropped, erased or decoded past recognition),
+    and the frames before the first one matched that its timing counts (``seq``, from the
+    first frame acquired: dropped or destroyed before any was decoded; at most its row)."""
 
     def __init__(self, truth: np.ndarray):
         truth = np.asarray(truth, np.uint8)
@@ -52,6 +54,7 @@ class TruthMatcher:
         self.threshold = self.bits_per_frame / 2 - MATCH_SIGMAS * np.sqrt(self.bits_per_frame) / 2
         self._offset = 0                            # row - seq of the last frame matched
         self._seen = np.zeros(truth.shape[0], bool)
+        self._before_first: int | None = None      # frames lost before the first match
         self.frames_matched = self.frames_unmatched = 0
 
     def match(self, seq: int, bits: np.ndarray) -> tuple[int, int | None]:
@@ -71,6 +74,8 @@ class TruthMatcher:
             if distance[best] <= self.threshold:
                 row = int(rows[best])
                 self._offset = row - int(seq)
+                if self._before_first is None:
+                    self._before_first = max(0, min(row, int(seq)))
                 self._seen[row] = True
                 self.frames_matched += 1
                 return row, int(distance[best])
@@ -83,6 +88,6 @@ class TruthMatcher:
 
     @property
     def lost(self) -> int:
-        """Rows within the matched span (first to last row matched) that no frame matched."""
+        """Frames sent but not matched, from the first frame acquired to the last matched."""
         seen = np.flatnonzero(self._seen)
-        return 0 if not seen.size else int(seen[-1] - seen[0] + 1 - seen.size)
+        return 0 if not seen.size else int(seen[-1] - seen[0] + 1 - seen.size) + self._before_first
