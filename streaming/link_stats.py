@@ -4,7 +4,7 @@ carrier offset, sample clock, DC offset, channel delays, pilot echoes) summarise
 report that ``zakotfs rx`` and ``zakotfs demo`` print.
 
 The report (a JSON object) says what it is: ``schema`` (``REPORT_SCHEMA``),
-``schema_version``, ``software_version``, ``command`` (the writing process's command line), ``created`` (ISO 8601 UTC) and
+``schema_version``, ``software_version``, ``command`` (the command as typed: ``zakotfs rx ...``), ``created`` (ISO 8601 UTC) and
 ``units``: the unit of every quantity that has one, keyed by its field (a dotted path;
 ``stages`` applies to every stage's percentiles). ``stopped_by`` says why the stream ended
 (``STOP_REASONS``). ``frames_matched_by`` counts the frames of each kind of
@@ -16,7 +16,6 @@ frames dropped."""
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from pathlib import Path
 
@@ -80,7 +79,8 @@ class LinkStats:
     carries ``seq`` (the frame's number from its timing) and ``latency_us`` (per frame,
     ingest to bits), optionally ``lost_before``, ``cfo_hz`` and ``start`` (the acquirer's).
     ``truth_bits`` uint8 [K, B], or ``truth_path``: an HDF5 file whose /truth/bits is read
-    once it exists.
+    once it exists. ``command``: the command line the report stores (``zakotfs rx ...``;
+    None where the statistics were not gathered by a command).
 
     With a truth, each valid frame is matched to the truth row its bits are
     (``streaming.frame_matching``): the sink's metas then carry that row as ``seq``
@@ -91,8 +91,9 @@ class LinkStats:
     matched that no frame matched, and ``ber`` is over the matched frames."""
 
     def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
-                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0):
-        self.config, self.backend, self.estimator = config, backend, estimator
+                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0,
+                 command: str | None = None):
+        self.config, self.backend, self.estimator, self.command = config, backend, estimator, command
         self.cfo_offset_hz, self.sample_clock_ppm = cfo_offset_hz, sample_clock_ppm
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
@@ -218,7 +219,7 @@ class LinkStats:
         out.update(extra or {})
         out["warnings"] = diagnose(out)
         return {"schema": REPORT_SCHEMA, "schema_version": REPORT_SCHEMA_VERSION,
-                "software_version": zakotfs.__version__, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "software_version": zakotfs.__version__, "command": self.command,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "units": REPORT_UNITS, **out}
 

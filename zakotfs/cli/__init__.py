@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -46,11 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run one command; returns its exit status (:class:`ExitStatus`)."""
+    """Run one command (``argv``: its arguments, default ``sys.argv[1:]``); returns its exit
+    status (:class:`ExitStatus`). ``args.command_line``: the command as typed, ``zakotfs ...``
+    shell-quoted (what the outputs store as ``command``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:              # --help, --version, or a bad argument (one line printed)
         return int(exc.code or 0)
+    args.command_line = shlex.join(["zakotfs", *argv])
     level = args.log_level or ("info" if args.verbose else "warning")
     logging.basicConfig(level=level.upper(), format="zakotfs: %(levelname)s %(name)s: %(message)s")
     received = []

@@ -5,7 +5,6 @@ recalibrated during the stream (``streaming.calibration``)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from dsp_kernels import get_backend
 from streaming.acquisition import FrameAcquirer
@@ -92,8 +91,9 @@ def run(args) -> int:
     backend = receiver.backend if receiver else get_backend(args.backend, quiet=True)
     args.batch = args.batch or (default_batch(backend.name) if receiver else 1)
     sink, close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None,
-                                    command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+                                    command=args.command_line)
     session = LinkStats(config, backend, args.estimator, truth_bits=truth, sink=sink, truth_path=args.truth,
+                        command=args.command_line,
                         cfo_offset_hz=options["cfo_offset_hz"], sample_clock_ppm=options["sample_clock_ppm"])
     extra: dict = {}
     process = None
