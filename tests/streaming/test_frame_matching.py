@@ -68,6 +68,20 @@ def test_inserted_and_removed_samples_keep_the_frame_numbers(recordings, name, d
     assert report["frames_matched_by"] == {"content": len(intact), "position": 0, "unmatched": 0}
 
 
+def test_the_truth_of_another_transmission_matches_nothing(recordings, tmp_path, capsys):
+    """--truth of another seed: no frame matched, no BER, a warning that says why."""
+    folder, _, _ = recordings
+    other, report_path = tmp_path / "other.h5", tmp_path / "other.json"
+    assert main(["tx", "--out", str(tmp_path / "other.cfile"), "--truth", str(other), *GRID, "--frames", "20",
+                 "--seed", "1"]) == 0
+    assert main(["rx", "--in", str(folder / "clean.cfile"), *GRID, "--truth", str(other), "--backend", "cpu",
+                 "--report", str(report_path)]) == ExitStatus.OK
+    report = json.loads(report_path.read_text())
+    assert report["frames_matched_by"] == {"content": 0, "position": 0, "unmatched": FRAMES} and report["ber"] is None
+    assert [w["code"] for w in report["warnings"]] == ["unmatched_frames"]
+    assert "--truth holds another transmission's bits" in capsys.readouterr().out
+
+
 def test_without_truth_frames_are_numbered_by_position(recordings, capsys):
     folder, _, _ = recordings
     report_path = folder / "position.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from streaming.diagnostics import (carrier_out_of_range, cg_not_converged, clock_drift, delay_fit_edge, input_level,
-                                   pilot_echoes)
+                                   pilot_echoes, unmatched_frames)
 from streaming.link_stats import LinkStats
 
 def _warn(check, report: dict) -> list[str]:
@@ -35,8 +35,7 @@ def _matching_note(report: dict) -> str:
     if not (kinds.get("content") or kinds.get("unmatched")):
         return ""
     return (f"; {kinds['content']} matched to the sent frames by their bits"
-            + (f", {kinds['unmatched']} matched none (erased or decoded past recognition)"
-               if kinds["unmatched"] else ""))
+            + (f", {kinds['unmatched']} to none" if kinds["unmatched"] else ""))
 
 
 def print_summary(report: dict, file=None) -> None:
@@ -60,6 +59,7 @@ def print_summary(report: dict, file=None) -> None:
         f"  throughput {report['throughput_mbps']:.2f} Mbps decoded over wall time "
         f"(the link carries {report.get('link_mbps', float('nan')):.2f} Mbps)",
     ]
+    lines[2:2] = _warn(unmatched_frames, report)
     residual = (report.get("cg_residual") or {}).get("p50")
     if residual is not None:
         lines.append(f"  CG relative residual p50 {residual:.1e}, max {report['cg_residual']['max']:.1e}")
