@@ -5,8 +5,8 @@ counted since the last lock). Samples inserted into or removed from the stream m
 count by a frame or more, and a numbering lined up with the truth once then compares every
 later frame with its neighbour's bits (BER near 0.5, frames counted lost that were not).
 Here each decoded frame is matched by content instead: the truth row nearest to its hard
-bits in Hamming distance, looked for first within ``WINDOW`` rows of where its timing puts
-it (re-anchored on every match), then among all rows. The payload of a frame is random
+bits in Hamming distance, looked for first in the row where its timing puts it (re-anchored
+on every match), then within ``WINDOW`` rows of it, then among all rows. The payload of a frame is random
 bits, so its own row lies at about the frame's BER and every other row at about half its
 bits (binomial, standard deviation sqrt(B) / 2): a row is accepted when it lies
 ``MATCH_SIGMAS`` standard deviations or more under B / 2 (for B = 4000 bits: below a
@@ -50,7 +50,7 @@ class TruthMatcher:
         if truth.ndim != 2 or not truth.shape[0]:
             raise ValueError(f"truth must be a [frames, bits] array with a frame, got shape {truth.shape}")
         self.bits_per_frame = truth.shape[1]
-        self._packed = np.packbits(truth, axis=1)
+        self._packed = _words(truth)
         self.threshold = self.bits_per_frame / 2 - MATCH_SIGMAS * np.sqrt(self.bits_per_frame) / 2
         self._offset = 0                            # row - seq of the last frame matched
         self._seen = np.zeros(truth.shape[0], bool)
@@ -62,10 +62,11 @@ class TruthMatcher:
         bits = np.asarray(bits, np.uint8)
         if bits.shape != (self.bits_per_frame,):
             raise ValueError(f"a frame of {bits.size} bits against truth rows of {self.bits_per_frame}")
-        packed = np.packbits(bits)
+        packed = _words(bits)
         expected = int(seq) + self._offset
         K = self._seen.size
-        for lo, hi in ((max(0, expected - WINDOW), min(K, expected + WINDOW + 1)), (0, K)):
+        for lo, hi in ((expected, expected + 1), (expected - WINDOW, expected + WINDOW + 1), (0, K)):
+            lo, hi = max(0, lo), min(K, hi)
             if lo >= hi:
                 continue
             distance = np.bitwise_count(self._packed[lo:hi] ^ packed).sum(axis=1, dtype=np.int64)
@@ -91,3 +92,12 @@ class TruthMatcher:
         """Frames sent but not matched, from the first frame acquired to the last matched."""
         seen = np.flatnonzero(self._seen)
         return 0 if not seen.size else int(seen[-1] - seen[0] + 1 - seen.size) + self._before_first
+
+
+def _words(bits: np.ndarray) -> np.ndarray:
+    """uint8 0/1 [..., B] -> the bits packed into uint64 [..., ceil(B / 64)] (zero-padded), for
+    a Hamming distance by XOR and popcount."""
+    packed = np.packbits(bits, axis=-1)
+    padded = np.zeros(packed.shape[:-1] + (-(-packed.shape[-1] // 8) * 8,), np.uint8)
+    padded[..., :packed.shape[-1]] = packed
+    return padded.view(np.uint64)
