@@ -10,9 +10,9 @@ The report (a JSON object) says what it is: ``schema`` (``REPORT_SCHEMA``),
 (``STOP_REASONS``). ``frames_matched_by`` counts the frames of each kind of
 ``streaming.frame_matching.MATCH_KINDS``: ``content`` (matched to a ``--truth`` row by their
 bits), ``position`` (no truth: numbered from their timing), ``unmatched``; where frames were
-matched by content, ``frames_lost`` counts the truth rows between the first and the last
-matched that no frame matched, else the frames the acquirer's timing says it lost and the
-frames dropped."""
+matched by content, ``frames_lost`` counts the sent frames that none matched, from the first
+acquired to the last matched (``TruthMatcher.lost``), else the frames the acquirer's timing
+says it lost and the frames dropped."""
 from __future__ import annotations
 
 import datetime
@@ -36,9 +36,10 @@ __all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED", "REPORT_SCHEMA", "REPORT_S
            "STOP_REASONS", "stop_reason"]
 
 REPORT_SCHEMA = "zakotfs-link-report"
-REPORT_SCHEMA_VERSION = 2
-"""Version of the report's fields (1: no schema, units, command or date; ``stopped_by`` in
-the runner's words)."""
+REPORT_SCHEMA_VERSION = 3
+"""Version of the report's fields (2: no ``frames_matched_by``, frames lined up with the
+truth once by their timing, ``frames_lost`` from the timing; 1: no schema, units, command or
+date; ``stopped_by`` in the runner's words)."""
 
 REPORT_UNITS = {
     "latency_us": "us", "deadline_us": "us", "throughput_mbps": "Mbit/s", "link_mbps": "Mbit/s",
@@ -87,8 +88,8 @@ class LinkStats:
     (``UNMATCHED`` where none: an erased frame or one decoded past recognition) and
     ``matched_by`` ``"content"`` or ``"unmatched"``; without one, ``seq`` stays the timing's
     and ``matched_by`` is ``"position"``. The report's ``frames_matched_by`` counts each kind;
-    with a truth ``frames_lost`` counts the truth rows between the first and the last row
-    matched that no frame matched, and ``ber`` is over the matched frames."""
+    with a truth ``frames_lost`` is ``TruthMatcher.lost`` and ``ber`` is over the matched
+    frames."""
 
     def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
                  truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0,

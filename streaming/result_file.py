@@ -7,8 +7,8 @@ Layout (all datasets grow along axis 0, one row a frame, in the order written):
 * ``/llr`` float32 [F, B] max-log LLRs (``LLR_CONVENTION``: positive means bit 0), or int8 [F, B] codes
   with the attribute ``llr_step`` (LLR = code x ``llr_step``);
 * ``/seq`` int64 [F] the sender's frame numbers: with a truth the row of /truth/bits the
-  frame's bits matched (-1: none), else counted from the frame timing; ``/matched_by``
-  says which, per frame (``streaming.frame_matching``);
+  frame's bits matched (-1: none), else counted from the frame timing
+  (``streaming.frame_matching``);
 * ``/matched_by`` int8 enum [F] how ``seq`` was found (``MATCHED_BY``: content, position,
   unmatched);
 * ``/frame_start`` int64 [F] the frame's first sample in the input stream (-1: unknown);
@@ -43,10 +43,10 @@ RESULT_FORMAT_VERSION = 3
 /llr, /seq and the configuration only)."""
 
 LLR_CONVENTION = "max-log LLR = log P(b=0) / P(b=1): positive means bit 0"
-MATCHED_BY = {kind: code for code, kind in enumerate(MATCH_KINDS)}
-"""The codes of /matched_by (an HDF5 enum: h5dump prints the names)."""
 BIT_ORDER = ("the transmitter's order (zakotfs.frame.FrameBuilder): data symbols in the frame's order, "
              "each symbol's bits b(0)..b(q-1) of the 3GPP TS 38.211 5.1 QAM mapping")
+MATCHED_BY = {kind: code for code, kind in enumerate(MATCH_KINDS)}
+"""The codes of /matched_by (an HDF5 enum: h5dump prints the names)."""
 
 
 class ResultFileWriter:

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from streaming.link_stats import REPORT_UNITS, STOP_REASONS
+from streaming.link_stats import REPORT_SCHEMA_VERSION, REPORT_UNITS, STOP_REASONS
 from streaming.result_file import RESULT_FORMAT_VERSION
 from zakotfs import __version__
 from zakotfs.cli import main
@@ -57,7 +57,7 @@ def test_every_dataset_of_the_result_file_says_its_unit_and_meaning(decoded):
 
 def test_the_report_has_a_schema_units_and_one_place_per_figure(decoded):
     report = json.loads((decoded / "r.json").read_text())
-    assert report["schema"] == "zakotfs-link-report" and report["schema_version"] == 2
+    assert report["schema"] == "zakotfs-link-report" and report["schema_version"] == REPORT_SCHEMA_VERSION
     assert report["software_version"] == __version__ and report["created"]
     assert report["command"] == shlex.join(["zakotfs", *RX(decoded)])          # as typed, not sys.argv
     assert report["units"] == REPORT_UNITS
