@@ -339,7 +339,7 @@ def test_a_64_mib_message_of_whole_samples(tmp_path, endpoint):
     dropped, the last frame decoded, every row right and matched by content, the frames
     dropped counted lost (the zeros in the stream move the timing's count by one, not the
     report's); it exits within the idle timeout and its peak memory stays under 1 GiB
-    (about 270 MB without the message)."""
+    (about 260 MB without the message)."""
     big = 64 * 2 ** 20 // 8
     n_big = big // L
     truth, frames = _frames(n_big + 10, seed=9)
@@ -352,19 +352,33 @@ def test_a_64_mib_message_of_whole_samples(tmp_path, endpoint):
     sender.ready.wait(10)
     t0 = time.perf_counter()
     proc, paths = _rx_process(tmp_path, "big", endpoint, "--idle-timeout", "1", "--truth", str(tmp_path / "truth.h5"))
-    _, wait_status, usage = os.wait4(proc.pid, 0)
+    peak = _peak_memory(proc)
     exit_s = time.perf_counter() - t0
     sender.release.set()
     err = proc.stderr.read().decode()
     report = json.loads(paths["json"].read_text())
-    assert os.waitstatus_to_exitcode(wait_status) == ExitStatus.OK and "Traceback" not in err, err
+    assert proc.wait() == ExitStatus.OK and "Traceback" not in err, err
     rows = _check_rows(paths["h5"], truth)
     with h5py.File(paths["h5"], "r") as f:
         assert f["seq"][-1] == n_big + 9                               # the last frame, after the message
     dropped = report["runner"]["frames_dropped"]
     assert rows == report["frames"] == n_big + 10 - dropped and dropped > 0
     assert report["frames_matched_by"]["content"] == rows and report["frames_lost"] == dropped
-    assert usage.ru_maxrss * 1024 < 2 ** 30 and exit_s < 60
+    assert 0 < peak < 2 ** 30 and exit_s < 60
+
+
+def _peak_memory(proc: subprocess.Popen) -> int:
+    """The peak resident memory (bytes) of ``proc``'s program, read off /proc until it exits
+    (its high-water mark: the rusage of a child counts the forking process's too)."""
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as status:
+                peak = max([peak] + [int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return peak
 
 
 def _rows(path) -> int:
