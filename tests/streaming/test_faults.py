@@ -40,9 +40,9 @@ def _frames(n: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
 
 class _Sender(threading.Thread):
     """Bind a PUSH (or ``pattern``) socket at ``endpoint`` and send ``messages`` (bytes, or
-    complex64 arrays), pausing ``pause_s`` after each; with ``hold``, keep the socket open
-    until ``release`` is set (a PUSH socket that closes while its peer's queue is full
-    loses what it still holds)."""
+    complex64 arrays), pausing ``pause_s`` after each, until one cannot go within 60 s; with
+    ``hold``, keep the socket open until ``release`` is set (a PUSH socket that closes while
+    its peer's queue is full loses what it still holds)."""
 
     def __init__(self, endpoint: str, messages, *, pattern: int = zmq.PUSH, pause_s: float = 0.0,
                  hold: bool = True):
@@ -59,10 +59,13 @@ class _Sender(threading.Thread):
         sock.setsockopt(zmq.SNDTIMEO, 60_000)
         sock.bind(self.endpoint)
         self.ready.set()
-        for message in self.messages:
-            sock.send(message if isinstance(message, bytes) else np.ascontiguousarray(message).tobytes())
-            if self.pause_s:
-                time.sleep(self.pause_s)
+        try:
+            for message in self.messages:
+                sock.send(message if isinstance(message, bytes) else np.ascontiguousarray(message).tobytes())
+                if self.pause_s:
+                    time.sleep(self.pause_s)
+        except zmq.Again:          # the receiver stopped before the end (a signal): the rest is not wanted
+            pass
         self.release.wait(120)
         sock.close()
         ctx.term()
