@@ -100,7 +100,19 @@ def input_level(report: dict) -> str | None:
     return None
 
 
-CHECKS = (cg_not_converged, carrier_out_of_range, clock_drift, delay_fit_edge, pilot_echoes, input_level)
+def unmatched_frames(report: dict) -> str | None:
+    """Valid frames whose bits matched no truth row (``streaming.frame_matching``): decoded
+    past recognition, or not sent by the transmitter whose bits ``--truth`` holds."""
+    unmatched = (report.get("frames_matched_by") or {}).get("unmatched", 0) - report.get("frames_invalid", 0)
+    if unmatched <= 0:
+        return None
+    return (f"{unmatched} of {report['frames']} decoded frames matched no frame of the truth (their bits "
+            "are as far from every row as random bits): decoded past recognition, or --truth holds another "
+            "transmission's bits; the BER counts the matched frames only")
+
+
+CHECKS = (cg_not_converged, carrier_out_of_range, clock_drift, delay_fit_edge, pilot_echoes, input_level,
+          unmatched_frames)
 """Every check, in the order the summary prints them."""
 
 

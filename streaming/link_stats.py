@@ -4,14 +4,18 @@ carrier offset, sample clock, DC offset, channel delays, pilot echoes) summarise
 report that ``zakotfs rx`` and ``zakotfs demo`` print.
 
 The report (a JSON object) says what it is: ``schema`` (``REPORT_SCHEMA``),
-``schema_version``, ``software_version``, ``command`` (the writing process's command line), ``created`` (ISO 8601 UTC) and
+``schema_version``, ``software_version``, ``command`` (the command as typed: ``zakotfs rx ...``), ``created`` (ISO 8601 UTC) and
 ``units``: the unit of every quantity that has one, keyed by its field (a dotted path;
 ``stages`` applies to every stage's percentiles). ``stopped_by`` says why the stream ended
-(``STOP_REASONS``)."""
+(``STOP_REASONS``). ``frames_matched_by`` counts the frames of each kind of
+``streaming.frame_matching.MATCH_KINDS``: ``content`` (matched to a ``--truth`` row by their
+bits), ``position`` (no truth: numbered from their timing), ``unmatched``; where frames were
+matched by content, ``frames_lost`` counts the sent frames that none matched, from the first
+acquired to the last matched (``TruthMatcher.lost``), else the frames the acquirer's timing
+says it lost and the frames dropped."""
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from pathlib import Path
 
@@ -26,14 +30,16 @@ from zakotfs.sco import clock_offset_ppm
 
 from .diagnostics import diagnose
 from .files import IQReader
+from .frame_matching import MATCH_KINDS, UNMATCHED, TruthMatcher
 
 __all__ = ["LinkStats", "EDGE_WARNING", "SUMMARISED", "REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "REPORT_UNITS",
            "STOP_REASONS", "stop_reason"]
 
 REPORT_SCHEMA = "zakotfs-link-report"
-REPORT_SCHEMA_VERSION = 2
-"""Version of the report's fields (1: no schema, units, command or date; ``stopped_by`` in
-the runner's words)."""
+REPORT_SCHEMA_VERSION = 3
+"""Version of the report's fields (2: no ``frames_matched_by``, frames lined up with the
+truth once by their timing, ``frames_lost`` from the timing; 1: no schema, units, command or
+date; ``stopped_by`` in the runner's words)."""
 
 REPORT_UNITS = {
     "latency_us": "us", "deadline_us": "us", "throughput_mbps": "Mbit/s", "link_mbps": "Mbit/s",
@@ -66,18 +72,29 @@ SUMMARISED = tuple(s for s in FRAME_STATISTICS if s.dtype is float)
 
 
 class LinkStats:
-    """The receiver's output side: the bit errors against the transmitted bits (aligned on
-    the first frame), results passed on to a sink, per-frame statistics and the report.
+    """The receiver's output side: the bit errors against the transmitted bits, results
+    passed on to a sink, per-frame statistics and the report.
 
     ``consume(result, metas)`` takes one batch: ``result.bits`` uint8 [F, B], optional
     ``valid`` bool [F], ``stage_s`` {stage: seconds} and per-frame statistics [F]; every meta
-    carries ``seq`` and ``latency_us`` (per frame, ingest to bits), optionally ``lost_before``,
-    ``cfo_hz`` and ``start`` (the acquirer's). ``truth_bits`` uint8 [K, B], or ``truth_path``:
-    an HDF5 file whose /truth/bits is read once it exists."""
+    carries ``seq`` (the frame's number from its timing) and ``latency_us`` (per frame,
+    ingest to bits), optionally ``lost_before``, ``cfo_hz`` and ``start`` (the acquirer's).
+    ``truth_bits`` uint8 [K, B], or ``truth_path``: an HDF5 file whose /truth/bits is read
+    once it exists. ``command``: the command line the report stores (``zakotfs rx ...``;
+    None where the statistics were not gathered by a command).
+
+    With a truth, each valid frame is matched to the truth row its bits are
+    (``streaming.frame_matching``): the sink's metas then carry that row as ``seq``
+    (``UNMATCHED`` where none: an erased frame or one decoded past recognition) and
+    ``matched_by`` ``"content"`` or ``"unmatched"``; without one, ``seq`` stays the timing's
+    and ``matched_by`` is ``"position"``. The report's ``frames_matched_by`` counts each kind;
+    with a truth ``frames_lost`` is ``TruthMatcher.lost`` and ``ber`` is over the matched
+    frames."""
 
     def __init__(self, config: FrameConfig, backend, estimator: str, truth_bits=None, sink=None,
-                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0):
-        self.config, self.backend, self.estimator = config, backend, estimator
+                 truth_path=None, cfo_offset_hz: float = 0.0, sample_clock_ppm: float = 0.0,
+                 command: str | None = None):
+        self.config, self.backend, self.estimator, self.command = config, backend, estimator, command
         self.cfo_offset_hz, self.sample_clock_ppm = cfo_offset_hz, sample_clock_ppm
         self.truth, self.sink, self.truth_path = truth_bits, sink, truth_path
         self.latency, self.frames, self.lost, self.bits, self.errors = [], 0, 0, 0, 0
@@ -85,8 +102,8 @@ class LinkStats:
         self.per_frame: dict[str, list[np.ndarray]] = {s.name: [] for s in SUMMARISED}   # valid frames, per batch
         self.preamble_cfo_hz: list[float] = []     # the acquirer's coarse estimate
         self.frame_starts: list[tuple[int, int]] = []  # (seq, stream index) from the acquirer
-        self.truth_rows: set[int] = set()
-        self.truth_offset = None
+        self.matcher: TruthMatcher | None = None
+        self.matched_by = dict.fromkeys(MATCH_KINDS, 0)
         self.stage_s: dict = {}
         self.started = time.perf_counter()
 
@@ -104,10 +121,21 @@ class LinkStats:
         if self.truth is None:
             raise ValueError(f"--truth {self.truth_path}: the file has no /truth/bits")
 
-    def _align(self, seq: int, bits: np.ndarray) -> None:
-        """Truth row of the first decoded frame: the closest in Hamming distance."""
-        distance = np.count_nonzero(self.truth != bits[None, :], axis=1)
-        self.truth_offset = int(np.argmin(distance)) - seq
+    def _match(self, meta: dict, bits: np.ndarray, valid: bool) -> dict:
+        """``meta`` numbered by the truth row ``bits`` match (with ``matched_by``), the
+        errors against it counted; numbered by position without a truth."""
+        if self.truth is None:
+            kind, row = "position", meta["seq"]
+        else:
+            if self.matcher is None:
+                self.matcher = TruthMatcher(self.truth)
+            row, errors = self.matcher.match(meta["seq"], bits) if valid else (UNMATCHED, None)
+            kind = "unmatched" if errors is None else "content"
+            if errors is not None:
+                self.bits += bits.size
+                self.errors += errors
+        self.matched_by[kind] += 1
+        return dict(meta, seq=row, matched_by=kind)
 
     def consume(self, result, metas: list[dict]) -> None:
         """result: ``.bits`` uint8 [F, B], optional ``.valid`` bool [F] and ``.stage_s``."""
@@ -122,6 +150,7 @@ class LinkStats:
                                                  else np.asarray(values, float)[ok])
         for name, seconds in (getattr(result, "stage_s", None) or {}).items():
             self.stage_s.setdefault(name, []).append(seconds / len(metas))
+        numbered = []
         for i, meta in enumerate(metas):
             self.latency.append(meta["latency_us"] * 1e-6)
             self.frames += 1
@@ -132,16 +161,9 @@ class LinkStats:
                 self.frame_starts.append((int(meta["seq"]), int(meta["start"])))
             ok = True if valid is None else bool(valid[i])
             self.invalid += int(not ok)
-            if self.truth is not None and ok:
-                if self.truth_offset is None:
-                    self._align(meta["seq"], result.bits[i])
-                row = meta["seq"] + self.truth_offset
-                if 0 <= row < self.truth.shape[0]:
-                    self.truth_rows.add(row)
-                    self.bits += result.bits.shape[1]
-                    self.errors += int(np.count_nonzero(result.bits[i] != self.truth[row]))
+            numbered.append(self._match(meta, result.bits[i], ok))
         if self.sink is not None:
-            self.sink(result, metas)
+            self.sink(result, numbered)
 
     def add_lost(self, n: int) -> None:
         """Count ``n`` frames lost before the acquirer found the next one (where the metas
@@ -165,11 +187,14 @@ class LinkStats:
         deadline = self.config.wire_time
         wall = time.perf_counter() - self.started
         residual = self._finite("cg_residual")
+        matcher = self.matcher
         out = {
-            "frames": self.frames, "frames_lost": self.lost, "frames_invalid": self.invalid,
+            "frames": self.frames, "frames_lost": self.lost if matcher is None else matcher.lost,
+            "frames_invalid": self.invalid, "frames_matched_by": dict(self.matched_by),
             "truth": self.truth is not None,
             # transmitted frames never decoded, lost ones before the first acquisition included
-            "frames_missing_vs_truth": (self.truth.shape[0] - len(self.truth_rows)) if self.truth is not None else None,
+            "frames_missing_vs_truth": None if self.truth is None else self.truth.shape[0] - (
+                0 if matcher is None else matcher.rows_seen),
             "bits": self.bits if self.truth is not None else self.frames * self.config.bits_per_frame,
             "bit_errors": self.errors if self.truth is not None else None,
             "ber": (self.errors / self.bits if self.bits else None) if self.truth is not None else None,
@@ -195,7 +220,7 @@ class LinkStats:
         out.update(extra or {})
         out["warnings"] = diagnose(out)
         return {"schema": REPORT_SCHEMA, "schema_version": REPORT_SCHEMA_VERSION,
-                "software_version": zakotfs.__version__, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "software_version": zakotfs.__version__, "command": self.command,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "units": REPORT_UNITS, **out}
 

@@ -6,7 +6,11 @@ Layout (all datasets grow along axis 0, one row a frame, in the order written):
   order (``BIT_ORDER``);
 * ``/llr`` float32 [F, B] max-log LLRs (``LLR_CONVENTION``: positive means bit 0), or int8 [F, B] codes
   with the attribute ``llr_step`` (LLR = code x ``llr_step``);
-* ``/seq`` int64 [F] the sender's frame numbers;
+* ``/seq`` int64 [F] the sender's frame numbers: with a truth the row of /truth/bits the
+  frame's bits matched (-1: none), else counted from the frame timing
+  (``streaming.frame_matching``);
+* ``/matched_by`` int8 enum [F] how ``seq`` was found (``MATCHED_BY``: content, position,
+  unmatched);
 * ``/frame_start`` int64 [F] the frame's first sample in the input stream (-1: unknown);
 * ``/preamble_cfo_hz`` float64 [F] the acquirer's coarse carrier offset (NaN: unknown);
 * ``/frame_statistics/<name>`` [F]: the receiver's per-frame statistics
@@ -30,21 +34,27 @@ import zakotfs
 from zakotfs.config import FrameConfig
 from zakotfs.frame_stats import FRAME_STATISTICS
 
-__all__ = ["ResultFileWriter", "RESULT_FORMAT_VERSION", "LLR_CONVENTION", "BIT_ORDER"]
+from .frame_matching import MATCH_KINDS
 
-RESULT_FORMAT_VERSION = 2
-"""Version of the layout above (1: /bits, /llr, /seq and the configuration only)."""
+__all__ = ["ResultFileWriter", "RESULT_FORMAT_VERSION", "LLR_CONVENTION", "BIT_ORDER", "MATCHED_BY"]
+
+RESULT_FORMAT_VERSION = 3
+"""Version of the layout above (2: no /matched_by, /seq always from the timing; 1: /bits,
+/llr, /seq and the configuration only)."""
 
 LLR_CONVENTION = "max-log LLR = log P(b=0) / P(b=1): positive means bit 0"
 BIT_ORDER = ("the transmitter's order (zakotfs.frame.FrameBuilder): data symbols in the frame's order, "
              "each symbol's bits b(0)..b(q-1) of the 3GPP TS 38.211 5.1 QAM mapping")
+MATCHED_BY = {kind: code for code, kind in enumerate(MATCH_KINDS)}
+"""The codes of /matched_by (an HDF5 enum: h5dump prints the names)."""
 
 
 class ResultFileWriter:
     """``writer(result, metas)`` appends a batch: ``result.bits`` uint8 [F, B], ``result.llr``
     [F, B] (float32, or int8 codes of ``llr_step``), the per-frame statistics ``result``
-    carries, and each meta's ``seq`` (optionally ``start`` and ``cfo_hz``); ``close()``.
-    A result without LLRs is a ``ValueError``. ``command``: the command line stored as the root's ``command``.
+    carries, and each meta's ``seq`` (optionally ``matched_by``, default ``position``,
+    ``start`` and ``cfo_hz``); ``close()``. A result without LLRs is a ``ValueError``.
+    ``command``: the command line stored as the root's ``command``.
     The file is written in HDF5's single-writer/multiple-reader mode and flushed after each
     batch: a reader (``h5py.File(path, "r", swmr=True)``) sees the rows as they come, and
     every batch flushed stays readable if the process is killed before ``close()``."""
@@ -67,7 +77,14 @@ class ResultFileWriter:
                                   + ("" if llr_step is None else "; LLR = code x llr_step"))
         if llr_step is not None:
             self._llr.attrs["llr_step"] = llr_step
-        self._seq = self._dataset("seq", (), np.int64, "", "the sender's frame number")
+        self._seq = self._dataset("seq", (), np.int64, "",
+                                  "the sender's frame number: the /truth/bits row the frame's bits matched "
+                                  "(-1: none) where matched_by is content or unmatched, counted from the frame "
+                                  "timing where it is position")
+        self._matched_by = self._dataset("matched_by", (), h5py.enum_dtype(MATCHED_BY, basetype="i1"), "",
+                                         "how seq was found: content (the truth row nearest the bits, far nearer "
+                                         "than a random row), position (from the timing: no truth), unmatched "
+                                         "(no truth row near enough: erased or decoded past recognition)")
         self._start = self._dataset("frame_start", (), np.int64, "samples",
                                     "the frame's first sample in the input stream (-1: unknown)")
         self._preamble_cfo = self._dataset("preamble_cfo_hz", (), np.float64, "Hz",
@@ -89,6 +106,7 @@ class ResultFileWriter:
             raise ValueError(f"--out {self.path}: the results carry no LLRs")
         n, F = self._bits.shape[0], len(metas)
         columns = [(self._bits, result.bits), (self._llr, result.llr), (self._seq, [m["seq"] for m in metas]),
+                   (self._matched_by, [MATCHED_BY[m.get("matched_by", "position")] for m in metas]),
                    (self._start, [m.get("start", -1) for m in metas]),
                    (self._preamble_cfo, [m.get("cfo_hz", np.nan) for m in metas])]
         for stat in FRAME_STATISTICS:

@@ -235,6 +235,7 @@ class PipelineRunner:
         self._abort = threading.Event()         # stop everything now
         self._ingest_done = threading.Event()
         self._compute_done = threading.Event()
+        self._output_done = threading.Event()
         self._lock = threading.Lock()           # stats counters written by several threads
         self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._error: BaseException | None = None
@@ -249,7 +250,7 @@ class PipelineRunner:
         self._t0 = time.perf_counter()
         stages = (("ingest", self._ingest, self._ingest_done),
                   ("compute", self._compute, self._compute_done),
-                  ("output", self._output, None))
+                  ("output", self._output, self._output_done))
         self._threads = [threading.Thread(target=self._guard, args=(fn, done), daemon=True,
                                           name=f"zakotfs-{name}") for name, fn, done in stages]
         for thread in self._threads:
@@ -282,8 +283,11 @@ class PipelineRunner:
                     logger.warning("interrupted (%s): %s", exc or "SIGINT",
                                    "draining queued frames (a second signal abandons them)"
                                    if interrupts == 1 else "abandoning queued frames")
-                while any(t.is_alive() for t in self._threads):
-                    self._threads[-1].join(_POLL_S)
+                # each stage's event, not Thread.join: a signal that interrupts join() can mark
+                # a live thread stopped (CPython 3.11's Thread._wait_for_tstate_lock releases
+                # the lock the running thread holds), and the files would close under it
+                while not all(done.is_set() for done in (self._ingest_done, self._compute_done, self._output_done)):
+                    self._output_done.wait(_POLL_S)
                     if self.progress is not None and time.perf_counter() >= next_progress:
                         next_progress += self.progress_interval_s
                         self.progress(self.snapshot())
@@ -320,7 +324,7 @@ class PipelineRunner:
         logger.info("pipeline stopped (%s): %d frames out, %d dropped, %d lost, %.2f s",
                     s.stopped_by, s.frames_out, s.frames_dropped, s.frames_lost, s.wall_s)
 
-    def _guard(self, body: Callable[[], None], done: threading.Event | None) -> None:
+    def _guard(self, body: Callable[[], None], done: threading.Event) -> None:
         try:
             body()
         except BaseException as exc:       # noqa: BLE001 - reported by run()
@@ -333,8 +337,7 @@ class PipelineRunner:
             self._stop.set()
             self._abort.set()
         finally:
-            if done is not None:
-                done.set()
+            done.set()
 
     # ---- ingest ----------------------------------------------------------------------------
     def _ingest(self) -> None:

@@ -105,7 +105,8 @@ class RawIQReader(_SampleFileReader):
         Hz; default ``config.bandwidth``.
 
     A file cut inside a sample (its size not a whole number of items) is read up to the last
-    whole one, with a warning; ``stats()["trailing_bytes"]`` counts the rest.
+    whole one, with a warning; ``stats()["trailing_bytes"]`` counts the rest and
+    ``damage`` (also in ``stats()``) says so (None for a sound file).
     """
 
     def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None,
@@ -123,10 +124,11 @@ class RawIQReader(_SampleFileReader):
         self.chunk_samples = _check_chunk(chunk_samples, "chunk_samples")
         size = self.path.stat().st_size
         self.n_samples, self.trailing_bytes = divmod(size, self.sample_format.itemsize)
+        self.damage = None
         if self.trailing_bytes:
-            logger.warning("%s: %d bytes is not a whole number of %s samples; the last %d bytes are "
-                           "ignored (a file cut short?)", self.path, size, self.sample_format.name,
-                           self.trailing_bytes)
+            self.damage = (f"{size} bytes is not a whole number of {self.sample_format.name} samples; the last "
+                           f"{self.trailing_bytes} bytes are ignored (a file cut short?)")
+            logger.warning("%s: %s", self.path, self.damage)
         self.level = LevelMeter(self.sample_format)
         self._file = open(self.path, "rb")
         self._pos = 0
@@ -149,7 +151,7 @@ class RawIQReader(_SampleFileReader):
 
     def stats(self) -> dict:
         return {"samples_read": self._pos, "n_samples": self.n_samples, "trailing_bytes": self.trailing_bytes,
-                **self.level.to_dict()}
+                "damage": self.damage, **self.level.to_dict()}
 
     def close(self) -> None:
         if self._file is not None:

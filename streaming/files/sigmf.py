@@ -141,14 +141,19 @@ class SigMFReader(_SampleFileReader):
     chunk_samples : int
     verify_checksum : bool
         Check ``core:sha512`` against the data file (reads the whole file once).
+    recover : bool
+        A data file that does not match its ``core:sha512`` (cut short, or changed since it
+        was written): True (default) reads it anyway, logs a warning naming the file and sets
+        :attr:`damage`; False raises ValueError.
+
+    ``damage`` (also in ``stats()``): what is wrong with the recording, None when it is sound.
 
     Any complex single-channel SigMF datatype is accepted (fixed point is scaled to
     [-1, 1) by the sigmf package).
     """
 
     def __init__(self, path: str | os.PathLike, *, config: FrameConfig | None = None,
-                 chunk_samples: int = DEFAULT_CHUNK, verify_checksum: bool = True):
-        from sigmf import sigmffile
+                 chunk_samples: int = DEFAULT_CHUNK, verify_checksum: bool = True, recover: bool = True):
         from sigmf.error import SigMFError
 
         self.meta_path, self.data_path = _sigmf_paths(path)
@@ -157,14 +162,18 @@ class SigMFReader(_SampleFileReader):
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such file (a SigMF recording needs "
                                         f"{self.meta_path.name} and {self.data_path.name})")
+        self.damage: str | None = None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._meta = sigmffile.fromfile(str(self.meta_path), skip_checksum=not verify_checksum)
+            self._meta = self._open(verify_checksum)
         except (SigMFError, ValueError, OSError) as exc:
-            hint = (f"; the data file is damaged or changed since it was written (deleting core:sha512 from "
-                    f"{self.meta_path.name} reads it anyway)" if "hash" in str(exc).lower() else "")
-            raise ValueError(f"{self.meta_path}: cannot read SigMF recording ({exc}){hint}") from None
+            if "hash" not in str(exc).lower():
+                raise ValueError(f"{self.meta_path}: cannot read SigMF recording ({exc})") from None
+            self.damage = (f"{self.data_path.name} does not match its core:sha512: cut short or changed since "
+                           f"it was written")
+            if not recover:
+                raise ValueError(f"{self.meta_path}: cannot read SigMF recording ({self.damage}; "
+                                 f"SigMFReader(..., recover=True) reads it anyway)") from None
+            self._meta = self._open(False)
         datatype = self._meta.get_global_field("core:datatype")
         if not str(datatype).startswith("c") or self._meta.get_global_field("core:num_channels", 1) != 1:
             raise ValueError(f"{self.meta_path}: core:datatype {datatype!r} with "
@@ -190,8 +199,21 @@ class SigMFReader(_SampleFileReader):
             logger.warning("%s: core:sample_rate %g differs from the config bandwidth %g",
                            self.meta_path, self.sample_rate, self.config.bandwidth)
         self.n_samples = int(self._meta.sample_count)
+        trailing = self.data_path.stat().st_size % self._meta.get_sample_size()
+        if trailing:
+            self.damage = (self.damage + "; " if self.damage else "") + \
+                f"the last {trailing} bytes are not a whole sample (ignored)"
+        if self.damage:
+            logger.warning("%s: damaged SigMF recording (%s); reading its %d whole samples",
+                           self.meta_path, self.damage, self.n_samples)
         self.level = LevelMeter(datatype) if datatype in SAMPLE_FORMATS else None      # others: not metered
         self._pos = 0
+
+    def _open(self, verify_checksum: bool):
+        from sigmf import sigmffile
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sigmffile.fromfile(str(self.meta_path), skip_checksum=not verify_checksum)
 
     @property
     def annotations(self) -> list[dict]:
@@ -213,7 +235,7 @@ class SigMFReader(_SampleFileReader):
     def stats(self) -> dict:
         level = self.level.to_dict() if self.level is not None else {
             "sample_format": self._meta.get_global_field("core:datatype")}
-        return {"samples_read": self._pos, "n_samples": self.n_samples, **level}
+        return {"samples_read": self._pos, "n_samples": self.n_samples, "damage": self.damage, **level}
 
     def close(self) -> None:
         self._pos = self.n_samples

@@ -19,9 +19,10 @@ def test_each_check_flags_its_statistic():
             "channel_delay": {"frames_at_edge": 2},
             "pilot_echoes": {"frames": 3, "of_frames": 4, "farthest_delay": 200.0, "farthest_delay_us": 13.0,
                              "strongest_db": -12.0},
-            "source": {"sample_format": "ci8", "peak_dbfs": 0.0, "clipped_components": 5}}
+            "source": {"sample_format": "ci8", "peak_dbfs": 0.0, "clipped_components": 5},
+            "frames_matched_by": {"content": 6, "position": 0, "unmatched": 3}, "frames_invalid": 1}
     warnings = diagnose(loud)
     assert [w["code"] for w in warnings] == [check.__name__ for check in CHECKS]
     assert "--cg-iterations" in warnings[0]["message"] and "--cfo-offset 7000" in warnings[1]["message"]
     assert "--sample-clock-ppm 500.00" in warnings[2]["message"] and "--delay-spread 13" in warnings[4]["message"]
-    assert "clips" in warnings[5]["message"]
+    assert "clips" in warnings[5]["message"] and warnings[6]["message"].startswith("2 of ")

@@ -231,10 +231,12 @@ def test_sigmf_checksum_mismatch_is_reported(tmp_path, config):
     meta = write_sigmf(tmp_path / "c", stream(1000), config)
     with open(tmp_path / "c.sigmf-data", "r+b") as fh:
         fh.write(b"\xff" * 8)
-    with pytest.raises(ValueError, match="deleting core:sha512"):
-        SigMFReader(meta)
+    with pytest.raises(ValueError, match=r"does not match its core:sha512.*recover=True"):
+        SigMFReader(meta, recover=False)
+    with SigMFReader(meta) as reader:
+        assert reader.read().size == 1000 and "core:sha512" in reader.stats()["damage"]
     with SigMFReader(meta, verify_checksum=False) as reader:
-        assert reader.read().size == 1000
+        assert reader.read().size == 1000 and reader.damage is None
 
 
 # ---- uniform source ------------------------------------------------------------------------------

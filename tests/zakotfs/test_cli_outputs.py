@@ -3,12 +3,13 @@ datasets, the JSON report's schema, units and stop reason; recordings take the f
 suffix names."""
 import json
 import logging
+import shlex
 
 import h5py
 import numpy as np
 import pytest
 
-from streaming.link_stats import REPORT_UNITS, STOP_REASONS
+from streaming.link_stats import REPORT_SCHEMA_VERSION, REPORT_UNITS, STOP_REASONS
 from streaming.result_file import RESULT_FORMAT_VERSION
 from zakotfs import __version__
 from zakotfs.cli import main
@@ -22,16 +23,21 @@ def decoded(tmp_path_factory):
     tx, ch = str(d / "tx.h5"), str(d / "ch.h5")
     assert main(["tx", "--preset", "tiny", "--out", tx, "--frames", "4", "--seed", "3"]) == 0
     assert main(["channel", "--in", tx, "--out", ch, "--snr", "30", "--seed", "4", "--cfo-hz", "300"]) == 0
-    assert main(["rx", "--in", ch, "--out", str(d / "r.h5"), "--report", str(d / "r.json"),
-                 "--record", str(d / "rec.sigmf-meta"), "--json"]) == 0
+    assert main(RX(d)) == 0
     return d
+
+
+def RX(d) -> list[str]:
+    """The fixture's rx arguments."""
+    return ["rx", "--in", str(d / "ch.h5"), "--out", str(d / "r.h5"), "--report", str(d / "r.json"),
+            "--record", str(d / "rec.sigmf-meta"), "--json"]
 
 
 def test_every_dataset_of_the_result_file_says_its_unit_and_meaning(decoded):
     with h5py.File(decoded / "r.h5") as f:
         root = dict(f.attrs)
         assert root["format"] == "zakotfs-result" and root["format_version"] == RESULT_FORMAT_VERSION
-        assert root["software_version"] == __version__ and root["command"]         # this process's command line
+        assert root["software_version"] == __version__ and root["command"] == shlex.join(["zakotfs", *RX(decoded)])
         assert root["created"].endswith("+00:00") and "positive means bit 0" in root["llr_convention"]
         assert "38.211" in root["bit_order"] and json.loads(root["zakotfs_config"])["M"] > 0
         datasets = []
@@ -51,8 +57,9 @@ def test_every_dataset_of_the_result_file_says_its_unit_and_meaning(decoded):
 
 def test_the_report_has_a_schema_units_and_one_place_per_figure(decoded):
     report = json.loads((decoded / "r.json").read_text())
-    assert report["schema"] == "zakotfs-link-report" and report["schema_version"] == 2
-    assert report["software_version"] == __version__ and report["command"] and report["created"]
+    assert report["schema"] == "zakotfs-link-report" and report["schema_version"] == REPORT_SCHEMA_VERSION
+    assert report["software_version"] == __version__ and report["created"]
+    assert report["command"] == shlex.join(["zakotfs", *RX(decoded)])          # as typed, not sys.argv
     assert report["units"] == REPORT_UNITS
     for path in REPORT_UNITS:                                  # every unit names a field of the report
         head = path.split(".")[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -33,7 +34,8 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="zakotfs", description="Real-time Zak-OTFS receiver (GPU or CPU).",
                 epilog="exit status: 0 done, 1 runtime error, 2 bad argument, 3 rx received nothing, "
-                       "4 rx decoded nothing, 5 rx input not in --in-format, 130 interrupted outside the stream")
+                       "4 rx decoded nothing, 5 rx input not in --in-format, 6 rx input file damaged (its intact "
+                       "part decoded), 130 interrupted outside the stream")
     ap.add_argument("--version", action="version", version=f"zakotfs {__version__}")
     common_options(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -45,11 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run one command; returns its exit status (:class:`ExitStatus`)."""
+    """Run one command (``argv``: its arguments, default ``sys.argv[1:]``); returns its exit
+    status (:class:`ExitStatus`). ``args.command_line``: the command as typed, ``zakotfs ...``
+    shell-quoted (what the outputs store as ``command``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:              # --help, --version, or a bad argument (one line printed)
         return int(exc.code or 0)
+    args.command_line = shlex.join(["zakotfs", *argv])
     level = args.log_level or ("info" if args.verbose else "warning")
     logging.basicConfig(level=level.upper(), format="zakotfs: %(levelname)s %(name)s: %(message)s")
     received = []

@@ -42,7 +42,7 @@ def run(args) -> int:
     lead = rng.integers(0, config.samples_per_frame)            # the receiver starts mid-stream
     stream = np.concatenate([np.zeros(lead, np.complex64), stream])
     acquirer = FrameAcquirer(config)
-    session = LinkStats(config, receiver.backend, receiver.estimator_name, truth_bits=bits,
+    session = LinkStats(config, receiver.backend, receiver.estimator_name, truth_bits=bits, command=args.command_line,
                         cfo_offset_hz=receiver.cfo_offset_hz, sample_clock_ppm=receiver.sample_clock_ppm)
     pending: list = []
     received = []

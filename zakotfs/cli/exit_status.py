@@ -11,6 +11,9 @@ status  meaning
 4       ``rx``: samples came but no frame was decoded
 5       ``rx``: messages came but none was whole samples of ``--in-format`` (the line says
         which format their sizes fit)
+6       ``rx``: the input file is damaged (truncated, cut inside a sample, or not matching
+        its SigMF checksum): the frames of its intact part were decoded, the line says
+        what is wrong
 130     interrupted outside the stream (Ctrl-C, SIGTERM or SIGHUP while starting up); a
         signal during the stream drains it and ends with 0, 3, 4 or 5 like any other stop
 ======  ==============================================================================
@@ -29,6 +32,7 @@ class ExitStatus(IntEnum):
     NO_INPUT = 3
     NO_FRAMES = 4
     FORMAT_MISMATCH = 5
+    DAMAGED_INPUT = 6
     INTERRUPTED = 130
 
 
@@ -48,6 +52,9 @@ def rx_outcome(report: dict, input_name: str) -> tuple[ExitStatus, str | None]:
                 f"{source.get('sample_format', 'cf32_le')} samples{hint}")
         diagnosis = source.get("diagnosis")
         return ExitStatus.NO_INPUT, f"nothing received from {input_name}" + (f": {diagnosis}" if diagnosis else "")
+    if source.get("damage"):
+        return ExitStatus.DAMAGED_INPUT, (f"{input_name} is damaged ({source['damage']}): "
+                                          f"{report.get('frames', 0)} frames of its intact part decoded")
     if not report.get("frames"):
         return ExitStatus.NO_FRAMES, f"{received} samples received from {input_name}, no frame decoded"
     return ExitStatus.OK, None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -195,9 +194,10 @@ class _Input:
         pipeline or a stream of the actor pool)."""
         args, config = self.args, self.config
         sink, self.close_sink = _result_sink(args.out, config, LLR_INT8_STEP if args.llr == "int8" else None,
-                                             command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+                                             command=args.command_line)
         session = self.session = LinkStats(config, backend, args.estimator, truth_bits=self.truth, sink=sink,
-                                           truth_path=args.truth, cfo_offset_hz=self.options["cfo_offset_hz"],
+                                           truth_path=args.truth, command=args.command_line,
+                                           cfo_offset_hz=self.options["cfo_offset_hz"],
                                            sample_clock_ppm=self.options["sample_clock_ppm"])
         acquirer = self.acquirer
         if args.recalibrate:

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from streaming.diagnostics import (carrier_out_of_range, cg_not_converged, clock_drift, delay_fit_edge, input_level,
-                                   pilot_echoes)
+                                   pilot_echoes, unmatched_frames)
 from streaming.link_stats import LinkStats
 
 def _warn(check, report: dict) -> list[str]:
@@ -29,6 +29,15 @@ def _input_level_lines(report: dict) -> list[str]:
              f"{source['clipped_components']} components at full scale"] + _warn(input_level, report))
 
 
+def _matching_note(report: dict) -> str:
+    """How the frames were told apart, where a truth was given (``frames_matched_by``)."""
+    kinds = report.get("frames_matched_by") or {}
+    if not (kinds.get("content") or kinds.get("unmatched")):
+        return ""
+    return (f"; {kinds['content']} matched to the sent frames by their bits"
+            + (f", {kinds['unmatched']} to none" if kinds["unmatched"] else ""))
+
+
 def print_summary(report: dict, file=None) -> None:
     """The report of ``demo`` or ``rx`` (``streaming.link_stats.LinkStats.report``) as a few
     lines, with a warning and a suggested option where a statistic says something is off."""
@@ -40,7 +49,8 @@ def print_summary(report: dict, file=None) -> None:
         f"estimator {report['estimator']}, backend {report['backend']} ({report['device']})",
         f"  frames {report['frames']} decoded, {report['frames_lost']} lost, {report.get('frames_invalid', 0)} invalid"
         + (f", {report['frames_missing_vs_truth']} of the transmitted frames not decoded"
-           if report.get("frames_missing_vs_truth") else ""),
+           if report.get("frames_missing_vs_truth") else "")
+        + _matching_note(report),
         f"  BER {ber}" + (f"; perfect-CSI LMMSE bound on the same frames {report['perfect_csi_ber']:.3e}"
                           if report.get("perfect_csi_ber") is not None else ""),
         f"  latency per frame (us): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  "
@@ -49,6 +59,7 @@ def print_summary(report: dict, file=None) -> None:
         f"  throughput {report['throughput_mbps']:.2f} Mbps decoded over wall time "
         f"(the link carries {report.get('link_mbps', float('nan')):.2f} Mbps)",
     ]
+    lines[2:2] = _warn(unmatched_frames, report)
     residual = (report.get("cg_residual") or {}).get("p50")
     if residual is not None:
         lines.append(f"  CG relative residual p50 {residual:.1e}, max {report['cg_residual']['max']:.1e}")
