@@ -18,7 +18,9 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -268,15 +270,27 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def command_line(argv=None) -> str:
+    """The command as typed, shell-quoted: ``argv`` itself where it is a string; this
+    process's own command line (``python -m bench.x ...``, ``sys.orig_argv`` with the
+    interpreter named ``python``) for None or ``sys.argv``; else ``argv`` joined."""
+    if isinstance(argv, str):
+        return argv
+    if argv is None or argv is sys.argv:
+        return shlex.join(["python", *sys.orig_argv[1:]])
+    return shlex.join(argv)
+
+
 def run_metadata(argv=None, backend=None) -> dict:
-    """Date (UTC), git commit (+dirty flag), host, CPU count, library versions, device."""
+    """The command (``command_line(argv)``), date (UTC), git commit (+dirty flag), host, CPU
+    count, library versions, device."""
     import numba
     import scipy
 
     from dsp_kernels.arrays import fft_library
 
     meta = {
-        "command": " ".join(argv) if argv else None,
+        "command": command_line(argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         # ZAKOTFS_COMMIT: where the checkout's git metadata is not the code's (a copied tree)
         "commit": os.environ.get("ZAKOTFS_COMMIT") or _git("rev-parse", "HEAD"),

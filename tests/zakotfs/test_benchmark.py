@@ -3,7 +3,8 @@ import numpy as np
 import scipy.sparse
 
 from zakotfs import FrameConfig, inverse_zak, preset, zak
-from zakotfs.benchmark import dd_sparse_matrix, make_frames, time_receiver, time_sparse_baseline
+from zakotfs.benchmark import (command_line, dd_sparse_matrix, make_frames, run_metadata, time_receiver,
+                               time_sparse_baseline)
 from zakotfs.channel_operator import ChannelOperator
 from zakotfs.receiver import Receiver
 
@@ -30,3 +31,14 @@ def test_ci_sized_benchmark_reports_percentiles_and_baseline():
     assert out["frames"] == 6 and out["ber"] < 0.05 and out["deadline_misses"] <= 6
     base = time_sparse_baseline(c, data, 2)
     assert base["latency_us"]["p50"] > 0 and base["cg_iterations"]["mean"] >= 1
+
+
+def test_bench_results_record_the_command_as_typed(monkeypatch):
+    """A bench JSON's ``command`` is what the user typed: the CLI's own line as given, a
+    ``python -m bench.x`` run with the interpreter named ``python``, never its path."""
+    import sys
+
+    assert run_metadata("zakotfs bench --grid 128x16")["command"] == "zakotfs bench --grid 128x16"
+    monkeypatch.setattr(sys, "orig_argv", ["/opt/venv/bin/python3", "-m", "bench.latency_sweep", "--tag", "a b"])
+    assert command_line(sys.argv) == command_line() == "python -m bench.latency_sweep --tag 'a b'"
+    assert command_line(["bench.x", "--n", "2"]) == "bench.x --n 2"

@@ -93,7 +93,7 @@ def run(args) -> int:
             result["baselines"]["cusparse-cg"] = time_sparse_baseline(config, data, args.baseline, gpu=True)
         ours = result["latency_us"]["p50"]
         result["speedup_p50"] = {k: v["latency_us"]["p50"] / ours for k, v in result["baselines"].items()}
-    result.update(run_metadata(sys.argv, receiver.backend))
+    result.update(run_metadata(args.command_line, receiver.backend))
     if args.json:
         write_json(args.json, result)
     lat = result["latency_us"]
