@@ -94,3 +94,21 @@ def test_rx_record_and_tx_out_write_the_format_their_suffix_names(decoded, tmp_p
     np.testing.assert_array_equal(np.fromfile(tmp_path / "again.cfile", np.complex64), samples)
     assert main(["rx", "--in", str(decoded / "ch.h5"), "--grid", "64x16", "--json"]) == 0
     assert "ignored" in caplog.text                              # the file's own configuration wins
+
+
+def test_a_command_run_in_process_leaves_the_signal_handlers_as_it_found_them(tmp_path, monkeypatch):
+    """main(argv) called from another program (a test, a notebook): a stop signal during the
+    command ends it with exit status 130, and afterwards SIGINT and SIGTERM are handled as
+    before (the command itself, ``entry``, ignores a late second signal instead)."""
+    import signal
+
+    from zakotfs.cli import ExitStatus, tx
+
+    def interrupted(args):
+        signal.raise_signal(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(tx, "run", interrupted)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert main(["tx", "--preset", "tiny", "--out", str(tmp_path / "x.h5")]) == ExitStatus.INTERRUPTED
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -26,7 +26,7 @@ from . import bench, channel, demo, rx, tx
 from .exit_status import ExitStatus
 from .options import Parser, UsageError, common_options
 
-__all__ = ["main", "build_parser", "ExitStatus"]
+__all__ = ["main", "entry", "build_parser", "ExitStatus"]
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -46,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, process: bool = False) -> int:
     """Run one command (``argv``: its arguments, default ``sys.argv[1:]``); returns its exit
     status (:class:`ExitStatus`). ``args.command_line``: the command as typed, ``zakotfs ...``
-    shell-quoted (what the outputs store as ``command``)."""
+    shell-quoted (what the outputs store as ``command``). The stop signals' handlers are
+    restored on return; with ``process`` (the ``zakotfs`` command itself, :func:`entry`),
+    once a stop signal came, another one after the work is done is ignored, not fatal."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
@@ -78,9 +80,14 @@ def main(argv=None) -> int:
         return ExitStatus.INTERRUPTED
     except Exception as exc:                # noqa: BLE001 - a runtime error: one line, exit status 1
         return _fail(args, exc, ExitStatus.ERROR)
-    finally:       # once a stop signal came, another after the work is done is ignored, not fatal
+    finally:
         for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_IGN if received else handler)
+            signal.signal(signum, signal.SIG_IGN if received and process else handler)
+
+
+def entry() -> None:
+    """The ``zakotfs`` command: :func:`main` as the whole process, its status the exit status."""
+    sys.exit(main(process=True))
 
 
 def _fail(args, exc: BaseException, status: ExitStatus) -> int:

@@ -1,4 +1,4 @@
 """``python -m zakotfs.cli``: the ``zakotfs`` command."""
-from . import main
+from . import entry
 
-raise SystemExit(main())
+entry()
