@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -141,27 +142,50 @@ def converged_lmmse(config, op: ChannelOperator, r: np.ndarray, noise_var: float
     return x / np.mean(np.abs(x) ** 2, axis=-1, keepdims=True), iterations
 
 
-def run_realisation(config, receivers, snr_db, rng, *, batch, doppler_hz, reference, backoff):
-    """Errors of every receiver on one channel realisation's ``batch`` frames at ``snr_db``;
-    ``reference`` only: the exact reference alone (its curve's extra SNR points)."""
-    noise_var = 10 ** (-snr_db / 10)
+@dataclass
+class Emulated:
+    """One channel realisation's frames through the physical emulator."""
+
+    bits: np.ndarray        # uint8 [F, bits_per_frame] sent
+    stream: np.ndarray      # complex64 [n] received: F frame-lengths of noise, then the F frames
+    starts: np.ndarray      # int [F]: the stream index of each frame's first CP sample
+    paths: FramePaths       # the exact channel of each frame (q = 0 after the CP), [F] stacked
+
+    def frames(self, config, shift: int = 0) -> np.ndarray:
+        """complex64 [F, cp_len + MN]: the frames placed ``shift`` samples late."""
+        return np.stack([self.stream[s + shift:s + shift + config.cp_len + config.MN] for s in self.starts])
+
+
+def emulate(config, snr_db: float, rng, *, batch: int, doppler_hz: float = 815.0) -> Emulated:
+    """``batch`` frames of random bits through a Veh-A realisation (``draw_paths``: Rayleigh
+    gains, one Doppler per path up to ``doppler_hz``) at Es/N0 ``snr_db``."""
     paths = draw_paths(load_profile("veh-a"), doppler_hz, rng)
     bits = random_bits(config, batch, rng)
     spf, lead = config.samples_per_frame, batch * config.samples_per_frame
     tx = np.concatenate([np.zeros(lead, np.complex64), FrameBuilder(config).stream(bits)])
-    em = ChannelEmulator(paths, config.bandwidth, noise_var=noise_var, seed=int(rng.integers(2**31)))
+    em = ChannelEmulator(paths, config.bandwidth, noise_var=10 ** (-snr_db / 10), seed=int(rng.integers(2**31)))
     stream = np.concatenate([em.process(tx), em.flush()])
-    starts = lead + np.arange(batch) * spf + config.preamble_len                      # first CP sample
-    frames = np.stack([stream[s:s + config.cp_len + config.MN] for s in starts])
-    ops = [exact_operator(FramePaths.stack([em.frame_paths(s + config.cp_len)]), config.MN) for s in starts]
+    starts = lead + np.arange(batch) * spf + config.preamble_len
+    return Emulated(bits, stream, starts, FramePaths.stack([em.frame_paths(s + config.cp_len) for s in starts]))
+
+
+def run_realisation(config, receivers, snr_db, rng, *, batch, doppler_hz, reference):
+    """Errors of every receiver on one channel realisation's ``batch`` frames at ``snr_db``;
+    ``reference`` only: the exact reference alone (its curve's extra SNR points)."""
+    noise_var = 10 ** (-snr_db / 10)
+    em = emulate(config, snr_db, rng, batch=batch, doppler_hz=doppler_hz)
+    bits, stream, spf = em.bits, em.stream, config.samples_per_frame
+    lead = em.starts[0] - config.preamble_len
+    frames = em.frames(config)
+    stacked = exact_operator(em.paths, config.MN)
     r = frames[:, config.cp_len:].astype(complex)
     errors = {}
     if config.MN <= receivers["dense_limit"]:
-        x = np.stack([exact_lmmse(config, op, r[f:f + 1][0], noise_var) for f, op in enumerate(ops)])
+        x = np.stack([exact_lmmse(config, ChannelOperator(stacked.basis[f:f + 1], stacked.taps_fft[f:f + 1]),
+                                  r[f], noise_var) for f in range(batch)])
         errors["exact"] = int(np.count_nonzero(hard_bits(config, x) != bits))
         if reference:
             return errors, 0, {}
-    stacked = exact_operator(FramePaths.stack([em.frame_paths(s + config.cp_len) for s in starts]), config.MN)
     x, iterations = converged_lmmse(config, stacked, r, noise_var, data_only=True)
     errors["cg_data"] = int(np.count_nonzero(hard_bits(config, x) != bits))
     errors.setdefault("exact", errors["cg_data"])
@@ -172,7 +196,7 @@ def run_realisation(config, receivers, snr_db, rng, *, batch, doppler_hz, refere
     errors["perfect"] = int(np.count_nonzero(
         receivers["perfect"].process(frames, operator=stacked, noise_var=noise_var).bits != bits))
     errors["known"] = int(np.count_nonzero(receivers["estimated"].process(frames).bits != bits))
-    acquired, metas = acquire(stream, config, **({} if backoff is None else {"backoff": backoff}))
+    acquired, metas = acquire(stream, config)
     slot = [int(round((m["start"] - lead - config.preamble_len) / spf)) for m in metas]
     found = [(f, k) for k, f in enumerate(slot) if 0 <= f < batch]
     missed = batch - len({f for f, _ in found})
@@ -200,8 +224,9 @@ def reference_snr(snr_db, ber, target):
 
 def run_grid(name, args, started):
     config = GRIDS[name]()
+    options = {"timing_backoff": args.backoff, "estimate_passes": args.passes}
     estimated = Receiver(config, backend="cpu", estimator="accurate", quiet=True,
-                         **({} if args.passes is None else {"estimate_passes": args.passes}))
+                         **{k: v for k, v in options.items() if v is not None})
     receivers = {"estimated": estimated, "dense_limit": args.dense_limit,
                  "perfect": Receiver(config, backend="cpu", estimator="perfect", quiet=True)}
     snrs = sorted(set(args.snr) | set(args.ref_snr))
@@ -213,8 +238,7 @@ def run_grid(name, args, started):
         missed, extra = 0, {"timing_offsets": [], "cg_data_iterations": []}
         for _ in range(args.realisations):
             errors, miss, more = run_realisation(config, receivers, snr, rng, batch=args.batch,
-                                                 doppler_hz=args.doppler_hz, reference=reference,
-                                                 backoff=args.backoff)
+                                                 doppler_hz=args.doppler_hz, reference=reference)
             for k, v in errors.items():
                 total[k] += v
             missed += miss
@@ -258,7 +282,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4, help="frames per realisation")
     ap.add_argument("--doppler-hz", type=float, default=815.0)
     ap.add_argument("--dense-limit", type=int, default=4096, help="largest MN for the dense reference")
-    ap.add_argument("--backoff", type=int, default=None, help="the acquirer's timing back-off (default: its own)")
+    ap.add_argument("--backoff", type=int, default=None, help="the receiver's timing back-off (default: its own)")
     ap.add_argument("--passes", type=int, default=None, help="the receiver's estimate passes (default: its own)")
     ap.add_argument("--seed", type=int, default=22)
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from --out")
