@@ -701,7 +701,7 @@ class FrameAcquirer:
 
         ref = power(P)
         end = power(E - L)
-        return ref > 0 and end >= max(0.4 * power(E - 2 * L), ref / 8) and power(after) < 0.25 * ref
+        return ref > 0 and end >= max(0.35 * power(E - 2 * L), ref / 8) and power(after) < 0.25 * ref
 
     def _lock(self, start: int, metric: float, peak_lag: int, *, confirmed: bool, power=None) -> None:
         """Track from the preamble at ``start``; ``power``: |c|^2 at lags start +- spread
