@@ -17,7 +17,8 @@ Each realisation draws a Veh-A channel (Rayleigh gains, one Doppler per path of 
 
 Both converged solutions are unbiased by the frame's mu = mean |x_hat|^2 over the data
 (E|x_hat|^2 = mu for any LMMSE estimate of unit-power symbols). Hard decisions are the
-nearest constellation point. A gap is the SNR loss of a receiver read on the reference's
+nearest constellation point. Every SNR runs the same channel realisations and bits (only
+the noise scales), so that the curves are monotone. A gap is the SNR loss of a receiver read on the reference's
 own BER curve: gap = SNR - SNR_ref(BER), SNR_ref the reference curve's SNR at that BER
 (log-linear interpolation, ``reference_snr``). The reference runs at ``--ref-snr`` too,
 so that its curve covers the receivers' BER. A missed frame counts half its bits in error.
@@ -233,7 +234,7 @@ def run_grid(name, args, started):
     points = []
     for snr in snrs:
         reference = snr not in args.snr
-        rng = np.random.default_rng([args.seed, int(10 * snr)])
+        rng = np.random.default_rng(args.seed)          # the same channels and bits at every SNR
         total = dict.fromkeys(RECEIVERS, 0)
         missed, extra = 0, {"timing_offsets": [], "cg_data_iterations": []}
         for _ in range(args.realisations):
