@@ -318,10 +318,9 @@ def plot(report, path):
     for ax, grid in zip(axes[0], grids):
         for name, (colour, marker) in styles.items():
             pts = [p for p in grid["points"] if name in p["ber"]]
-            if name == "exact" and grid["reference"] != "exact":
-                continue
+            label = name if name != "exact" or grid["reference"] == "exact" else "reference (cg_data)"
             ax.semilogy([p["snr_db"] for p in pts], [p["ber"][name] or np.nan for p in pts], color=colour,
-                        marker=marker, ms=4, label=name)
+                        marker=marker, ms=4, label=label)
         c = grid["config"]
         ax.set_title(f"{grid['grid']}: {c['M']}x{c['N']}, {c['bandwidth'] / 1e6:g} MHz")
         ax.set_xlabel("Es/N0 (dB)")
