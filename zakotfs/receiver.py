@@ -165,7 +165,7 @@ class Receiver:
     timing_backoff : int or None
         Read each frame this many samples into its cyclic prefix when the channel is
         estimated (``frame_start`` = cp_len - timing_backoff), so that a frame placed late by
-        up to that many samples keeps its first path inside the estimator's delay range. The
+        up to that many samples still sees a causal, circular channel (``TIMING_BACKOFF``). The
         reported delays (``delay_span``, ``echo``) are measured from the frame's placement
         all the same (the delay fit's range, ``estimation.fit_range``, is the back-off earlier
         in those terms). None: ``default_backoff``. A channel given to ``process`` (perfect CSI)
@@ -219,6 +219,8 @@ class Receiver:
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
+        self._levels = xp.asarray(self.constellation.levels)             # on the device once: no copy in a graph
+        self._echo_shift = xp.asarray([float(self.timing_backoff), 0.0])
         self.cfo_offset_hz = self.sample_clock_ppm = 0.0
         self._snapshot_rotation = self._resample = None
         self.retune(cfo_offset_hz=cfo_offset_hz, sample_clock_ppm=sample_clock_ppm)
@@ -399,7 +401,7 @@ class Receiver:
         def data_leak(x, mu, operator):
             """complex [F, MN]: the equalised data's contribution through the estimated
             channel (``zakotfs.decision_feedback``)."""
-            symbols = soft_symbols(x, (1 - mu) / mu, self.constellation.levels)
+            symbols = soft_symbols(x, (1 - mu) / mu, self._levels)
             return operator.apply(data_signal(c, symbols, self.data_index))
 
         if estimating:
@@ -416,7 +418,7 @@ class Receiver:
 
         echo = stage("echo", self.echoes, r, n0)
         if estimating:
-            echo = echo - xp.asarray([self.timing_backoff, 0.0])
+            echo = echo - self._echo_shift
         x, mu, residual, _ = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
         llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
