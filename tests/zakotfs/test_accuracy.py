@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from bench.reference_gap import GRIDS, emulate, exact_lmmse, hard_bits, reference_snr
-from channel_models.paths import FramePaths
 from streaming.acquisition import acquire
+from zakotfs.channel_operator import ChannelOperator
 from zakotfs.exact_channel import exact_operator
 from zakotfs.receiver import Receiver, default_backoff
 
@@ -53,7 +53,7 @@ def test_tiny_has_no_room_for_a_backoff():
 def exact_errors(config, em, snr_db):
     ops = exact_operator(em.paths, config.MN)
     r = em.frames(config)[:, config.cp_len:].astype(complex)
-    x = np.stack([exact_lmmse(config, type(ops)(ops.basis[f:f + 1], ops.taps_fft[f:f + 1]), r[f],
+    x = np.stack([exact_lmmse(config, ChannelOperator(ops.basis[f:f + 1], ops.taps_fft[f:f + 1]), r[f],
                               10 ** (-snr_db / 10)) for f in range(r.shape[0])])
     return int(np.count_nonzero(hard_bits(config, x) != em.bits))
 
