@@ -98,7 +98,8 @@ class RealtimeReceiver:
     def _chain(self):
         """Receiver.run on the device input; the per-frame statistics packed in one float32
         [F, K] (``zakotfs.frame_stats.pack``) so that they come back in one copy."""
-        out = self.receiver.run(self.frames_dev[:, self.config.cp_len:])
+        start = self.receiver.frame_start
+        out = self.receiver.run(self.frames_dev[:, start:start + self.config.MN])
         self.out = (out, pack(out, self.backend.xp))
         return self.out
 

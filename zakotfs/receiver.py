@@ -20,7 +20,8 @@ from .sco import compensation
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
-from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator
+from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator, fit_range
+from .decision_feedback import data_signal, soft_symbols
 from .frame import pilot_grid
 from .frame_stats import FrameStatistics, from_device
 from .modulation import LLR_FORMATS, LLR_INT8_STEP, constellation
@@ -28,7 +29,8 @@ from .echo import PilotEchoes
 from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_overlap, window_polynomials
 from .zak_transform import inverse_zak, zak
 
-__all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS"]
+__all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS", "TIMING_BACKOFF",
+           "ESTIMATE_PASSES", "default_backoff"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
 
@@ -46,6 +48,32 @@ realisations, with ``default_segments``' windows and the window-averaged precond
 - QPSK at 14 dB: 4, 8 and 16 iterations give the same BER, 3.3e-3 / 3.6e-3.
 - 64QAM at 32 dB: 16 iterations 1.28e-3 / 1.72e-3, 24 1.18e-3 / 1.64e-3, 48 1.06e-3 /
   1.56e-3."""
+
+
+TIMING_BACKOFF = 1
+"""Samples into the cyclic prefix where the receiver starts reading a frame it estimates,
+where the grid affords it (``default_backoff``). The channel then appears that much later,
+so a frame placed up to that many samples late (the acquirer's error,
+``streaming.acquisition``) still sees a causal, circular channel: read late, the frame's
+last samples hold the next preamble's leading edge in place of the prefix's copy of the
+frame's start."""
+
+ESTIMATE_PASSES = 1
+"""Default channel estimates per frame (``Receiver``'s ``estimate_passes``); a second one
+removes the first equalisation's data from the pilot's region (``decision_feedback``)."""
+
+FEEDBACK_CG_ITERATIONS = 4
+"""CG iterations of the equalisations that only feed an estimate pass back (the last one runs
+``cg_iterations``): the soft symbols need the large errors gone, not the last digits."""
+
+
+def default_backoff(config: FrameConfig) -> int:
+    """TIMING_BACKOFF, at most the samples that the accurate estimator's delay range
+    (``estimation.fit_range``) holds beyond the design's largest delay max_delay and that the
+    cyclic prefix holds beyond it (cp_len - max_delay); at least 0. A grid whose range ends at
+    max_delay (``tiny``) gets none: read early, its channel's last paths would leave the range."""
+    spare = min(int(np.floor(fit_range(config)[1])) - config.max_delay, config.cp_len - config.max_delay)
+    return max(0, min(TIMING_BACKOFF, spare))
 
 
 @dataclass
@@ -128,6 +156,20 @@ class Receiver:
     dc_removal : bool
         Remove a DC offset where the pilot's guard shows one (``zakotfs.dc_offset``), before
         the CFO and the channel estimate. Not with perfect CSI.
+    estimate_passes : int
+        Channel estimates per frame: after the first, each equalises the frame, removes the
+        data's contribution through the estimate from the pilot's region and estimates again
+        (``zakotfs.decision_feedback``); the last estimate is the one equalised with. Each pass
+        costs an estimate and an equalisation of ``FEEDBACK_CG_ITERATIONS``. Ignored with
+        perfect CSI.
+    timing_backoff : int or None
+        Read each frame this many samples into its cyclic prefix when the channel is
+        estimated (``frame_start`` = cp_len - timing_backoff), so that a frame placed late by
+        up to that many samples still sees a causal, circular channel (``TIMING_BACKOFF``). The
+        reported delays (``delay_span``, ``echo``) are measured from the frame's placement
+        all the same (the delay fit's range, ``estimation.fit_range``, is the back-off earlier
+        in those terms). None: ``default_backoff``. A channel given to ``process`` (perfect CSI)
+        is the frame's from cp_len, and is used on it there.
     sample_clock_ppm : float
         A known sample-clock offset (``zakotfs.sco``: the receiver's sample period is 1 +
         ppm x 1e-6 times the transmitter's), undone by resampling each frame after the DC
@@ -140,7 +182,8 @@ class Receiver:
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
                  cfo_correction: bool = True, cfo_offset_hz: float = 0.0, dc_removal: bool = True,
-                 sample_clock_ppm: float = 0.0, quiet: bool = False):
+                 sample_clock_ppm: float = 0.0, estimate_passes: int = ESTIMATE_PASSES,
+                 timing_backoff: int | None = None, quiet: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
@@ -152,6 +195,15 @@ class Receiver:
         if config.tap_window[0] < 1:
             raise ValueError("the guard leaves no noise-only delay bins left of the channel "
                              f"(tap_window={config.tap_window}); widen guard_neg or lower max_delay")
+        if not (isinstance(estimate_passes, (int, np.integer)) and estimate_passes >= 1):
+            raise ValueError(f"estimate_passes must be a positive integer, got {estimate_passes!r}")
+        self.estimate_passes = int(estimate_passes)
+        if timing_backoff is None:
+            timing_backoff = default_backoff(config)
+        if not (isinstance(timing_backoff, (int, np.integer)) and 0 <= timing_backoff <= config.cp_len):
+            raise ValueError(f"timing_backoff must be an integer in [0, cp_len={config.cp_len}], "
+                             f"got {timing_backoff!r}")
+        self.timing_backoff = int(timing_backoff)
         self.config = config
         self.backend: Backend = get_backend(backend, quiet=quiet) if isinstance(backend, str) else backend
         self.estimator_name = estimator
@@ -167,6 +219,8 @@ class Receiver:
         self.llr_step = LLR_INT8_STEP if llr_format == "int8" else None
         self.constellation = constellation(config.modulation)
         xp = self.backend.xp
+        self._levels = xp.asarray(self.constellation.levels)             # on the device once: no copy in a graph
+        self._echo_shift = xp.asarray([float(self.timing_backoff), 0.0])
         self.cfo_offset_hz = self.sample_clock_ppm = 0.0
         self._snapshot_rotation = self._resample = None
         self.retune(cfo_offset_hz=cfo_offset_hz, sample_clock_ppm=sample_clock_ppm)
@@ -212,7 +266,14 @@ class Receiver:
                     cg_iterations=self.cg_iterations, segments=self.segments, operator_window=self.operator_window,
                     dtype=self.dtype, keep_symbols=self.keep_symbols, llr_format=self.llr_format,
                     cfo_correction=self.cfo_correction, cfo_offset_hz=self.cfo_offset_hz,
-                    dc_removal=self.dc_removal, sample_clock_ppm=self.sample_clock_ppm)
+                    dc_removal=self.dc_removal, sample_clock_ppm=self.sample_clock_ppm,
+                    estimate_passes=self.estimate_passes, timing_backoff=self.timing_backoff)
+
+    @property
+    def frame_start(self) -> int:
+        """Where in a frame of cp_len + MN samples the receiver reads its MN samples when it
+        estimates the channel: cp_len - timing_backoff."""
+        return self.config.cp_len - self.timing_backoff
 
     def retune(self, *, cfo_offset_hz: float | None = None, sample_clock_ppm: float | None = None) -> None:
         """Set the front end's known offsets (the constructor's ``cfo_offset_hz`` and
@@ -294,7 +355,8 @@ class Receiver:
 
     def run(self, r, *, operator: ChannelOperator | None = None, noise_var=None,
             stages: dict | None = None) -> DeviceResult:
-        """complex [F, MN] received frames, CP removed, on the backend -> DeviceResult.
+        """complex [F, MN] received frames on the backend, read from ``frame_start`` (from
+        cp_len where ``operator`` is given) -> DeviceResult.
 
         Device work only: no host transfer and no synchronisation unless ``stages`` is
         given (then each stage is synchronised and its seconds added there), so the whole
@@ -307,36 +369,57 @@ class Receiver:
 
         if self.estimator is None and operator is None:
             raise ValueError("estimator 'perfect' needs the true channel: pass operator=")
+        estimating = operator is None
         r = r.astype(self.dtype, copy=False)
         valid = xp.isfinite(split_last(r)).all(axis=-1).all(axis=-1)   # on the device: NaN/Inf frames are erased
-        r, dc, cfo = stage("front_end", self.front_end, xp.where(valid[:, None], r, 0), operator is None)
-        if operator is None:
-            # windowed: the accurate estimator's atoms, no taps over the whole frame
-            fit = getattr(self.estimator, "fit", None) if self.operator_window else None
-            est = stage("estimate", fit or self.estimate, r)
-            operator, n0, span = est.operator.astype(self.dtype), est.noise_var, est.delay_span
-        else:
-            operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),
-                                       xp.asarray(operator.taps_fft, dtype=self.dtype))
-            n0, span = None, None
-        if noise_var is not None:
-            n0 = xp.broadcast_to(xp.asarray(noise_var, dtype=np.float64), (r.shape[0],))
-        if n0 is None:
-            raise ValueError("perfect CSI needs noise_var= as well")
-        # floor: a noiseless or erased frame must not divide by zero
-        n0 = xp.maximum(xp.asarray(n0, dtype=self.dtype.type(0).real.dtype), 1e-12)
+        r, dc, cfo = stage("front_end", self.front_end, xp.where(valid[:, None], r, 0), estimating)
+        # windowed: the accurate estimator's atoms, no taps over the whole frame
+        fit = getattr(self.estimator, "fit", None) if self.operator_window else None
 
-        def equalize(r, operator):
+        def estimate(r):
+            """(operator, N0 [F] floored, delay span [F, 2]) from the pilot (the given N0 if any)."""
+            est = (fit or self.estimate)(r)
+            n0 = est.noise_var if noise_var is None else noise_var
+            span = None if est.delay_span is None else est.delay_span - self.timing_backoff
+            return est.operator.astype(self.dtype), floor(n0), span
+
+        def floor(n0):
+            """float [F] N0 in the receiver's real dtype, floored: a noiseless or erased frame
+            must not divide by zero."""
+            n0 = xp.broadcast_to(xp.asarray(n0, dtype=np.float64), (r.shape[0],))
+            return xp.maximum(xp.asarray(n0, dtype=self.dtype.type(0).real.dtype), 1e-12)
+
+        def equalize(r, operator, iterations=self.cg_iterations):
             operator = self.equalizer_operator(operator)
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
             power = local_power(operator, self.segments)
-            sol = cg_lmmse(operator, data_part, n0, self.cg_iterations, self.segments, power)
+            sol = cg_lmmse(operator, data_part, n0, iterations, self.segments, power)
             mu = xp.clip(lmmse_bias(power, n0), 1e-6, 1 - 1e-6)
             x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
-            return x, mu, sol.residual
+            return x, mu, sol.residual, operator
+
+        def data_leak(x, mu, operator):
+            """complex [F, MN]: the equalised data's contribution through the estimated
+            channel (``zakotfs.decision_feedback``)."""
+            symbols = soft_symbols(x, (1 - mu) / mu, self._levels)
+            return operator.apply(data_signal(c, symbols, self.data_index))
+
+        if estimating:
+            operator, n0, span = stage("estimate", estimate, r)
+            for _ in range(self.estimate_passes - 1):
+                x, mu, _, applied = stage("equalize", equalize, r, operator, FEEDBACK_CG_ITERATIONS)
+                operator, n0, span = stage("estimate", estimate, r - stage("estimate", data_leak, x, mu, applied))
+        else:
+            if noise_var is None:
+                raise ValueError("perfect CSI needs noise_var= as well")
+            operator = ChannelOperator(xp.asarray(operator.basis, dtype=self.dtype),
+                                       xp.asarray(operator.taps_fft, dtype=self.dtype))
+            n0, span = floor(noise_var), None
 
         echo = stage("echo", self.echoes, r, n0)
-        x, mu, residual = stage("equalize", equalize, r, operator)
+        if estimating:
+            echo = echo - self._echo_shift
+        x, mu, residual, _ = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
         llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information
@@ -362,7 +445,9 @@ class Receiver:
             raise ValueError(f"frames: expected shape [F, {c.cp_len + c.MN}] (cp_len + MN), "
                              f"got {frames.shape}")
         stages: dict = {}
-        r = self._timed(stages, "transfer_in", lambda a: xp.asarray(a[:, c.cp_len:], dtype=self.dtype), frames)
+        start = self.frame_start if operator is None else c.cp_len
+        r = self._timed(stages, "transfer_in", lambda a: xp.asarray(a[:, start:start + c.MN], dtype=self.dtype),
+                        frames)
         out = self.run(r, operator=operator, noise_var=noise_var, stages=stages)
         llr_host, bits_host = self._timed(stages, "transfer_out",
                                           lambda: (be.asnumpy(out.llr), be.asnumpy(out.bits)))

@@ -21,7 +21,7 @@ from streaming.zmq_io import is_endpoint
 from ..config import PRESETS, FrameConfig, design, parse_grid, preset
 from ..estimation import fit_range
 from ..modulation import LLR_FORMATS
-from ..receiver import ESTIMATORS, Receiver
+from ..receiver import ESTIMATORS, Receiver, default_backoff
 
 log = logging.getLogger("zakotfs")
 
@@ -261,10 +261,10 @@ def default_batch(backend: str) -> int:
 
 def _check_delay_spread(profile, config: FrameConfig) -> None:
     """Warn where the profile's last path lies beyond what the frame's guard holds (the
-    accurate estimator's delay fit, ``estimation.fit_range``): the receiver would not model
-    it."""
+    accurate estimator's delay fit, ``estimation.fit_range``, less the receiver's timing
+    back-off, ``receiver.default_backoff``): the receiver would not model it."""
     last_s = max(profile.delays_s)
-    held = fit_range(config)[1]
+    held = fit_range(config)[1] - default_backoff(config)
     if last_s * config.bandwidth > held:
         log.warning("the %s profile's last path is at %.1f samples (%.2f us), beyond the %g that this frame's "
                     "guard holds: the receiver will not model it; run with --delay-spread %.3g",
