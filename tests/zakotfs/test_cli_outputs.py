@@ -112,3 +112,17 @@ def test_a_command_run_in_process_leaves_the_signal_handlers_as_it_found_them(tm
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert main(["tx", "--preset", "tiny", "--out", str(tmp_path / "x.h5")]) == ExitStatus.INTERRUPTED
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_rx_queues_half_a_second_of_frames_by_default():
+    """The default queue rides out a half-second stall of the compute on a live link
+    (3.84 MHz: 469 frames of 1.07 ms), at least 4 batches, at most 256 MiB of samples (the
+    paper grid's 4.2 MB frames: the floor of 64)."""
+    from zakotfs import design, preset
+    from zakotfs.cli.options import QUEUE_BYTES, default_queue
+
+    cpu_grid = design(256, 16, 3.84e6)
+    assert default_queue(cpu_grid, 32) * cpu_grid.wire_time >= 0.45
+    assert default_queue(cpu_grid, 256) == 1024
+    paper = preset("paper")
+    assert default_queue(paper, 1) == 64 and 8 * (paper.cp_len + paper.MN) * 64 > QUEUE_BYTES

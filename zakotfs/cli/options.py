@@ -259,6 +259,23 @@ def default_batch(backend: str) -> int:
     return 1 if backend == "gpu" else 16 * (os.cpu_count() or 1)
 
 
+QUEUE_SECONDS = 0.5
+"""Seconds of frames rx's queue holds by default, so that a stall of the compute that long
+(another process, the VM's host) costs no frame on a live link."""
+
+QUEUE_BYTES = 256 * 2 ** 20
+"""The most memory the default queue takes (complex64 samples)."""
+
+
+def default_queue(config: FrameConfig, batch: int) -> int:
+    """Frames rx queues between ingest and compute where ``--queue`` is not given: 4
+    batches, at least 64, and at least ``QUEUE_SECONDS`` of frames where those fit in
+    ``QUEUE_BYTES``."""
+    frame_bytes = 8 * (config.cp_len + config.MN)
+    timed = min(int(QUEUE_SECONDS / config.wire_time), QUEUE_BYTES // frame_bytes)
+    return max(64, 4 * batch, timed)
+
+
 def _check_delay_spread(profile, config: FrameConfig) -> None:
     """Warn where the profile's last path lies beyond what the frame's guard holds (the
     accurate estimator's delay fit, ``estimation.fit_range``, less the receiver's timing

@@ -26,9 +26,9 @@ from ..config import FrameConfig
 from ..modulation import LLR_INT8_STEP
 from ..pipelined import stream_process
 from .exit_status import rx_outcome
-from .options import (UsageError, backend_option, count, default_batch, frame_options, make_receiver, open_input,
-                      output_path, positive_int, resources, receiver_option_group, receiver_options, resolve_config,
-                      sample_format_options, start_timeout_option)
+from .options import (UsageError, backend_option, count, default_batch, default_queue, frame_options, make_receiver,
+                      open_input, output_path, positive_int, resources, receiver_option_group, receiver_options,
+                      resolve_config, sample_format_options, start_timeout_option)
 from .summary import emit, frame_progress, phase
 
 
@@ -62,7 +62,8 @@ def add_parser(sub) -> None:
                    help="seconds without samples, once they have started, before stopping")
     start_timeout_option(p)
     p.add_argument("--queue", type=positive_int,
-                   help="frames queued between ingest and compute (default: 4 batches, at least 64)")
+                   help="frames queued between ingest and compute (default: 4 batches, at least 64, and "
+                        "half a second of frames where that takes under 256 MiB)")
     p.add_argument("--policy", default="drop-oldest", choices=["drop-oldest", "drop-newest", "block"],
                    help="when compute falls behind (drops are counted in the report)")
     p.add_argument("--workers", type=count, default=0,
@@ -207,8 +208,8 @@ class _Input:
         self.runner = PipelineRunner(
             self.source, acquirer.push, process, session.consume, acquire_flush=acquirer.flush,
             acquire_gap=acquirer.skip, before_batch=getattr(acquirer, "before_batch", None),
-            allocate=allocate, queue_frames=args.queue or max(64, 4 * args.batch), policy=args.policy,
-            batch_frames=args.batch,
+            allocate=allocate, queue_frames=args.queue or default_queue(config, args.batch),
+            policy=args.policy, batch_frames=args.batch,
             max_frames=args.frames, stall_timeout_s=args.idle_timeout, stall_action="exit",
             start_timeout_s=args.start_timeout,
             progress=None if progress is None else lambda _: progress(session))
