@@ -1,4 +1,4 @@
-"""The receiver against the exact LMMSE on the same received frames, per grid (issue 22).
+"""The receiver against the exact LMMSE on the same received frames, per grid.
 
 Each realisation draws a Veh-A channel (Rayleigh gains, one Doppler per path of at most
 ``--doppler-hz``), sends ``--batch`` frames through the physical emulator
@@ -56,7 +56,7 @@ GRIDS = {
     "128x16": lambda: design(128, 16, 1.92e6, name="128x16"),
     "demo": lambda: preset("demo"),
 }
-"""The grids of issue 22: 64x32 at 0.96 MHz, ``tiny`` (64x32 at 3.84 MHz), 128x16 at 1.92
+"""The grids compared: 64x32 at 0.96 MHz, ``tiny`` (64x32 at 3.84 MHz), 128x16 at 1.92
 MHz (the CPU real-time target) and the demo grid (1024x16 at 15.36 MHz)."""
 
 RECEIVERS = ("rx", "known", "perfect", "cg_unit", "cg_data", "exact")

@@ -1,7 +1,6 @@
 """Frames numbered by their bits (``streaming.frame_matching``): samples inserted into or
 removed from a stream move the timing's frame count; the report and ``--out`` still name the
-right transmitted frame, and count as lost only the frames the fault destroyed (issue 21,
-item 7)."""
+right transmitted frame, and count as lost only the frames the fault destroyed."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
-"""The receiver against the exact LMMSE on the same emulated frames (issue 22;
-``bench/reference_gap.py`` runs the same comparison per grid and SNR)."""
+"""The receiver against the exact LMMSE on the same emulated frames (``bench/reference_gap.py``
+runs the same comparison per grid and SNR)."""
 import numpy as np
 import pytest
 
