@@ -245,9 +245,10 @@ class CpuWorkers:
         if len(self._in_flight) == self.depth:
             raise RuntimeError(f"{self.depth} batches already in flight: collect one first")
         frames = np.asarray(frames)
-        if frames.ndim != 2 or len(frames) > self.batch or frames.shape[1] != self._slots[0].frames.shape[-1]:
-            raise ValueError(f"frames: expected shape [F <= {self.batch}, {self._slots[0].frames.shape[-1]}] "
-                             f"(cp_len + MN), got {frames.shape}")
+        samples = self._slots[0].frames.shape[-1]
+        if frames.ndim != 2 or frames.shape[1] != samples or not 1 <= len(frames) <= self.batch:
+            raise ValueError(f"frames: expected shape [F, {samples}] (cp_len + MN) with 1 <= F <= {self.batch}, "
+                             f"got {frames.shape}")
         parts = [part for part in np.array_split(frames, self.n) if len(part)]
         placed = []
         for k, part in enumerate(parts):
