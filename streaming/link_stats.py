@@ -24,8 +24,7 @@ import numpy as np
 import zakotfs
 from zakotfs.benchmark import percentiles
 from zakotfs.config import FrameConfig
-from zakotfs.estimation import fit_range
-from zakotfs.receiver import default_backoff
+from zakotfs.receiver import modelled_delays
 from zakotfs.frame_stats import FRAME_STATISTICS, present
 from zakotfs.sco import clock_offset_ppm
 
@@ -252,15 +251,14 @@ class LinkStats:
 
     def _channel_delay(self) -> dict | None:
         """The estimated channel's first and last delays (samples) against the delay fit's
-        range (the CLI's receivers read frames ``default_backoff`` samples early: the range
-        is that much earlier from the placement); a frame whose estimate comes within
+        range from the frame's placement (``receiver.modelled_delays``); a frame whose estimate comes within
         EDGE_WARNING samples of the range's ends
         has paths at or beyond the tap window (a delay spread or a timing the guard does
         not hold). None without estimated delays."""
         span = self._pairs("delay_first", "delay_last")
         if not span.size:
             return None
-        lo, hi = np.asarray(fit_range(self.config)) - default_backoff(self.config)   # from the placement
+        lo, hi = modelled_delays(self.config)
         first, last = span.T
         return {"first": _spread(first), "last": _spread(last), "fit_range": [float(lo), float(hi)],
                 "frames_at_edge": int(np.count_nonzero((first <= lo + EDGE_WARNING) | (last >= hi - EDGE_WARNING)))}

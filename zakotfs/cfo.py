@@ -142,8 +142,9 @@ class PilotCFO:
         return xp.rint(cfo / self.step_hz) * self.step_hz if self.step_hz > 0 else cfo
 
 
-def snapshot_rotation(config: FrameConfig, offset_hz: float, xp=np, dtype=np.complex64):
+def snapshot_rotation(config: FrameConfig, offset_hz: float, xp=np, dtype=np.complex64, backoff: int = 0):
     """complex [W, N]: exp(-j 2 pi offset q / B) at each pilot snapshot's sample q = k_p + tau
-    + nM, which removes a known offset from the snapshots z[tau, n]."""
-    q = snapshot_index(config).astype(np.float64)
+    + nM (``estimation.snapshot_index``), which removes a known offset from the snapshots
+    z[tau, n]."""
+    q = snapshot_index(config, backoff).astype(np.float64)
     return xp.asarray(np.exp(-2j * np.pi * offset_hz / config.bandwidth * q), dtype=dtype)

@@ -1,8 +1,9 @@
 """Channel estimation from the embedded point pilot.
 
 The pilot is a pulse train in time: s_p[k_p + nM] = (a_p / sqrt(N)) e^{j2pi n l_p/N}.
-Received samples r[k_p + tau + nM] for taps tau in the window [-t_neg, t_pos]
-(``FrameConfig.tap_window``) hold no data, so the normalised snapshots
+Received samples r[k_p + tau + nM] for taps tau in the window [-t_neg, t_pos + b]
+(``tap_window``: ``FrameConfig.tap_window`` and the receiver's timing back-off b) hold no
+data, so the normalised snapshots
 
     z[tau, n] = r[k_p + tau + nM] * sqrt(N) / a_p * e^{-j2pi n l_p / N}  ~  g[k_p + tau + nM, tau]
 
@@ -37,7 +38,7 @@ from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "snapshot_index", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
-           "periodic_sinc", "dpss_basis", "dpss_count", "fit_range", "FIT_EDGE"]
+           "periodic_sinc", "dpss_basis", "dpss_count", "tap_window", "fit_range", "FIT_EDGE"]
 
 
 @dataclass
@@ -50,9 +51,19 @@ class ChannelEstimate:
     delay_span: object = None       # float [F, 2]: first and last delay (samples) of the atoms kept (accurate), NaN where none
 
 
-def snapshot_index(config: FrameConfig) -> np.ndarray:
-    """int [W, N]: sample index k_p + tau + nM of each snapshot, tau in the tap window."""
+def tap_window(config: FrameConfig, backoff: int = 0) -> tuple[int, int]:
+    """(t_neg, t_pos + backoff): the taps a receiver that reads each frame ``backoff`` samples
+    into its cyclic prefix estimates. Read early, the channel and the data-free samples after
+    the pilot appear ``backoff`` taps later, so the window reaches that much further; its
+    start stays, so that a frame placed up to ``backoff`` samples late keeps its first path
+    in the window (``receiver.default_backoff``)."""
     t_neg, t_pos = config.tap_window
+    return t_neg, t_pos + backoff
+
+
+def snapshot_index(config: FrameConfig, backoff: int = 0) -> np.ndarray:
+    """int [W, N]: sample index k_p + tau + nM of each snapshot, tau in ``tap_window``."""
+    t_neg, t_pos = tap_window(config, backoff)
     taus = np.arange(-t_neg, t_pos + 1)
     return config.pilot_k + taus[:, None] + config.M * np.arange(config.N)[None, :]
 
@@ -60,8 +71,8 @@ def snapshot_index(config: FrameConfig) -> np.ndarray:
 class SnapshotReader:
     """Precomputed gather of the pilot snapshots z[tau, n] (module doc) for one backend."""
 
-    def __init__(self, config: FrameConfig, xp=np, dtype=np.complex128):
-        self.index = xp.asarray(snapshot_index(config))
+    def __init__(self, config: FrameConfig, xp=np, dtype=np.complex128, backoff: int = 0):
+        self.index = xp.asarray(snapshot_index(config, backoff))
         derotate = np.exp(-2j * np.pi * np.arange(config.N) * config.pilot_l / config.N)
         self.scale = xp.asarray(derotate * np.sqrt(config.N) / config.pilot_amplitude, dtype=dtype)
 
@@ -97,10 +108,10 @@ FIT_EDGE = 2.0
 (``AccurateEstimator.fit_delays``)."""
 
 
-def fit_range(config: FrameConfig) -> tuple[float, float]:
-    """[lo, hi]: the delays (samples) the accurate estimator's atoms may take, the tap window
+def fit_range(config: FrameConfig, backoff: int = 0) -> tuple[float, float]:
+    """[lo, hi]: the delays (samples) the accurate estimator's atoms may take, ``tap_window``
     less FIT_EDGE samples at each end."""
-    t_neg, t_pos = config.tap_window
+    t_neg, t_pos = tap_window(config, backoff)
     return float(-t_neg + FIT_EDGE), float(t_pos - FIT_EDGE)
 
 
@@ -138,18 +149,20 @@ class PaperEstimator:
         the fractional-Doppler leakage).
     threshold : float
         Cells with |h_eff|^2 < threshold * N0 / a_p^2 are set to zero.
+    backoff : int
+        The receiver's timing back-off (``tap_window``).
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, threshold: float = 9.0,
-                 *, backend: Backend | None = None, dtype=np.complex128):
+                 *, backend: Backend | None = None, dtype=np.complex128, backoff: int = 0):
         xp = (backend or get_backend("cpu")).xp
         self.config = config
         self.threshold = threshold
-        self.snapshots = SnapshotReader(config, xp, dtype)
+        self.snapshots = SnapshotReader(config, xp, dtype, backoff)
         m_max = min(int(np.ceil(max_doppler_hz * config.frame_time)) + 1, config.N // 2)
         self.dopplers = np.arange(-m_max, m_max + 1) if 2 * m_max + 1 <= config.N \
             else np.arange(-(config.N // 2), config.N - config.N // 2)
-        t_neg, t_pos = config.tap_window
+        t_neg, t_pos = tap_window(config, backoff)
         self.delays = np.arange(-t_neg, t_pos + 1)
         self._delays, self._dopplers = xp.asarray(self.delays), xp.asarray(self.dopplers)
         self._bins = xp.asarray(self.dopplers % config.N)
@@ -186,30 +199,33 @@ class AccurateEstimator:
         Upper bound on the delay atoms fitted per frame (the fit stops at the noise floor).
     delay_resolution : int
         Fine delay search step 1 / delay_resolution samples around each coarse peak.
+    backoff : int
+        The receiver's timing back-off (``tap_window``).
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, n_atoms: int = 16,
-                 delay_resolution: int = 32, *, backend: Backend | None = None, dtype=np.complex128):
+                 delay_resolution: int = 32, *, backend: Backend | None = None, dtype=np.complex128,
+                 backoff: int = 0):
         self.backend = backend or get_backend("cpu")
         self.config = c = config
         self.xp = xp = self.backend.xp
-        self.snapshots = SnapshotReader(c, xp, dtype)
+        self.snapshots = SnapshotReader(c, xp, dtype, backoff)
         nw = max_doppler_hz * c.frame_time
         self.P = dpss_count(nw, c.N)
         self.basis = dpss_basis(c.MN, nw, self.P)                               # [P, L]
-        idx = snapshot_index(c)                                                # [W, N]
+        idx = snapshot_index(c, backoff)                                       # [W, N]
         sampled = self.basis[:, idx].transpose(1, 2, 0)                         # [W, N, P]
         self.pinv = np.linalg.pinv(sampled)                                     # [W, P, N]
         self.coeff_gain = float(np.mean((np.abs(self.pinv) ** 2).sum(-1)))     # var(c) / var(z)
         self.sampled = sampled
-        t_neg, t_pos = c.tap_window
+        t_neg, t_pos = tap_window(c, backoff)
         self.taus = np.arange(-t_neg, t_pos + 1).astype(float)
         self.n_atoms = min(n_atoms, self.taus.size)
         self.delay_resolution = delay_resolution
         self.offsets = np.arange(-delay_resolution, delay_resolution + 1) / delay_resolution
         self.coarse_stride = max(delay_resolution // COARSE_STEPS, 1)
         self.edge = FIT_EDGE
-        self.fit_range = fit_range(c)
+        self.fit_range = fit_range(c, backoff)
         W = self.taus.size
         self.floor_factor = self.P + 4 * np.sqrt(self.P) + 2 * np.log(W)     # see fit_delays
         # the same constants on the backend, once

@@ -20,7 +20,8 @@ from .sco import compensation
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
 from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
-from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator, fit_range
+from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator, fit_range, tap_window
+from .data_prior import DATA_PRIOR_ITERATIONS, DataSegments, data_prior_lmmse, default_prior
 from .decision_feedback import data_signal, soft_symbols
 from .frame import pilot_grid
 from .frame_stats import FrameStatistics, from_device
@@ -29,10 +30,11 @@ from .echo import PilotEchoes
 from .windowed_operator import WindowedOperator, default_window, window_coefficients, window_overlap, window_polynomials
 from .zak_transform import inverse_zak, zak
 
-__all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "CG_ITERATIONS", "TIMING_BACKOFF",
+__all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "PRIORS", "CG_ITERATIONS", "TIMING_BACKOFF", "modelled_delays",
            "ESTIMATE_PASSES", "default_backoff"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
+PRIORS = ("data", "unit")
 
 CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
 """Default CG iterations. Higher orders work at higher SNR, where CG converges more
@@ -68,12 +70,22 @@ FEEDBACK_CG_ITERATIONS = 4
 
 
 def default_backoff(config: FrameConfig) -> int:
-    """TIMING_BACKOFF, at most the samples that the accurate estimator's delay range
-    (``estimation.fit_range``) holds beyond the design's largest delay max_delay and that the
-    cyclic prefix holds beyond it (cp_len - max_delay); at least 0. A grid whose range ends at
-    max_delay (``tiny``) gets none: read early, its channel's last paths would leave the range."""
-    spare = min(int(np.floor(fit_range(config)[1])) - config.max_delay, config.cp_len - config.max_delay)
+    """TIMING_BACKOFF, at most what the cyclic prefix holds beyond the design's largest delay
+    (cp_len - max_delay) and what the guard holds left of the tap window: read b samples
+    early, the data before the guard reaches max_delay - guard_neg + b, which must stay
+    before the window's first tap -t_neg (the window reaches b taps further right,
+    ``estimation.tap_window``); at least 0."""
+    t_neg, _ = config.tap_window
+    spare = min(config.cp_len - config.max_delay, config.guard_neg - config.max_delay - t_neg)
     return max(0, min(TIMING_BACKOFF, spare))
+
+
+def modelled_delays(config: FrameConfig) -> tuple[float, float]:
+    """[lo, hi]: the delays (samples from a frame's placement) that a receiver with
+    ``default_backoff`` models: the accurate estimator's ``fit_range``, the back-off earlier."""
+    backoff = default_backoff(config)
+    lo, hi = fit_range(config, backoff)
+    return lo - backoff, hi - backoff
 
 
 @dataclass
@@ -127,8 +139,15 @@ class Receiver:
         ``perfect`` takes the true operator and noise variance passed to ``process``.
     max_doppler_hz : float
         Largest Doppler the estimator is designed for.
+    prior : "data" | "unit" | None
+        The equaliser's prior on the guard and pilot samples: "data" gives them zero
+        variance, the exact LMMSE (``zakotfs.data_prior``: PCG with each data segment's
+        exact inverse, frame-long operator only); "unit" unit variance, the system that
+        the local Fourier preconditioner inverts (``equalizer.cg_lmmse``). None:
+        ``default_prior`` (data where the data segments are short).
     cg_iterations : int or None
-        Fixed CG iteration count (None: ``CG_ITERATIONS`` for the modulation).
+        Fixed CG iteration count (None: ``DATA_PRIOR_ITERATIONS`` with the data prior, else
+        ``CG_ITERATIONS`` for the modulation).
     segments : int or None
         Preconditioner windows (None: ``default_segments`` for the grid, the tap window and
         ``max_doppler_hz``); ``python -m bench.cg_tuning`` measures the choice.
@@ -178,7 +197,7 @@ class Receiver:
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
-                 max_doppler_hz: float = 1000.0, cg_iterations: int | None = None,
+                 max_doppler_hz: float = 1000.0, prior: str | None = None, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
                  cfo_correction: bool = True, cfo_offset_hz: float = 0.0, dc_removal: bool = True,
@@ -188,10 +207,6 @@ class Receiver:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         if llr_format not in LLR_FORMATS:
             raise ValueError(f"llr_format must be one of {', '.join(LLR_FORMATS)}, got {llr_format!r}")
-        if cg_iterations is None:
-            cg_iterations = CG_ITERATIONS[config.modulation]
-        if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
-            raise ValueError(f"cg_iterations must be a non-negative integer, got {cg_iterations!r}")
         if config.tap_window[0] < 1:
             raise ValueError("the guard leaves no noise-only delay bins left of the channel "
                              f"(tap_window={config.tap_window}); widen guard_neg or lower max_delay")
@@ -207,7 +222,6 @@ class Receiver:
         self.config = config
         self.backend: Backend = get_backend(backend, quiet=quiet) if isinstance(backend, str) else backend
         self.estimator_name = estimator
-        self.cg_iterations = cg_iterations
         self.dtype = np.dtype(dtype)
         self.keep_symbols = keep_symbols
         self.llr_format = llr_format
@@ -226,7 +240,7 @@ class Receiver:
         self.retune(cfo_offset_hz=cfo_offset_hz, sample_clock_ppm=sample_clock_ppm)
         self._noise_only = xp.asarray(noise_only_index(config))
         self.echoes = PilotEchoes(config, xp)
-        taps, doppler_bins = sum(config.tap_window) + 1, max_doppler_hz * config.frame_time
+        taps, doppler_bins = sum(tap_window(config, self.timing_backoff)) + 1, max_doppler_hz * config.frame_time
         self.segments = segments or default_segments(config.MN, taps, doppler_bins)
         if operator_window is None:
             operator_window = default_window(config.MN, taps, doppler_bins)
@@ -237,9 +251,21 @@ class Receiver:
             raise ValueError(f"operator_window={operator_window} must divide MN={config.MN} at least "
                              f"twice and cover the {taps} taps of the tap window")
         self.operator_window = operator_window
+        self.prior = default_prior(config, operator_window) if prior is None else prior
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        if self.prior == "data" and operator_window:
+            raise ValueError("prior 'data' needs the frame-long operator (operator_window=0)")
+        if cg_iterations is None:
+            cg_iterations = DATA_PRIOR_ITERATIONS if self.prior == "data" else CG_ITERATIONS[config.modulation]
+        if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
+            raise ValueError(f"cg_iterations must be a non-negative integer, got {cg_iterations!r}")
+        self.cg_iterations = cg_iterations
+        self._data_segments = DataSegments(config, xp, self.dtype.type(0).real.dtype) \
+            if self.prior == "data" else None
         self.operator_overlap = window_overlap(config.MN, operator_window, taps, doppler_bins) if operator_window else 0
         if operator_window:
-            t_neg, t_pos = config.tap_window
+            t_neg, t_pos = tap_window(config, self.timing_backoff)
             self.delay_start = (t_pos - t_neg) // 2 - self.operator_overlap // 2   # taps' support centred
             self.polynomials = xp.asarray(window_polynomials(operator_window),
                                           dtype=self.dtype.type(0).real.dtype)
@@ -247,9 +273,11 @@ class Receiver:
         self.pilot_time = xp.asarray(inverse_zak(pilot_grid(config)).astype(self.dtype))
         self.data_index = xp.asarray(config.data_index)
         if estimator == "paper":
-            self.estimator = PaperEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype)
+            self.estimator = PaperEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype,
+                                            backoff=self.timing_backoff)
         elif estimator == "accurate":
-            self.estimator = AccurateEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype)
+            self.estimator = AccurateEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype,
+                                               backoff=self.timing_backoff)
         else:
             self.estimator = None
         # the windowed operator's fit of a constant basis, once (basis, beta)
@@ -262,7 +290,7 @@ class Receiver:
         """The constructor's keyword arguments that rebuild this receiver on another backend
         or in another process (``Receiver(config, backend=..., **options)``), the offsets as
         retuned now."""
-        return dict(estimator=self.estimator_name, max_doppler_hz=self.max_doppler_hz,
+        return dict(estimator=self.estimator_name, max_doppler_hz=self.max_doppler_hz, prior=self.prior,
                     cg_iterations=self.cg_iterations, segments=self.segments, operator_window=self.operator_window,
                     dtype=self.dtype, keep_symbols=self.keep_symbols, llr_format=self.llr_format,
                     cfo_correction=self.cfo_correction, cfo_offset_hz=self.cfo_offset_hz,
@@ -285,7 +313,7 @@ class Receiver:
             if not np.isfinite(cfo_offset_hz):
                 raise ValueError(f"cfo_offset_hz must be finite, got {cfo_offset_hz!r}")
             self.cfo_offset_hz = float(cfo_offset_hz)
-            self._snapshot_rotation = snapshot_rotation(c, self.cfo_offset_hz, xp, self.dtype) \
+            self._snapshot_rotation = snapshot_rotation(c, self.cfo_offset_hz, xp, self.dtype, self.timing_backoff) \
                 if self.cfo_offset_hz else None
         if sample_clock_ppm is not None:
             if not (np.isfinite(sample_clock_ppm) and abs(sample_clock_ppm) < 1e4):
@@ -392,10 +420,14 @@ class Receiver:
         def equalize(r, operator, iterations=self.cg_iterations):
             operator = self.equalizer_operator(operator)
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
-            power = local_power(operator, self.segments)
-            sol = cg_lmmse(operator, data_part, n0, iterations, self.segments, power)
-            mu = xp.clip(lmmse_bias(power, n0), 1e-6, 1 - 1e-6)
-            x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
+            if self.prior == "data":
+                sol, mu = data_prior_lmmse(operator, data_part, n0, iterations, self._data_segments)
+            else:
+                power = local_power(operator, self.segments)
+                sol = cg_lmmse(operator, data_part, n0, iterations, self.segments, power)
+                mu = lmmse_bias(power, n0)[:, None]
+            mu = xp.clip(mu, 1e-6, 1 - 1e-6)                                   # [F, n_data] or [F, 1]
+            x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu
             return x, mu, sol.residual, operator
 
         def data_leak(x, mu, operator):
@@ -421,13 +453,13 @@ class Receiver:
             echo = echo - self._echo_shift
         x, mu, residual, _ = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
-        llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
+        llr = stage("demap", be.maxlog_llr, x, error_var, self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information
         bits = self.constellation.hard_bits(llr)
         if self.llr_step is not None:
             llr = quantize_llr(llr, self.llr_step)
         return DeviceResult(llr=llr, bits=bits, symbols=x,
-                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo,
+                            noise_var=n0, mu=mu.mean(axis=-1), cg_residual=residual, valid=valid, cfo_hz=cfo,
                             dc_power=xp.abs(dc) ** 2,
                             delay_span=xp.full((r.shape[0], 2), np.nan) if span is None else span, echo=echo)
 

@@ -14,12 +14,14 @@ def bit_errors(receiver, config, emulated, shift=0):
     return int(np.count_nonzero(receiver.process(emulated.frames(config, shift)).bits != emulated.bits))
 
 
-def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff():
-    """64x32 at 0.96 MHz, Veh-A 815 Hz, 25 dB, 12 realisations x 4 frames: read one sample
-    late, a frame's last sample is the next preamble's, not the prefix's copy (the channel is
-    not circular), which multiplied the errors by 2.3 without the back-off; with it, a late
-    frame gives the errors of a frame placed right (within 10 %)."""
-    config = GRIDS["64x32"]()
+@pytest.mark.parametrize("grid, snr_db", [("64x32", 25.0), ("tiny", 20.0)])
+def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff(grid, snr_db):
+    """64x32 at 0.96 MHz (25 dB) and ``tiny`` (20 dB), Veh-A 815 Hz, 12 realisations x 4 frames: read
+    one sample late, a frame's last sample is the next preamble's, not the prefix's copy
+    (the channel is not circular), and on ``tiny`` the first path leaves the delay fit's
+    range: the errors multiply (2.3x on 64x32, over 100x on ``tiny``) without the back-off;
+    with it, a late frame gives the errors of a frame placed right (within 10 %)."""
+    config = GRIDS[grid]()
     assert default_backoff(config) == 1
     errors = {}
     for backoff in (0, 1):
@@ -27,27 +29,12 @@ def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff():
         rng = np.random.default_rng(5)
         errors[backoff] = np.zeros(2, int)
         for _ in range(12):
-            em = emulate(config, 25.0, rng, batch=4)
+            em = emulate(config, snr_db, rng, batch=4)
             errors[backoff] += [bit_errors(receiver, config, em, shift) for shift in (0, 1)]
+    print(grid, errors)
     on_time, late = errors[1]
     assert late <= 1.1 * on_time
     assert errors[0][1] > 2 * errors[0][0]             # what the back-off removes
-
-
-def test_tiny_has_no_room_for_a_backoff():
-    """``tiny``'s delay fit ends at its max_delay (10 samples; Veh-A's last path is at 9.6):
-    read a sample early, its last paths leave the fit's range, which costs more errors than
-    the back-off would save on a late frame. The default gives it none."""
-    config = GRIDS["tiny"]()
-    assert default_backoff(config) == 0
-    early = Receiver(config, backend="cpu", quiet=True, timing_backoff=1)
-    right = Receiver(config, backend="cpu", quiet=True)
-    rng = np.random.default_rng(5)
-    errors = np.zeros(2, int)
-    for _ in range(8):
-        em = emulate(config, 25.0, rng, batch=4)
-        errors += [bit_errors(right, config, em), bit_errors(early, config, em)]
-    assert errors[1] > 1.1 * errors[0]
 
 
 def exact_errors(config, em, snr_db):
@@ -90,9 +77,10 @@ def test_rx_gap_to_the_exact_lmmse_on_64x32():
     assert missed == 0
     curve = [exact[s] / n_bits for s in snrs]
     gap = 20.0 - reference_snr(snrs, curve, rx_errors / n_bits)
+    print(f"rx BER {rx_errors / n_bits:.3e}, reference {curve[0]:.3e} / {curve[1]:.3e}: gap {gap:.2f} dB")
     assert gap <= GAP_DB + 0.15
 
 
-GAP_DB = 1.03
-"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 1.34e-2
-against the reference's 1.91e-2 at 18 dB and 9.24e-3 at 20 dB."""
+GAP_DB = 0.51
+"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 1.11e-2
+against the reference's 1.91e-2 at 18 dB and 9.25e-3 at 20 dB."""

@@ -29,7 +29,7 @@ def test_demo_json_report(capsys):
     assert 0 < report["cg_residual"]["p50"] <= report["cg_residual"]["max"] < 1e-2   # CG converged
     delay = report["channel_delay"]                 # Veh-A's paths: 0 to 2.51 us, 38.6 samples at 15.36 MHz
     assert abs(delay["first"]["p50"]) < 0.5 and abs(delay["last"]["max"] - 38.6) < 0.5
-    assert delay["frames_at_edge"] == 0 and delay["fit_range"] == [-11.0, 48.0]   # from the placement: back-off 1
+    assert delay["frames_at_edge"] == 0 and delay["fit_range"] == [-11.0, 49.0]   # from the placement: back-off 1
 
 
 def test_a_profile_beyond_the_guard_is_named_and_delay_spread_sizes_the_frame(capsys, caplog):

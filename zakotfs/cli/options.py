@@ -19,9 +19,8 @@ from streaming.sample_format import SAMPLE_FORMATS
 from streaming.zmq_io import is_endpoint
 
 from ..config import PRESETS, FrameConfig, design, parse_grid, preset
-from ..estimation import fit_range
 from ..modulation import LLR_FORMATS
-from ..receiver import ESTIMATORS, Receiver, default_backoff
+from ..receiver import ESTIMATORS, PRIORS, Receiver, modelled_delays
 
 log = logging.getLogger("zakotfs")
 
@@ -161,7 +160,12 @@ def backend_option(p: argparse.ArgumentParser) -> None:
 def receiver_option_group(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("receiver")
     g.add_argument("--estimator", default="accurate", choices=[e for e in ESTIMATORS if e != "perfect"])
-    g.add_argument("--cg-iterations", type=int, help="fixed CG iterations (default by modulation: 8/12/24/32)")
+    g.add_argument("--prior", choices=PRIORS,
+                   help="the equaliser's prior on guard and pilot samples: data = zero variance, the exact LMMSE "
+                        "(default where a frame's data segments are at most 64 samples); unit = unit variance, "
+                        "cheaper on long segments")
+    g.add_argument("--cg-iterations", type=int,
+                   help="fixed CG iterations (default: 4 with the data prior, else by modulation: 8/12/24/32)")
     g.add_argument("--max-doppler-hz", type=float, default=1000.0)
     g.add_argument("--operator-window", type=int,
                    help="apply the channel per window of this many samples (0: the exact frame-long "
@@ -233,10 +237,11 @@ def resolve_config(args, stored: FrameConfig | None = None) -> FrameConfig:
 
 def receiver_options(args) -> dict:
     """The :class:`Receiver` keyword options given by ``--backend`` and the receiver options
-    (``--estimator``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
+    (``--estimator``, ``--prior``, ``--cg-iterations``, ``--max-doppler-hz``, ``--operator-window``, ``--llr``, ``--cfo``,
     ``--cfo-offset``, ``--dc``, ``--sample-clock-ppm``):
     picklable, so that the scale-out actors get them too (``streaming.actor_pool``)."""
-    return {"backend": args.backend, "estimator": args.estimator, "cg_iterations": args.cg_iterations,
+    return {"backend": args.backend, "estimator": args.estimator, "prior": args.prior,
+            "cg_iterations": args.cg_iterations,
             "max_doppler_hz": args.max_doppler_hz, "operator_window": args.operator_window,
             "llr_format": args.llr, "cfo_correction": args.cfo == "pilot", "cfo_offset_hz": args.cfo_offset,
             "dc_removal": args.dc == "detect", "sample_clock_ppm": args.sample_clock_ppm}
@@ -278,10 +283,10 @@ def default_queue(config: FrameConfig, batch: int) -> int:
 
 def _check_delay_spread(profile, config: FrameConfig) -> None:
     """Warn where the profile's last path lies beyond what the frame's guard holds (the
-    accurate estimator's delay fit, ``estimation.fit_range``, less the receiver's timing
-    back-off, ``receiver.default_backoff``): the receiver would not model it."""
+    accurate estimator's delay fit from the frame's placement, ``receiver.modelled_delays``):
+    the receiver would not model it."""
     last_s = max(profile.delays_s)
-    held = fit_range(config)[1] - default_backoff(config)
+    held = modelled_delays(config)[1]
     if last_s * config.bandwidth > held:
         log.warning("the %s profile's last path is at %.1f samples (%.2f us), beyond the %g that this frame's "
                     "guard holds: the receiver will not model it; run with --delay-spread %.3g",
