@@ -32,6 +32,10 @@ class Backend(Protocol):
     def maxlog_llr(self, z, noise_var, constellation): ...
     def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_atoms: int,
                          lo: float, hi: float, L: int): ...   # the accurate estimator's delay fit; None: not here
+    def sparse_path_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_paths: int,
+                        lo: float, hi: float, L: int, tones, coarse, tone_ratio: int, rounds: int, final_rounds: int,
+                        delay_steps, tone_half: int): ...   # the accurate estimator's path fit; None: not here
+    def atom_residual(self, coeffs, amplitudes, delays, tau0: float, L: int): ...   # atoms' residual; None: not here
     def atom_taps_fft(self, amplitudes, delays, L: int, dtype=None): ...   # C_p(f) of delay atoms; None: not here
     def synchronize(self) -> None: ...
 

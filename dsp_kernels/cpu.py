@@ -72,6 +72,18 @@ class CpuBackend:
         the arguments and results of ``GpuBackend.sparse_delay_fit``)."""
         return cpu_fit.omp_delay_fit(coeffs, floor, tau0, resolution, coarse_stride, n_atoms, lo, hi, L)
 
+    def sparse_path_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_paths: int,
+                        lo: float, hi: float, L: int, tones, coarse, tone_ratio: int, rounds: int, final_rounds: int,
+                        delay_steps, tone_half: int):
+        """``AccurateEstimator.fit_paths`` as one compiled loop a frame (``cpu_fit.omp_path_fit``)."""
+        return cpu_fit.omp_path_fit(coeffs, floor, tau0, resolution, coarse_stride, n_paths, lo, hi, L, tones, coarse,
+                                    tone_ratio, rounds, final_rounds, delay_steps, tone_half)
+
+    def atom_residual(self, coeffs, amplitudes, delays, tau0: float, L: int):
+        """float64 [F]: the residual energy of delay atoms on the tap coefficients
+        (``cpu_fit.atom_residual``)."""
+        return cpu_fit.atom_residual(coeffs, amplitudes, delays, tau0, L)
+
     def atom_taps_fft(self, amplitudes, delays, L: int, dtype=np.complex64):
         """complex [F, J, P] amplitudes, float [F, J] delays -> complex [F, P, L] C_p(f) in
         ``dtype`` (``cpu_fit.atom_taps_fft``)."""

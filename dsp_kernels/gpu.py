@@ -105,6 +105,16 @@ class GpuBackend:
     # array code they replace (zakotfs.estimation), which is also their test reference
     MAX_ATOMS, MAX_BASIS, MAX_CANDIDATES = 24, 16, 256
 
+    def sparse_path_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_paths: int,
+                        lo: float, hi: float, L: int, tones, coarse, tone_ratio: int, rounds: int, final_rounds: int,
+                        delay_steps, tone_half: int):
+        """None: no kernel for ``AccurateEstimator.fit_paths`` yet (its array code runs)."""
+        return None
+
+    def atom_residual(self, coeffs, amplitudes, delays, tau0: float, L: int):
+        """None: the array code of ``AccurateEstimator.select`` runs."""
+        return None
+
     def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_atoms: int,
                          lo: float, hi: float, L: int):
         """``AccurateEstimator.fit_delays`` in one launch (a thread block per frame).

@@ -19,7 +19,11 @@ instants per tap. Two estimators read them:
            jointly by a sparse sum of band-limited (periodic-sinc) atoms at fractional
            delays delta_j (orthogonal matching pursuit with a fine local delay search),
            so the operator keeps each path's full sinc tails instead of truncating them to
-           the guard window (the spec's measured -26 dB limit).
+           the guard window (the spec's measured -26 dB limit). By default
+           (``path_fit``) a second fit models each atom as one path, a fractional delay
+           times one Doppler tone with one complex amplitude where a delay atom has P
+           (``AccurateEstimator.fit_paths``), and each frame keeps the fit of smaller
+           Akaike criterion (``AccurateEstimator.select``).
 
 Noise: ``paper`` takes the median of |y|^2 over the guard's noise-only DD cells (taps
 left of the channel), ``accurate`` the residual of its fit; both in N0 per sample.
@@ -38,7 +42,7 @@ from .channel_operator import ChannelOperator, DelayAtoms, periodic_sinc
 from .config import FrameConfig
 
 __all__ = ["ChannelEstimate", "pilot_snapshots", "snapshot_index", "SnapshotReader", "PaperEstimator", "AccurateEstimator",
-           "periodic_sinc", "dpss_basis", "dpss_count", "tap_window", "fit_range", "FIT_EDGE"]
+           "periodic_sinc", "dpss_basis", "dpss_count", "tap_window", "fit_range", "tone_table", "FIT_EDGE"]
 
 
 @dataclass
@@ -138,6 +142,45 @@ def dpss_basis(L: int, nw: float, P: int) -> np.ndarray:
     return dpss(L, nw, P).reshape(P, L).astype(complex) * np.sqrt(L)
 
 
+TONE_STEPS = 256
+"""The path fit's Doppler grid: steps a Doppler bin (1 / T, T the frame). A tone half a
+step (1 / 512 bin) off the grid loses about (pi / 512)^2 / 3 ~ 1e-5 of its energy."""
+
+COARSE_TONE_STEPS = 4
+"""The path fit's first Doppler grid, in steps a bin: a tone's matched-filter score is a
+Dirichlet kernel^2 in the candidate's Doppler (main lobe +-1 bin), so its best coarse point
+lies within a coarse step of the fine maximum."""
+
+PATH_ROUNDS, FINAL_ROUNDS = 1, 8
+"""Local refinements of every path after each new path, and after the last."""
+
+REFINE_DELAYS = 9
+"""A refinement's delay candidates: 9 from -1/16 to 1/16 sample around each path's delay."""
+
+REFINE_TONES = 8
+"""A refinement's Doppler candidates: the path's tone +- 8 fine steps (1/32 bin)."""
+
+
+@lru_cache(maxsize=16)
+def tone_table(L: int, nw: float, P: int) -> tuple[np.ndarray, np.ndarray]:
+    """(complex128 [P, G] d(nu), int [Gc] coarse columns): the DPSS coefficients
+    d_p(nu) = (1/L) sum_q b_p[q]^* e^{j2pi nu q / L} of the tones nu = i / TONE_STEPS
+    bins, |i| <= ceil(nw TONE_STEPS), each column scaled to unit norm; and the columns on
+    the coarse grid (every TONE_STEPS / COARSE_TONE_STEPS-th, the centre among them)."""
+    basis = dpss_basis(L, nw, P)
+    half = int(np.ceil(nw * TONE_STEPS))
+    bins = np.arange(-half, half + 1) / TONE_STEPS
+    q = np.arange(L)
+    table = np.empty((P, bins.size), complex)
+    for start in range(0, bins.size, 64):
+        chunk = bins[start:start + 64]
+        table[:, start:start + 64] = basis.conj() @ np.exp(2j * np.pi * chunk[:, None] * q[None, :] / L).T / L
+    table /= np.linalg.norm(table, axis=0)
+    ratio = TONE_STEPS // COARSE_TONE_STEPS
+    coarse = half + ratio * np.arange(-(half // ratio), half // ratio + 1)
+    return table, coarse
+
+
 class PaperEstimator:
     """Model-free DD read-off with a noise threshold (the reference paper's estimator).
 
@@ -199,13 +242,20 @@ class AccurateEstimator:
         Upper bound on the delay atoms fitted per frame (the fit stops at the noise floor).
     delay_resolution : int
         Fine delay search step 1 / delay_resolution samples around each coarse peak.
+    path_fit : bool or None
+        Also fit paths (delay x Doppler tone, ``fit_paths``), and keep per frame whichever
+        of the two fits ``select`` prefers; otherwise the delay atoms alone (``fit_delays``).
+        None: where the backend fits paths in compiled code (the CPU; on the GPU the array
+        code would add its launches to every frame).
+    n_paths : int
+        Upper bound on the paths fitted per frame (``path_fit``).
     backoff : int
         The receiver's timing back-off (``tap_window``).
     """
 
     def __init__(self, config: FrameConfig, max_doppler_hz: float = 1000.0, n_atoms: int = 16,
-                 delay_resolution: int = 32, *, backend: Backend | None = None, dtype=np.complex128,
-                 backoff: int = 0):
+                 delay_resolution: int = 32, *, path_fit: bool | None = None, n_paths: int = 24,
+                 backend: Backend | None = None, dtype=np.complex128, backoff: int = 0):
         self.backend = backend or get_backend("cpu")
         self.config = c = config
         self.xp = xp = self.backend.xp
@@ -228,6 +278,11 @@ class AccurateEstimator:
         self.fit_range = fit_range(c, backoff)
         W = self.taus.size
         self.floor_factor = self.P + 4 * np.sqrt(self.P) + 2 * np.log(W)     # see fit_delays
+        self.path_fit = self.backend.name == "cpu" if path_fit is None else bool(path_fit)
+        self.n_paths = int(n_paths)
+        self.tones, self.coarse_tones = tone_table(c.MN, nw, self.P)
+        n_fit = int(((self.taus >= self.fit_range[0]) & (self.taus <= self.fit_range[1])).sum())
+        self.path_floor_factor = np.log(n_fit * self.coarse_tones.size) + 7.0      # see fit_paths
         # the same constants on the backend, once
         self._pinv = xp.asarray(self.pinv, dtype=dtype)
         self._sampled = xp.asarray(sampled, dtype=dtype)
@@ -236,6 +291,12 @@ class AccurateEstimator:
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
         self._fit_taps = xp.asarray((self.taus >= self.fit_range[0]) & (self.taus <= self.fit_range[1]))
+        self._tones = xp.asarray(self.tones)
+        self._coarse_tones = xp.asarray(self.coarse_tones)
+        ratio = TONE_STEPS // COARSE_TONE_STEPS
+        self._detect_steps = xp.arange(1 - ratio, ratio)
+        self._tone_steps = xp.arange(-REFINE_TONES, REFINE_TONES + 1)
+        self._delay_steps = xp.asarray(np.linspace(-1 / 16, 1 / 16, REFINE_DELAYS))
 
     @property
     def operator_basis(self):
@@ -322,11 +383,157 @@ class AccurateEstimator:
         amplitudes = amplitudes * active[..., None]
         return amplitudes, coeffs - xp.einsum("fwj,fjp->fwp", atoms, amplitudes)
 
+    def fit_paths(self, coeffs, coeff_var):
+        """complex [F, W, P] tap coefficients, their noise variance [F]
+        -> (amplitudes complex128 [F, K, P], delays [F, K], active [F, K]), K = ``n_paths``.
+
+        The path model: a path is a periodic-sinc atom a(delta) on the taps times one
+        Doppler tone, whose DPSS coefficients d(nu) (``tone_table``, unit norm) it carries,
+
+            C[tau, p] = sum_k h_k a_tau(delta_k) d_p(nu_k),
+
+        one complex amplitude h_k a path where a delay atom has P. Each of the K iterations:
+
+        1. the cell (tap in [lo, hi], coarse tone) of largest |R d(nu)^*|^2;
+        2. the delay by the delay fit's search (``fit_delays``, step 2) on R d(nu)^*, the
+           tone on the fine grid strictly between the coarse neighbours on a(delta)^T R,
+           then the delay again on R d(nu)^* at the fine tone;
+        3. the paths' amplitudes by least squares, then PATH_ROUNDS refinements: every path,
+           its own contribution added back to the residual, moves to the best of its tone
+           +- REFINE_TONES fine steps and then of REFINE_DELAYS delays within 1/16 sample
+           (all paths at once), and the amplitudes are refitted. FINAL_ROUNDS more follow
+           the last iteration.
+
+        The fit stops as ``fit_delays`` does, at the first path whose score
+        |a^T R d^*|^2 / |a|^2 is within the noise: an exponential variable maximised over
+        the fit's taps x coarse tones, floor ``path_floor_factor`` = ln(taps x tones) + 7
+        times the coefficient variance. Inactive paths are held at zero by a large ridge
+        and move no more; shapes and iteration count are fixed.
+        """
+        xp = xp_of(coeffs)
+        coeffs = coeffs.astype(np.complex128)
+        F, W, P = coeffs.shape
+        G = self._tones.shape[1]
+        frames = xp.arange(F)
+        delays = xp.zeros((F, 0))
+        index = xp.zeros((F, 0), dtype=xp.int64)
+        active = xp.ones((F, 0), dtype=bool)
+        floor = self.path_floor_factor * coeff_var
+        residual = coeffs
+        coarse = self._tones[:, self._coarse_tones]                                     # [P, Gc]
+        for k in range(self.n_paths):
+            cells = xp.einsum("fwp,pg->fwg", residual, coarse.conj())                  # [F, W, Gc]
+            energy = xp.where(self._fit_taps[:, None], xp.abs(cells) ** 2, -1.0).reshape(F, -1)
+            best = xp.argmax(energy, axis=-1)
+            tap, tone = best // coarse.shape[1], best % coarse.shape[1]
+            delay = self._search_delay(cells[frames, :, tone][..., None], self._taus[tap])
+            projected = xp.einsum("fw,fwp->fp", self._atoms(delay[:, None], xp)[..., 0].real, residual)
+            candidates = xp.clip(self._coarse_tones[tone][:, None] + self._detect_steps, 0, G - 1)   # [F, C]
+            score = xp.abs(xp.einsum("fp,pfc->fc", projected, self._tones[:, candidates].conj())) ** 2
+            fine = candidates[frames, xp.argmax(score, axis=-1)]
+            along = xp.einsum("fwp,pf->fw", residual, self._tones[:, fine].conj())            # [F, W]
+            delay = self._search_delay(along[..., None], xp.floor(delay + 0.5))
+            atom = self._atoms(delay[:, None], xp)[..., 0].real
+            score = xp.abs((atom * along).sum(-1)) ** 2 / (atom ** 2).sum(-1)
+            still = (score > floor) & (active[:, -1] if active.shape[1] else True)
+            delays = xp.concatenate([delays, delay[:, None]], axis=1)
+            index = xp.concatenate([index, fine[:, None]], axis=1)
+            active = xp.concatenate([active, still[:, None]], axis=1)
+            h = self._path_refit(coeffs, delays, index, active)
+            for round_ in range(PATH_ROUNDS + (FINAL_ROUNDS if k == self.n_paths - 1 else 0)):
+                moving = active & (still[:, None] if round_ < PATH_ROUNDS else True)
+                delays, index = self._path_round(coeffs, delays, index, h, moving)
+                h = self._path_refit(coeffs, delays, index, active)
+            residual = coeffs - self._path_model(delays, index, h)
+        amplitudes = xp.einsum("pfk,fk->fkp", self._tones[:, index], h)
+        return amplitudes, delays, active
+
+    def _search_delay(self, residual, peak):
+        """complex [F, W, P'], float [F] tap -> float [F]: the delay fit's search (coarse grid,
+        then the fine one between the best coarse point's neighbours) around ``peak``."""
+        xp = xp_of(residual)
+        R, stride = self.delay_resolution, self.coarse_stride
+        coarse, _ = self._best_offset(residual, peak, xp.arange(0, 2 * R + 1, stride)[None])
+        k, _ = self._best_offset(residual, peak, xp.clip(coarse[:, None] + xp.arange(1 - stride, stride), 0, 2 * R))
+        return self._candidates(peak, k[:, None])[:, 0]
+
+    def _path_model(self, delays, index, h):
+        """complex [F, W, P]: sum_k h_k a(delta_k) d(nu_k)^T."""
+        xp = xp_of(delays)
+        return xp.einsum("fwk,pfk,fk->fwp", self._atoms(delays, xp).real, self._tones[:, index], h)
+
+    def _path_refit(self, coeffs, delays, index, active):
+        """complex [F, K]: least squares of the paths' amplitudes; inactive ones get a ridge
+        of 1e9 x trace (active ones 1e-9 x trace)."""
+        xp = xp_of(coeffs)
+        atoms = self._atoms(delays, xp).real                                            # [F, W, K]
+        tones = self._tones[:, index]                                                   # [P, F, K]
+        gram = xp.einsum("fwj,fwk->fjk", atoms, atoms) * xp.einsum("pfj,pfk->fjk", tones.conj(), tones)
+        rhs = xp.einsum("fwj,fwp,pfj->fj", atoms, coeffs, tones.conj())
+        scale = xp.trace(gram, axis1=1, axis2=2).real[:, None]
+        gram = gram + (xp.where(active, 1e-9, 1e9) * scale)[..., None] * xp.eye(gram.shape[-1])[None]
+        return xp.linalg.solve(gram, rhs[..., None])[..., 0] * active
+
+    def _path_round(self, coeffs, delays, index, h, moving):
+        """One refinement of every path where ``moving`` [F, K] (``fit_paths``, step 3) ->
+        (delays, tone indices). Path k's own contribution h_k a_k d_k^T is added back to the
+        residual R in its projections: a_k^T R + h_k |a_k|^2 d_k on the tones, and
+        R d^* + h_k (d_k . d^*) a_k on the delays."""
+        xp = xp_of(coeffs)
+        G = self._tones.shape[1]
+        atoms = self._atoms(delays, xp).real                                            # [F, W, K]
+        tones = self._tones[:, index]                                                   # [P, F, K]
+        residual = coeffs - xp.einsum("fwk,pfk,fk->fwp", atoms, tones, h)
+        projected = xp.einsum("fwk,fwp->fkp", atoms, residual) \
+            + (h * (atoms ** 2).sum(1))[..., None] * tones.transpose(1, 2, 0)
+        candidates = xp.clip(index[..., None] + self._tone_steps, 0, G - 1)              # [F, K, C]
+        score = xp.abs(xp.einsum("fkp,pfkc->fkc", projected, self._tones[:, candidates].conj())) ** 2
+        fine = xp.take_along_axis(candidates, xp.argmax(score, axis=-1)[..., None], -1)[..., 0]
+        new = self._tones[:, fine].conj()                                               # [P, F, K]
+        along = xp.einsum("fwp,pfk->fkw", residual, new) \
+            + (h * (tones * new).sum(0))[..., None] * atoms.transpose(0, 2, 1)          # [F, K, W]
+        shifted = xp.clip(delays[..., None] + self._delay_steps, *self.fit_range)        # [F, K, C]
+        cand_atoms = periodic_sinc(self._taus[None, None, None, :] - shifted[..., None], self.config.MN, xp).real
+        score = xp.abs(xp.einsum("fkcw,fkw->fkc", cand_atoms, along)) ** 2 / (cand_atoms ** 2).sum(-1)
+        delay = xp.take_along_axis(shifted, xp.argmax(score, axis=-1)[..., None], -1)[..., 0]
+        return xp.where(moving, delay, delays), xp.where(moving, fine, index)
+
+    def select(self, coeffs, coeff_var, atoms, paths):
+        """The delay fit ``atoms`` and the path fit ``paths`` ((amplitudes [F, J, P], delays
+        [F, J], active [F, J]) each) -> the one of smaller Akaike criterion a frame,
+
+            AIC = sum |C - model|^2 / coeff_var + real parameters
+
+        (2P + 1 a delay atom: P complex coefficients and a delay; 4 a path: an amplitude, a
+        delay and a Doppler), both padded with inactive atoms to the larger J. Where a
+        path's Doppler is a spread rather than a tone (a Jakes spectrum), the path fit needs
+        many tones for it and the delay fit's criterion can be the smaller."""
+        xp = xp_of(coeffs)
+        var = xp.maximum(coeff_var.astype(np.float64), 1e-300)                          # 0 on a zero frame
+
+        def criterion(fit, parameters):
+            amplitudes, delays, active = fit
+            energy = self.backend.atom_residual(coeffs, amplitudes, delays, self.taus[0], self.config.MN)
+            if energy is None:
+                model = xp.einsum("fwj,fjp->fwp", self._atoms(delays, xp).real, amplitudes)
+                energy = (xp.abs(coeffs - model) ** 2).sum(axis=(1, 2))
+            return energy / var + parameters * active.sum(-1)
+
+        use = criterion(paths, 4) <= criterion(atoms, 2 * self.P + 1)                  # [F]
+        J = max(atoms[1].shape[1], paths[1].shape[1])
+
+        def pad(x):
+            return xp.concatenate([x, xp.zeros((x.shape[0], J - x.shape[1]) + x.shape[2:], x.dtype)], axis=1)
+
+        return tuple(xp.where(use.reshape((-1,) + (1,) * (a.ndim - 1)), pad(b), pad(a)) for a, b in zip(atoms, paths))
+
     def fit(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate whose ``operator`` is the fitted ``DelayAtoms``
-        (no taps over the whole frame yet). Where the backend has the fused kernel
-        (``sparse_delay_fit``: a launch on the GPU, a compiled loop on the CPU) the delay fit
-        runs there; otherwise as the array code of ``fit_delays``."""
+        (no taps over the whole frame yet): the delay fit and, with ``path_fit``, the path
+        fit, of which ``select`` keeps one a frame. Where the backend has the fused kernels
+        (``sparse_delay_fit``: a launch on the GPU, a compiled loop on the CPU;
+        ``sparse_path_fit``: a compiled loop on the CPU) the fits run there; otherwise as
+        the array code of ``fit_delays`` and ``fit_paths``."""
         c, be = self.config, self.backend
         z = self.snapshots(r)                                                          # [F, W, N]
         coeffs = (self._pinv[None] * z[:, :, None, :]).sum(axis=-1)                    # [F, W, P]
@@ -339,6 +546,13 @@ class AccurateEstimator:
         fit = be.sparse_delay_fit(coeffs, self.floor_factor * coeff_var, self.taus[0], self.delay_resolution,
                                   self.coarse_stride, self.n_atoms, lo, hi, c.MN)
         amplitudes, delays, active = fit or self.fit_delays(coeffs, coeff_var)
+        if self.path_fit:
+            fit = be.sparse_path_fit(coeffs, self.path_floor_factor * coeff_var, self.taus[0], self.delay_resolution,
+                                     self.coarse_stride, self.n_paths, lo, hi, c.MN, self._tones, self._coarse_tones,
+                                     TONE_STEPS // COARSE_TONE_STEPS, PATH_ROUNDS, FINAL_ROUNDS, self._delay_steps,
+                                     REFINE_TONES)
+            paths = fit or self.fit_paths(coeffs, coeff_var)
+            amplitudes, delays, active = self.select(coeffs, coeff_var, (amplitudes, delays, active), paths)
         atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
         span = be.xp.stack([be.xp.where(active, delays, np.inf).min(-1), be.xp.where(active, delays, -np.inf).max(-1)], -1)
         return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1),

@@ -139,6 +139,10 @@ class Receiver:
         ``perfect`` takes the true operator and noise variance passed to ``process``.
     max_doppler_hz : float
         Largest Doppler the estimator is designed for.
+    path_fit : bool or None
+        The accurate estimator's path fit (``AccurateEstimator``: each atom one delay and
+        one Doppler tone, kept per frame where it explains the pilot better). None: on the
+        CPU, which runs it compiled.
     prior : "data" | "unit" | None
         The equaliser's prior on the guard and pilot samples: "data" gives them zero
         variance, the exact LMMSE (``zakotfs.data_prior``: PCG with each data segment's
@@ -197,7 +201,7 @@ class Receiver:
     """
 
     def __init__(self, config: FrameConfig, *, backend="auto", estimator: str = "accurate",
-                 max_doppler_hz: float = 1000.0, prior: str | None = None, cg_iterations: int | None = None,
+                 max_doppler_hz: float = 1000.0, path_fit: bool | None = None, prior: str | None = None, cg_iterations: int | None = None,
                  segments: int | None = None, operator_window: int | None = None,
                  dtype=np.complex64, keep_symbols: bool = False, llr_format: str = "float32",
                  cfo_correction: bool = True, cfo_offset_hz: float = 0.0, dc_removal: bool = True,
@@ -276,10 +280,11 @@ class Receiver:
             self.estimator = PaperEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype,
                                             backoff=self.timing_backoff)
         elif estimator == "accurate":
-            self.estimator = AccurateEstimator(config, max_doppler_hz, backend=self.backend, dtype=self.dtype,
-                                               backoff=self.timing_backoff)
+            self.estimator = AccurateEstimator(config, max_doppler_hz, path_fit=path_fit, backend=self.backend,
+                                               dtype=self.dtype, backoff=self.timing_backoff)
         else:
             self.estimator = None
+        self.path_fit = bool(getattr(self.estimator, "path_fit", False))
         # the windowed operator's fit of a constant basis, once (basis, beta)
         basis = getattr(self.estimator, "operator_basis", None)
         self._window_beta = (basis, window_coefficients(basis, self.polynomials)) \
@@ -290,7 +295,8 @@ class Receiver:
         """The constructor's keyword arguments that rebuild this receiver on another backend
         or in another process (``Receiver(config, backend=..., **options)``), the offsets as
         retuned now."""
-        return dict(estimator=self.estimator_name, max_doppler_hz=self.max_doppler_hz, prior=self.prior,
+        return dict(estimator=self.estimator_name, max_doppler_hz=self.max_doppler_hz, path_fit=self.path_fit,
+                    prior=self.prior,
                     cg_iterations=self.cg_iterations, segments=self.segments, operator_window=self.operator_window,
                     dtype=self.dtype, keep_symbols=self.keep_symbols, llr_format=self.llr_format,
                     cfo_correction=self.cfo_correction, cfo_offset_hz=self.cfo_offset_hz,

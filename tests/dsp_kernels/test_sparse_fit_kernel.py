@@ -113,3 +113,55 @@ def test_compiled_cpu_delay_fit_matches_the_array_code(rng):
         reference = DelayAtoms(L, np.ones((P, L)), a, d).taps_fft()
         got = atom_taps_fft(a, d, L, np.complex128)
         assert np.abs(got - reference).max() < 1e-9 * np.abs(reference).max()
+
+
+def test_compiled_cpu_path_fit_matches_the_array_code(rng):
+    """The CPU's twin of ``AccurateEstimator.fit_paths`` (``cpu_fit.omp_path_fit``): three
+    paths (delay x Doppler tone) apart; two half a sample apart, told apart by their
+    Dopplers (the band's two ends); a path beyond the fit's edge; noise alone. The paths
+    inside the range found to 0.05 samples; the same active paths at the same delays, the
+    amplitudes to 1e-6."""
+    from dsp_kernels.cpu_fit import omp_path_fit
+    from zakotfs import estimation as E
+
+    est = AccurateEstimator(preset("tiny"), n_paths=8, delay_resolution=8)
+    W, P = est.taus.size, est.P
+    lo, hi = est.fit_range
+    G = est.tones.shape[1]
+    delays_true = np.array([[1.3, 4.77, 7.1], [3.2, 3.7, 8.6], [hi + 0.4, 2.4, 5.5]])
+    tones_true = rng.integers(0, G, delays_true.shape)
+    tones_true[1] = [0, G - 1, G // 2]
+    gains = rng.standard_normal(delays_true.shape) + 1j * rng.standard_normal(delays_true.shape)
+    atoms = est._atoms(delays_true, np).real                                        # [F, W, J]
+    clean = np.einsum("fwj,pfj,fj->fwp", atoms, est.tones[:, tones_true], gains)
+    noise = lambda s, shape: s * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))   # noqa: E731
+    coeffs = np.concatenate([clean + noise(0.01, clean.shape), noise(0.3, (1, W, P))]).astype(np.complex64)
+    coeff_var = 2 * np.array([0.01, 0.01, 0.01, 0.3]) ** 2
+    want = est.fit_paths(coeffs, coeff_var)
+    amplitudes, delays, active = omp_path_fit(
+        coeffs, est.path_floor_factor * coeff_var, est.taus[0], est.delay_resolution, est.coarse_stride,
+        est.n_paths, lo, hi, est.config.MN, est.tones, est.coarse_tones, E.TONE_STEPS // E.COARSE_TONE_STEPS,
+        E.PATH_ROUNDS, E.FINAL_ROUNDS, np.linspace(-1 / 16, 1 / 16, E.REFINE_DELAYS), E.REFINE_TONES)
+    np.testing.assert_array_equal(active, want[2])
+    assert active[:3].sum(axis=1).min() >= 3 and not active[3].any()
+    for f in range(2):                                                             # the paths inside the range
+        for d in delays_true[f]:
+            assert np.min(np.abs(delays[f][active[f]] - d)) < 0.05, (f, d, delays[f][active[f]])
+    np.testing.assert_allclose(delays[active], want[1][active], atol=1e-9)
+    np.testing.assert_allclose(amplitudes, want[0], atol=1e-6 * np.abs(want[0]).max())
+
+
+def test_compiled_cpu_atom_residual_matches_the_array_code(rng):
+    """``cpu_fit.atom_residual`` (``AccurateEstimator.select``'s residual energies) against
+    the array code, with delays on the atoms' table grid and off it, and atoms of zero
+    amplitude."""
+    from dsp_kernels.cpu_fit import atom_residual
+
+    est = AccurateEstimator(preset("tiny"))
+    W, P = est.taus.size, est.P
+    delays = np.array([[1.25, 4.015625, 7.3], [2.0, 5.1234, 0.0]])
+    amplitudes = rng.standard_normal((2, 3, P)) + 1j * rng.standard_normal((2, 3, P))
+    amplitudes[1, 2] = 0
+    coeffs = rng.standard_normal((2, W, P)) + 1j * rng.standard_normal((2, W, P))
+    want = (np.abs(coeffs - np.einsum("fwj,fjp->fwp", est._atoms(delays, np), amplitudes)) ** 2).sum(axis=(1, 2))
+    np.testing.assert_allclose(atom_residual(coeffs, amplitudes, delays, est.taus[0], est.config.MN), want, rtol=1e-12)

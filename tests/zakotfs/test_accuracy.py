@@ -14,13 +14,13 @@ def bit_errors(receiver, config, emulated, shift=0):
     return int(np.count_nonzero(receiver.process(emulated.frames(config, shift)).bits != emulated.bits))
 
 
-@pytest.mark.parametrize("grid, snr_db", [("64x32", 25.0), ("tiny", 20.0)])
-def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff(grid, snr_db):
-    """64x32 at 0.96 MHz (25 dB) and ``tiny`` (20 dB), Veh-A 815 Hz, 12 realisations x 4 frames: read
-    one sample late, a frame's last sample is the next preamble's, not the prefix's copy
-    (the channel is not circular), and on ``tiny`` the first path leaves the delay fit's
-    range: the errors multiply (2.3x on 64x32, over 100x on ``tiny``) without the back-off;
-    with it, a late frame gives the errors of a frame placed right (within 10 %)."""
+@pytest.mark.parametrize("grid, snr_db, realisations", [("64x32", 25.0, 24), ("tiny", 20.0, 12)])
+def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff(grid, snr_db, realisations):
+    """64x32 at 0.96 MHz (25 dB, 24 realisations x 4 frames) and ``tiny`` (20 dB, 12 x 4),
+    Veh-A 815 Hz: read one sample late, a frame's last sample is the next preamble's, not
+    the prefix's copy (the channel is not circular), and on ``tiny`` the first path leaves
+    the delay fit's range: the errors multiply (1.9x on 64x32, 9x on ``tiny``) without the
+    back-off; with it, a late frame gives the errors of a frame placed right (within 10 %)."""
     config = GRIDS[grid]()
     assert default_backoff(config) == 1
     errors = {}
@@ -28,13 +28,13 @@ def test_a_frame_placed_one_sample_late_costs_nothing_with_the_backoff(grid, snr
         receiver = Receiver(config, backend="cpu", quiet=True, timing_backoff=backoff)
         rng = np.random.default_rng(5)
         errors[backoff] = np.zeros(2, int)
-        for _ in range(12):
+        for _ in range(realisations):
             em = emulate(config, snr_db, rng, batch=4)
             errors[backoff] += [bit_errors(receiver, config, em, shift) for shift in (0, 1)]
     print(grid, errors)
     on_time, late = errors[1]
     assert late <= 1.1 * on_time
-    assert errors[0][1] > 2 * errors[0][0]             # what the back-off removes
+    assert errors[0][1] > 1.5 * errors[0][0]           # what the back-off removes
 
 
 def exact_errors(config, em, snr_db):
@@ -81,6 +81,6 @@ def test_rx_gap_to_the_exact_lmmse_on_64x32():
     assert gap <= GAP_DB + 0.15
 
 
-GAP_DB = 0.51
-"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 1.11e-2
+GAP_DB = 0.18
+"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 9.88e-3
 against the reference's 1.91e-2 at 18 dB and 9.25e-3 at 20 dB."""

@@ -39,11 +39,15 @@ def _relative_error(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
-@pytest.mark.parametrize("estimator", ["accurate", "paper"])
-def test_channel_estimate_agrees(backend, link, estimator):
+@pytest.mark.parametrize("estimator, path_fit", [("accurate", None), ("accurate", True), ("paper", None)])
+def test_channel_estimate_agrees(backend, link, estimator, path_fit):
+    """The estimate on the backend against the CPU's with the same fits (the path fit by
+    default on the CPU only, where it runs compiled; ``path_fit=True`` runs its array code
+    on the GPU)."""
     c, frames, _, _, nu = link
-    reference = Receiver(c, backend="cpu", estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
-    other = Receiver(c, backend=backend, estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
+    other = Receiver(c, backend=backend, estimator=estimator, max_doppler_hz=1.15 * nu, path_fit=path_fit, quiet=True)
+    reference = Receiver(c, backend="cpu", estimator=estimator, max_doppler_hz=1.15 * nu, path_fit=other.path_fit,
+                         quiet=True)
     r = frames[:, c.cp_len:].astype(np.complex64)
     want = reference.estimate(r)
     got = other.estimate(backend.asarray(r))
@@ -77,9 +81,10 @@ def test_cg_solution_agrees(backend, link):
 def test_bits_and_llrs_agree(backend, link, estimator):
     c, frames, bits, truth, nu = link
     perfect = dict(operator=truth, noise_var=0.01) if estimator == "perfect" else {}
-    results = [Receiver(c, backend=b, estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
-               .process(frames, **perfect) for b in ("cpu", backend)]
-    want, got = results
+    receiver = Receiver(c, backend=backend, estimator=estimator, max_doppler_hz=1.15 * nu, quiet=True)
+    got = receiver.process(frames, **perfect)
+    want = Receiver(c, backend="cpu", estimator=estimator, max_doppler_hz=1.15 * nu, path_fit=receiver.path_fit,
+                    quiet=True).process(frames, **perfect)
     # a bit flips only where the LLRs' float32 difference can carry it across zero
     flipped = got.bits != want.bits
     assert flipped.mean() < 1e-3, flipped.mean()

@@ -32,6 +32,7 @@ def _reference(monkeypatch):
     """Switch every compiled CPU step off: the array code runs instead."""
     monkeypatch.setattr(ChannelOperator, "compiled", lambda *_: False)
     monkeypatch.setattr(CpuBackend, "sparse_delay_fit", lambda *_, **__: None)
+    monkeypatch.setattr(CpuBackend, "sparse_path_fit", lambda *_, **__: None)
     monkeypatch.setattr(CpuBackend, "atom_taps_fft", lambda *_, **__: None)
     monkeypatch.setattr(fused, "_compiled", lambda *_: False)
 

@@ -58,3 +58,34 @@ def test_a_path_beyond_the_fit_range_does_not_end_the_fit(rng):
     kept = delays[active]
     for d in inside:
         assert np.min(np.abs(kept - d)) < 0.05, (d, kept)
+
+
+def test_path_fit_beats_the_delay_fit_on_paths_within_a_sample(rng):
+    """Two paths 0.3 samples apart with Dopplers a bin and a half apart (the 64 x 32 grid at
+    0.96 MHz, 8 DPSS functions): the path fit finds both at their delays and its estimate of
+    the coefficients is closer than the delay fit's, whose atoms carry P free coefficients
+    each; noise alone gives no path."""
+    from zakotfs import design
+
+    est = AccurateEstimator(design(64, 32, 0.96e6))
+    W, P = est.taus.size, est.P
+    G = est.tones.shape[1]
+    delays_true = np.array([0.4, 0.7])
+    tones_true = np.array([G // 2 - 300, G // 2 + 84])                 # -1.17 and +0.33 bins
+    gains = np.array([1.0, 0.6 * np.exp(1j)])
+    clean = np.einsum("wj,pj,j->wp", est._atoms(delays_true, np).real, est.tones[:, tones_true], gains)
+    sigma = 3e-3
+    noise = sigma * (rng.standard_normal((3, W, P)) + 1j * rng.standard_normal((3, W, P)))
+    coeffs = np.concatenate([clean[None] + noise[:2], noise[2:]])
+    coeff_var = np.full(3, 2 * sigma ** 2)
+    amplitudes, delays, active = est.fit_paths(coeffs, coeff_var)
+    assert not active[2].any()
+    errors = {}
+    for name, (a, d, on) in {"paths": (amplitudes, delays, active),
+                             "delays": est.fit_delays(coeffs, coeff_var)}.items():
+        model = np.einsum("fwj,fjp->fwp", est._atoms(d, np), a * on[..., None])
+        errors[name] = np.sum(np.abs(model[:2] - clean) ** 2) / np.sum(np.abs(clean) ** 2)
+    for f in range(2):
+        for d in delays_true:
+            assert np.min(np.abs(delays[f][active[f]] - d)) < 0.02, (d, delays[f][active[f]])
+    assert errors["paths"] < 0.5 * errors["delays"], errors
