@@ -26,7 +26,10 @@ instants per tap. Two estimators read them:
            Akaike criterion (``AccurateEstimator.select``).
 
 Noise: ``paper`` takes the median of |y|^2 over the guard's noise-only DD cells (taps
-left of the channel), ``accurate`` the residual of its fit; both in N0 per sample.
+left of the channel), ``accurate`` the residual of its DPSS fit less the data's leak into
+the snapshots (the data beyond the guard reach them through the channel's sinc tails, white
+across n like the noise; ``AccurateEstimator.data_leak`` predicts their power from the fitted
+channel); both in N0 per sample.
 """
 from __future__ import annotations
 
@@ -141,6 +144,15 @@ def dpss_basis(L: int, nw: float, P: int) -> np.ndarray:
         return np.ones((1, L), complex)
     return dpss(L, nw, P).reshape(P, L).astype(complex) * np.sqrt(L)
 
+
+LEAK_LAGS = 1024
+"""The largest lag (samples) at which ``AccurateEstimator.data_leak`` counts the channel's
+power (at most M): a periodic-sinc atom's power falls as 1 / (pi t)^2."""
+
+LEAK_FLOOR = 0.5
+"""N0 is the snapshots' residual variance less the data's predicted leak, at least this
+fraction of it: a frame's leak depends on its data, which the prediction averages, and an
+N0 read low makes its LLRs overconfident."""
 
 TONE_STEPS = 256
 """The path fit's Doppler grid: steps a Doppler bin (1 / T, T the frame). A tone half a
@@ -291,6 +303,10 @@ class AccurateEstimator:
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
         self._fit_taps = xp.asarray((self.taus >= self.fit_range[0]) & (self.taus <= self.fit_range[1]))
+        lags = np.arange(-min(c.M, LEAK_LAGS), min(c.M, LEAK_LAGS) + 1)
+        data_bin = c.delay_is_data[(c.pilot_k + self.taus.astype(int)[:, None] - lags[None, :]) % c.M]   # [W, T]
+        self._leak_lags = xp.asarray(lags.astype(float))
+        self._leak_weights = xp.asarray(data_bin.mean(axis=0))
         self._tones = xp.asarray(self.tones)
         self._coarse_tones = xp.asarray(self.coarse_tones)
         ratio = TONE_STEPS // COARSE_TONE_STEPS
@@ -554,9 +570,22 @@ class AccurateEstimator:
             paths = fit or self.fit_paths(coeffs, coeff_var)
             amplitudes, delays, active = self.select(coeffs, coeff_var, (amplitudes, delays, active), paths)
         atoms = DelayAtoms(c.MN, self._basis, amplitudes, delays, self._gram)
+        residual_var = snap_var * c.pilot_amplitude ** 2 / c.N
+        noise_var = be.xp.maximum(residual_var - self.data_leak(amplitudes, delays), LEAK_FLOOR * residual_var)
         span = be.xp.stack([be.xp.where(active, delays, np.inf).min(-1), be.xp.where(active, delays, -np.inf).max(-1)], -1)
-        return ChannelEstimate(atoms, snap_var * c.pilot_amplitude ** 2 / c.N, active.sum(-1),
+        return ChannelEstimate(atoms, noise_var, active.sum(-1),
                                be.xp.where(be.xp.isfinite(span), span, np.nan))
+
+    def data_leak(self, amplitudes, delays):
+        """float [F]: the data's mean power in the pilot's snapshots through the fitted
+        channel, sum_t P(t) s(t): P(t) = sum_pp' conj(A_p(t)) G_pp' A_p'(t) the channel's
+        power at lag t (A_p(t) = sum_j a_jp psinc(t - delta_j), |t| <= LEAK_LAGS), s(t) the
+        fraction of the window's taps tau for which the sample t before them carries data."""
+        xp = xp_of(amplitudes)
+        atoms = periodic_sinc(self._leak_lags[None, :, None] - delays[:, None, :], self.config.MN, xp)   # [F, T, J]
+        A = xp.einsum("ftj,fjp->ftp", atoms.astype(amplitudes.dtype), amplitudes)                      # [F, T, P]
+        power = xp.einsum("ftp,pq,ftq->ft", A.conj(), self._gram, A).real
+        return power @ self._leak_weights
 
     def __call__(self, r) -> ChannelEstimate:
         """complex [F, MN] -> ChannelEstimate with the ``ChannelOperator``: ``fit``, then the
