@@ -36,6 +36,7 @@ class Backend(Protocol):
                         lo: float, hi: float, L: int, tones, coarse, tone_ratio: int, rounds: int, final_rounds: int,
                         delay_steps, tone_half: int): ...   # the accurate estimator's path fit; None: not here
     def atom_residual(self, coeffs, amplitudes, delays, tau0: float, L: int): ...   # atoms' residual; None: not here
+    def data_leak(self, amplitudes, delays, gram, lags, weights, L: int): ...   # data in the snapshots; None: not here
     def atom_taps_fft(self, amplitudes, delays, L: int, dtype=None): ...   # C_p(f) of delay atoms; None: not here
     def synchronize(self) -> None: ...
 

@@ -84,6 +84,11 @@ class CpuBackend:
         (``cpu_fit.atom_residual``)."""
         return cpu_fit.atom_residual(coeffs, amplitudes, delays, tau0, L)
 
+    def data_leak(self, amplitudes, delays, gram, lags, weights, L: int):
+        """float64 [F]: the data's predicted power in the pilot's snapshots
+        (``cpu_fit.data_leak``)."""
+        return cpu_fit.data_leak(amplitudes, delays, gram, lags, weights, L)
+
     def atom_taps_fft(self, amplitudes, delays, L: int, dtype=np.complex64):
         """complex [F, J, P] amplitudes, float [F, J] delays -> complex [F, P, L] C_p(f) in
         ``dtype`` (``cpu_fit.atom_taps_fft``)."""

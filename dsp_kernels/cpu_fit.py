@@ -19,6 +19,12 @@
                    GPU runs the array code).
 ``atom_residual``  sum |C - sum_j a(delta_j) x_j^T|^2 a frame: ``AccurateEstimator.select``'s
                    residual energies.
+``data_leak``      sum_t s(t) sum_pq conj(A_p(t)) G_pq A_q(t), A_p(t) = sum_j a_jp
+                   psinc(t - delta_j) at integer lags t: ``AccurateEstimator.data_leak``.
+                   For integer t, psinc(t - delta) = (-1)^(t+1) sin(pi delta) cot(pi (t -
+                   delta) / L) / L (even L; 1 / sin for odd L), and the factor (-1)^(t+1),
+                   common to the atoms, leaves |A(t)|^2: one trigonometric function a lag and
+                   atom. Lags of zero weight and atoms of zero amplitude are skipped.
 ``atom_taps_fft``  C_p(f) = sum_j a_jp exp(-j 2 pi nu(f) delta_j / L) (cos(pi delta_j) at the
                    Nyquist bin of an even L), nu(f) the DFT frequency of bin f (fftfreq
                    order): ``DelayAtoms.taps_fft``. Atoms of zero amplitude are skipped;
@@ -32,7 +38,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-__all__ = ["omp_delay_fit", "omp_path_fit", "atom_residual", "atom_taps_fft"]
+__all__ = ["omp_delay_fit", "omp_path_fit", "atom_residual", "data_leak", "atom_taps_fft"]
 
 RIDGE = 1e-9
 """The refit's ridge, relative to trace(A^T A) (``AccurateEstimator._refit``)."""
@@ -565,6 +571,51 @@ def _atom_residual(coeffs, amplitudes, delays, tau0, L, fine, out):
             for p in range(P):
                 acc += residual[w, p].real ** 2 + residual[w, p].imag ** 2
         out[f] = acc
+
+
+@numba.njit(cache=True)
+def _data_leak(amplitudes, delays, gram, lags, weights, L, out):
+    F, J, P = amplitudes.shape
+    A = np.empty(P, np.complex128)
+    live = np.empty(J, np.bool_)
+    sin_delay = np.empty(J)
+    for f in range(F):
+        for j in range(J):
+            live[j] = not np.all(amplitudes[f, j] == 0)
+            sin_delay[j] = np.sin(np.pi * delays[f, j])
+        acc = 0.0
+        for i in range(lags.size):
+            if weights[i] == 0.0:
+                continue
+            A[:] = 0
+            for j in range(J):
+                if not live[j]:
+                    continue
+                x = lags[i] - delays[f, j]
+                if x == 0.0:
+                    atom = 1.0 if int(lags[i]) % 2 else -1.0          # 1 / (-1)^(t + 1)
+                elif L % 2:
+                    atom = sin_delay[j] / (L * np.sin(np.pi * x / L))
+                else:
+                    atom = sin_delay[j] / (L * np.tan(np.pi * x / L))
+                for p in range(P):
+                    A[p] += atom * amplitudes[f, j, p]
+            power = 0.0
+            for p in range(P):
+                for q in range(P):
+                    power += (np.conj(A[p]) * gram[p, q] * A[q]).real
+            acc += weights[i] * power
+        out[f] = acc
+
+
+def data_leak(amplitudes, delays, gram, lags, weights, L: int):
+    """complex [F, J, P] amplitudes, float [F, J] delays, complex [P, P] basis Gram matrix,
+    float [T] integer lags, float [T] their weights -> float64 [F]: ``AccurateEstimator.data_leak``."""
+    out = np.empty(amplitudes.shape[0])
+    _data_leak(np.ascontiguousarray(amplitudes, dtype=np.complex128), np.ascontiguousarray(delays, dtype=np.float64),
+               np.ascontiguousarray(gram, dtype=np.complex128), np.ascontiguousarray(lags, dtype=np.float64),
+               np.ascontiguousarray(weights, dtype=np.float64), int(L), out)
+    return out
 
 
 def atom_residual(coeffs, amplitudes, delays, tau0: float, L: int):

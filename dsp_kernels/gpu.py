@@ -115,6 +115,10 @@ class GpuBackend:
         """None: the array code of ``AccurateEstimator.select`` runs."""
         return None
 
+    def data_leak(self, amplitudes, delays, gram, lags, weights, L: int):
+        """None: the array code of ``AccurateEstimator.data_leak`` runs."""
+        return None
+
     def sparse_delay_fit(self, coeffs, floor, tau0: float, resolution: int, coarse_stride: int, n_atoms: int,
                          lo: float, hi: float, L: int):
         """``AccurateEstimator.fit_delays`` in one launch (a thread block per frame).

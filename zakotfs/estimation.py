@@ -299,14 +299,16 @@ class AccurateEstimator:
         self._pinv = xp.asarray(self.pinv, dtype=dtype)
         self._sampled = xp.asarray(sampled, dtype=dtype)
         self._basis = xp.asarray(self.basis, dtype=dtype)
-        self._gram = xp.asarray(self.basis.conj() @ self.basis.T / c.MN, dtype=dtype)
+        self.gram = self.basis.conj() @ self.basis.T / c.MN                              # [P, P]
+        self._gram = xp.asarray(self.gram, dtype=dtype)
         self._taus = xp.asarray(self.taus)
         self._offsets = xp.asarray(self.offsets)
         self._fit_taps = xp.asarray((self.taus >= self.fit_range[0]) & (self.taus <= self.fit_range[1]))
         lags = np.arange(-min(c.M, LEAK_LAGS), min(c.M, LEAK_LAGS) + 1)
         data_bin = c.delay_is_data[(c.pilot_k + self.taus.astype(int)[:, None] - lags[None, :]) % c.M]   # [W, T]
-        self._leak_lags = xp.asarray(lags.astype(float))
-        self._leak_weights = xp.asarray(data_bin.mean(axis=0))
+        self.leak_lags, self.leak_weights = lags.astype(float), data_bin.mean(axis=0)
+        self._leak_lags = xp.asarray(self.leak_lags)
+        self._leak_weights = xp.asarray(self.leak_weights)
         self._tones = xp.asarray(self.tones)
         self._coarse_tones = xp.asarray(self.coarse_tones)
         ratio = TONE_STEPS // COARSE_TONE_STEPS
@@ -580,7 +582,11 @@ class AccurateEstimator:
         """float [F]: the data's mean power in the pilot's snapshots through the fitted
         channel, sum_t P(t) s(t): P(t) = sum_pp' conj(A_p(t)) G_pp' A_p'(t) the channel's
         power at lag t (A_p(t) = sum_j a_jp psinc(t - delta_j), |t| <= LEAK_LAGS), s(t) the
-        fraction of the window's taps tau for which the sample t before them carries data."""
+        fraction of the window's taps tau for which the sample t before them carries data.
+        Compiled where the backend has it (``data_leak``: the CPU)."""
+        leak = self.backend.data_leak(amplitudes, delays, self.gram, self.leak_lags, self.leak_weights, self.config.MN)
+        if leak is not None:
+            return leak
         xp = xp_of(amplitudes)
         atoms = periodic_sinc(self._leak_lags[None, :, None] - delays[:, None, :], self.config.MN, xp)   # [F, T, J]
         A = xp.einsum("ftj,fjp->ftp", atoms.astype(amplitudes.dtype), amplitudes)                      # [F, T, P]

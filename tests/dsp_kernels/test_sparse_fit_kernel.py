@@ -165,3 +165,26 @@ def test_compiled_cpu_atom_residual_matches_the_array_code(rng):
     coeffs = rng.standard_normal((2, W, P)) + 1j * rng.standard_normal((2, W, P))
     want = (np.abs(coeffs - np.einsum("fwj,fjp->fwp", est._atoms(delays, np), amplitudes)) ** 2).sum(axis=(1, 2))
     np.testing.assert_allclose(atom_residual(coeffs, amplitudes, delays, est.taus[0], est.config.MN), want, rtol=1e-12)
+
+
+def test_compiled_cpu_data_leak_matches_the_array_code(rng):
+    """``cpu_fit.data_leak`` (the closed form of the periodic sinc at integer lags) against
+    ``AccurateEstimator.data_leak``'s array code, on random atoms (a zero one among them,
+    one at an integer delay) on an even and an odd frame length."""
+    from types import SimpleNamespace
+
+    from dsp_kernels.cpu_fit import data_leak
+    from zakotfs import FrameConfig
+
+    for config in (preset("tiny"), FrameConfig(M=63, N=15, bandwidth=1e6, cp_len=16, guard_neg=14, guard_pos=14,
+                                               max_delay=10, name="odd")):
+        est = AccurateEstimator(config)
+        amplitudes = rng.standard_normal((3, 5, est.P)) + 1j * rng.standard_normal((3, 5, est.P))
+        amplitudes[:, 2] = 0
+        delays = rng.uniform(0, 8, (3, 5))
+        delays[0, 1] = 3.0
+        got = data_leak(amplitudes, delays, est.gram, est.leak_lags, est.leak_weights, config.MN)
+        est.backend = SimpleNamespace(data_leak=lambda *args: None)          # the array code
+        want = est.data_leak(amplitudes, delays)
+        assert np.all(want > 0)
+        np.testing.assert_allclose(got, want, rtol=1e-9)
