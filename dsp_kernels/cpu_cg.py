@@ -12,9 +12,11 @@ variance, W_j the preconditioner's windows and D_j their inverse power spectra:
                      y = sum_p b_p IFFT(C_p FFT(s))
     M v            = sum_j W_j IFFT_2h( D_j FFT_2h(W_j v) )    (unnormalised IFFT_2h: D_j holds 1/2h)
 
-then K preconditioned CG steps from x_0 = 0, as ``cg_lmmse``. Dot products accumulate in
-float64. Inputs are complex64 (basis [P, L], taps [F, P, L], received [F, L]), float32
-N0 [F], D [F, S, 2h] and window [2h].
+then K preconditioned CG steps from x_0 = 0, as ``cg_lmmse``, with the data mask m
+(``cg_lmmse``'s ``mask``; all ones for the unit prior) on H^H r, on every normal product
+and on every preconditioned residual. Dot products accumulate in float64. Inputs are
+complex64 (basis [P, L], taps [F, P, L], received [F, L]), float32 N0 [F], D [F, S, 2h],
+window [2h] and mask [L].
 """
 from __future__ import annotations
 
@@ -159,8 +161,8 @@ def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _pcg(r, taps, basis, n0, inverse, window, iterations, x_out, relative, plans, rows_a, rows_b, one_a, one_b,
-         windows_a, windows_b):
+def _pcg(r, taps, basis, n0, inverse, window, iterations, mask, x_out, relative, plans, rows_a, rows_b, one_a,
+         one_b, windows_a, windows_b):
     F, L = r.shape
     scratch = (rows_a, rows_b, one_a, one_b)
     b = np.empty(L, np.complex64)
@@ -171,18 +173,26 @@ def _pcg(r, taps, basis, n0, inverse, window, iterations, x_out, relative, plans
     for f in range(F):
         x = x_out[f]
         _adjoint(r[f], taps[f], basis, b, scratch, plans)
+        for q in range(L):
+            b[q] *= mask[q]
         x[:] = 0
         res[:] = b
         _precondition(res, inverse[f], window, z, windows_a, windows_b, plans)
+        for q in range(L):
+            z[q] *= mask[q]
         p[:] = z
         rz = _dot(res, z)
         for _ in range(iterations):
             _normal(p, taps[f], basis, n0[f], Ap, scratch, plans)
+            for q in range(L):
+                Ap[q] *= mask[q]
             alpha = np.float32(rz / max(_dot(p, Ap), TINY))
             for q in range(L):
                 x[q] += alpha * p[q]
                 res[q] -= alpha * Ap[q]
             _precondition(res, inverse[f], window, z, windows_a, windows_b, plans)
+            for q in range(L):
+                z[q] *= mask[q]
             rz_next = _dot(res, z)
             beta = np.float32(rz_next / max(rz, TINY))
             for q in range(L):
@@ -191,9 +201,10 @@ def _pcg(r, taps, basis, n0, inverse, window, iterations, x_out, relative, plans
         relative[f] = np.sqrt(_dot(res, res) / max(_dot(b, b), TINY))
 
 
-def pcg(r, taps_fft, basis, noise_var, inverse, window, iterations: int):
+def pcg(r, taps_fft, basis, noise_var, inverse, window, iterations: int, mask):
     """complex64 [F, L] right-hand frames (received minus pilot), [F, P, L] C_p, [P, L] b_p,
-    float [F] N0, float32 [F, S, 2h] D (with 1 / 2h), [2h] window, K iterations ->
+    float [F] N0, float32 [F, S, 2h] D (with 1 / 2h), [2h] window, K iterations, float
+    [L] data mask (ones: the unit prior) ->
     (complex64 [F, L] solutions, float64 [F] relative residuals ||b - A x|| / ||b||)."""
     F, L = r.shape
     P = basis.shape[0]
@@ -206,6 +217,6 @@ def pcg(r, taps_fft, basis, noise_var, inverse, window, iterations: int):
     _pcg(np.ascontiguousarray(r, dtype=np.complex64), np.ascontiguousarray(taps_fft, dtype=np.complex64),
          np.ascontiguousarray(basis, dtype=np.complex64), np.ascontiguousarray(noise_var, dtype=np.float32),
          np.ascontiguousarray(inverse, dtype=np.float32), np.ascontiguousarray(window, dtype=np.float32),
-         int(iterations), x, relative, plans, fftw.aligned((P, L)), fftw.aligned((P, L)), fftw.aligned((L,)),
+         int(iterations), np.ascontiguousarray(mask, dtype=np.float32), x, relative, plans, fftw.aligned((P, L)), fftw.aligned((P, L)), fftw.aligned((L,)),
          fftw.aligned((L,)), fftw.aligned((S, two_h)), fftw.aligned((S, two_h)))
     return x, relative

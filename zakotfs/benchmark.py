@@ -153,11 +153,10 @@ def work_per_frame(receiver) -> dict:
     with the normal matrix (one an iteration), and the FFT points they and the
     preconditioner transform. A product: 2 + 2P transforms of L points with the frame-long
     operator, (2 + 2 x 2) blocks of B points a window of Lw with the windowed one; H^H r and
-    H s of the pilot: 1 + P each. The unit prior's preconditioner: 2 transforms of its S
-    windows of 2h = 2L / S points an application, K + 1 of them. The data prior's
-    (``zakotfs.data_prior``): N inverses of M_d x M_d a frame and K + 1 products with them,
-    N M_d^2 complex multiply-adds each, no transform. Where the compiled CPU equaliser runs,
-    a frame's products are one pass of compiled code (no Python between its transforms)."""
+    H s of the pilot: 1 + P each; the preconditioner: 2 transforms of its S windows of
+    2h = 2L / S points an application, K + 1 of them (the data prior's masks add no
+    transform). Where the compiled CPU equaliser runs, a frame's products are one pass of
+    compiled code (no Python between its transforms)."""
     c, K = receiver.config, receiver.cg_iterations
     L, S = c.MN, receiver.segments
     P = getattr(receiver.estimator, "P", None) or len(getattr(receiver.estimator, "dopplers", [])) or 1
@@ -167,16 +166,9 @@ def work_per_frame(receiver) -> dict:
         per_product = (2 + 2 * 2) * B * (L // Lw)
     else:
         per_product = (2 + 2 * P) * L
-    if receiver.prior == "data":
-        size = c.M - c.guard_bins
-        precondition = 0
-        preconditioner = {"segment_inverses": c.N, "segment_size": size,
-                          "preconditioner_macs": (K + 1) * c.N * size * size}
-    else:
-        precondition = (K + 1) * 2 * 2 * L
-        preconditioner = {"preconditioner_windows": S}
+    precondition = (K + 1) * 2 * 2 * L
     return {"prior": receiver.prior, "cg_iterations": K, "normal_products": products, "basis_functions": P,
-            **preconditioner,
+            "preconditioner_windows": S,
             "fft_points": int(products * per_product + 2 * (1 + P) * L + precondition),
             "fft_points_equaliser_products": int(products * per_product),
             "fft_points_preconditioner": int(precondition)}

@@ -32,11 +32,11 @@ __all__ = ["soft_symbols", "data_signal"]
 
 
 def soft_symbols(x, error_var, levels):
-    """complex [F, n] unbiased symbols, float [F, n] (or [F, 1]) error variance sigma^2,
-    float [Q] per-axis QAM levels -> complex [F, n]: E[x | x_hat] per symbol (module doc)."""
+    """complex [F, n] unbiased symbols, float [F] error variance sigma^2, float [Q] per-axis
+    QAM levels -> complex [F, n]: E[x | x_hat] per symbol (module doc)."""
     xp = xp_of(x)
     a = xp.asarray(levels, dtype=x.real.dtype)
-    var = error_var.astype(x.real.dtype)[..., None]
+    var = error_var.astype(x.real.dtype)[:, None, None]
 
     def axis(y):
         log_w = -(y[..., None] - a) ** 2 / var                                   # [F, n, Q]

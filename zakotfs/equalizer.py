@@ -4,19 +4,19 @@ Model after pilot cancellation, per frame, in time (Z unitary, so DD and time ar
 
     r' = r - H s_p = H s_d + w.
 
-The equaliser solves the LMMSE normal equations over all MN samples,
+The data occupy, in time, the samples q whose delay bin q mod M carries data (the guard
+spans all Doppler bins of its delay bins); D is the mask of those samples. The LMMSE with
+the exact prior (unit variance on the data, zero on the guard and the pilot) solves
 
-    (H^H H + N0 I) s = H^H r',                                                 (1)
+    (D H^H H D + N0 I) s = D H^H r',   s = D s,                                (1)
 
-then x_hat = Z s_hat at the data positions. The exact prior puts zero variance on the
-guard samples (the guard spans all Doppler bins of its delay bins, so in time it is the
-samples q with q mod M in the guard); (1) gives them unit variance instead. Measured on a
-1-Doppler-bin channel at the demo grid (converged solutions): data MSE loss 0.03 dB at
-10 dB SNR, 0.15 dB at 20 dB, 0.86 dB at 30 dB. In exchange, (1) is what the preconditioner
-below inverts almost exactly: relative error 1e-6 after 4 iterations, where the masked
-system still stood at 1e-2 after 8 (and guard variances 0.03 ... 0.3 sit in between on
-both counts). ``zakotfs.data_prior`` solves the exact (masked) system with a preconditioner
-of its own, each data segment's exact inverse.
+then x_hat = Z s_hat at the data positions (``cg_lmmse`` with ``mask`` = D). Without the
+mask, (1) gives the guard samples unit variance as well: the "unit" prior, which the
+preconditioner below inverts almost exactly (relative error 1e-6 after 4 iterations,
+where the masked system stands at 1e-2 after 8), and which costs where the guard is a
+large part of the grid (``default_prior``). The masked system's residual after 12
+iterations is enough for the decisions: PCG with the masked preconditioner D M D makes
+the exact LMMSE's bit errors within a few percent (``tests/zakotfs/test_equalizer.py``).
 
 ``cg_lmmse`` runs a fixed number K of preconditioned CG iterations on (1), no
 data-dependent control flow (so it can be captured in a CUDA graph), started from zero:
@@ -27,7 +27,7 @@ after 8 iterations at 1 Doppler bin), and block-diagonal inverses in frequency l
 outlier eigenvalue at every block edge; windows short enough for the channel to look
 time-invariant do not.
 
-Bias and SINR (the average of the LMMSE's per-symbol values): every DD symbol is spread
+Bias and SINR, unit prior (the average of the LMMSE's per-symbol values): every DD symbol is spread
 over the whole time-frequency plane, so its bias is the plane's average of the local
 per-frequency gain,
 
@@ -40,7 +40,11 @@ Under Doppler the frame-averaged P(f) is not enough: |G|^2 / (|G|^2 + N0) is con
 averaging the power first overstates mu where nulls move. Measured on the demo grid
 (Veh-A at 0.87 Doppler bins, 20 dB, perfect CSI, CG converged), the frame-averaged formula
 overstated the measured SINR by 1.6 to 3.9 dB; the mean of the local gains predicts it
-(``tests/zakotfs/test_equalizer.py``). The SINR scales the symbols and the LLRs.
+(``tests/zakotfs/test_equalizer.py``). The SINR scales the symbols and the LLRs. The data
+prior uses the same mu: its SINR is higher, by 0.2 to 1.1 dB on small grids (64x32, tiny,
+128x16 at 15 and 25 dB against the dense per-symbol biases), so its LLRs err on the side of
+caution; reading mu from the solution instead (E|x_hat_i|^2 = mu_i for any LMMSE of
+unit-power symbols) errs by 0.5 to 1 dB either way from one frame's symbols.
 """
 from __future__ import annotations
 
@@ -53,7 +57,8 @@ from dsp_kernels.fused import cg_step, frame_mean, overlap_add, overlapped_windo
 
 from .channel_operator import ChannelOperator
 
-__all__ = ["CGResult", "cg_lmmse", "pcg", "local_fourier_preconditioner", "preconditioner_weights", "local_power",
+__all__ = ["CGResult", "cg_lmmse", "pcg", "default_prior", "data_mask", "PRIORS", "DATA_PRIOR_GUARD",
+           "local_fourier_preconditioner", "preconditioner_weights", "local_power",
            "default_segments", "dense_lmmse",
            "lmmse_bias", "spectrum_stride"]
 
@@ -153,8 +158,27 @@ def local_fourier_preconditioner(op: ChannelOperator, noise_var, segments: int, 
     return apply
 
 
+PRIORS = ("data", "unit")
+
+DATA_PRIOR_GUARD = 0.1
+"""``default_prior`` picks the data prior where the guard holds at least this fraction of
+the delay bins."""
+
+
+def default_prior(config) -> str:
+    """"data" where the guard is at least DATA_PRIOR_GUARD of the delay bins (there the
+    unit prior costs; measured in docs/status.md), else "unit" (one product with the mask
+    less an iteration, the least work)."""
+    return "data" if config.guard_bins >= DATA_PRIOR_GUARD * config.M else "unit"
+
+
+def data_mask(config, xp=np, dtype=np.float32):
+    """real [MN]: D, 1 on the samples q whose delay bin q mod M carries data, else 0."""
+    return xp.asarray(np.tile(config.delay_is_data, config.N), dtype=dtype)
+
+
 def cg_lmmse(op: ChannelOperator, r, noise_var, iterations: int = 4,
-             segments: int = 32, power=None) -> CGResult:
+             segments: int = 32, power=None, mask=None) -> CGResult:
     """Solve (1) for a batch of frames by K = ``iterations`` steps of PCG.
 
     Parameters
@@ -164,6 +188,11 @@ def cg_lmmse(op: ChannelOperator, r, noise_var, iterations: int = 4,
     noise_var : float [F]
     segments : int       preconditioner windows, see ``local_fourier_preconditioner``
     power : float [F, S, 2h] or None   ``local_power(op, segments)``, if already computed
+    mask : real [L] or None   D (``data_mask``): the data prior; None: the unit prior
+
+    With the mask, the normal products are D (H^H H + N0 I) and the preconditioner D M: the
+    right-hand side D H^H r' and so every residual and search direction stay on the data
+    samples, where the iteration is PCG on (1) with the preconditioner D M D.
 
     On the CPU, complex64 frames with a frame-long operator run compiled a frame at a time
     (``dsp_kernels.cpu_cg``, the same iterations); this array code is its reference.
@@ -171,11 +200,14 @@ def cg_lmmse(op: ChannelOperator, r, noise_var, iterations: int = 4,
     xp = xp_of(r)
     n0 = xp.asarray(noise_var, dtype=r.real.dtype)
     if isinstance(op, ChannelOperator) and op.compiled(r):
+        ones = np.ones(op.L, np.float32) if mask is None else mask
         x, relative = cpu_cg.pcg(r, op.taps_fft, op.basis, n0, *preconditioner_weights(op, n0, segments, power),
-                                 iterations)
+                                 iterations, ones)
         return CGResult(x, relative)
-    return pcg(lambda v: op.normal(v, n0), local_fourier_preconditioner(op, n0, segments, power),
-               op.adjoint(r), iterations)
+    precondition = local_fourier_preconditioner(op, n0, segments, power)
+    if mask is None:
+        return pcg(lambda v: op.normal(v, n0), precondition, op.adjoint(r), iterations)
+    return pcg(lambda v: mask * op.normal(v, n0), lambda v: mask * precondition(v), mask * op.adjoint(r), iterations)
 
 
 def pcg(normal, precondition, b, iterations: int) -> CGResult:

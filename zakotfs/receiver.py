@@ -19,9 +19,9 @@ from .dc_offset import dc_estimate, noise_only_index
 from .sco import compensation
 from .channel_operator import ChannelOperator, DelayAtoms
 from .config import FrameConfig
-from .equalizer import cg_lmmse, default_segments, lmmse_bias, local_power, spectrum_stride
+from .equalizer import (PRIORS, cg_lmmse, data_mask, default_prior, default_segments, lmmse_bias,
+                        local_power, spectrum_stride)
 from .estimation import AccurateEstimator, ChannelEstimate, PaperEstimator, fit_range, tap_window
-from .data_prior import DATA_PRIOR_ITERATIONS, DataSegments, data_prior_lmmse, default_prior
 from .decision_feedback import data_signal, soft_symbols
 from .frame import pilot_grid
 from .frame_stats import FrameStatistics, from_device
@@ -34,7 +34,6 @@ __all__ = ["Receiver", "RxResult", "DeviceResult", "ESTIMATORS", "PRIORS", "CG_I
            "ESTIMATE_PASSES", "default_backoff"]
 
 ESTIMATORS = ("accurate", "paper", "perfect")
-PRIORS = ("data", "unit")
 
 CG_ITERATIONS = {"qpsk": 8, "16qam": 12, "64qam": 24, "256qam": 32}
 """Default CG iterations. Higher orders work at higher SNR, where CG converges more
@@ -144,14 +143,12 @@ class Receiver:
         one Doppler tone, kept per frame where it explains the pilot better). None: on the
         CPU, which runs it compiled.
     prior : "data" | "unit" | None
-        The equaliser's prior on the guard and pilot samples: "data" gives them zero
-        variance, the exact LMMSE (``zakotfs.data_prior``: PCG with each data segment's
-        exact inverse, frame-long operator only); "unit" unit variance, the system that
-        the local Fourier preconditioner inverts (``equalizer.cg_lmmse``). None:
-        ``default_prior`` (data where the data segments are short).
+        The equaliser's prior on the guard and pilot samples (``zakotfs.equalizer``): "data"
+        gives them zero variance, the exact LMMSE; "unit" unit variance, the system that
+        the preconditioner inverts almost exactly. None: ``equalizer.default_prior`` (data
+        where the guard is a tenth of the delay bins or more).
     cg_iterations : int or None
-        Fixed CG iteration count (None: ``DATA_PRIOR_ITERATIONS`` with the data prior, else
-        ``CG_ITERATIONS`` for the modulation).
+        Fixed CG iteration count (None: ``CG_ITERATIONS`` for the modulation).
     segments : int or None
         Preconditioner windows (None: ``default_segments`` for the grid, the tap window and
         ``max_doppler_hz``); ``python -m bench.cg_tuning`` measures the choice.
@@ -255,18 +252,15 @@ class Receiver:
             raise ValueError(f"operator_window={operator_window} must divide MN={config.MN} at least "
                              f"twice and cover the {taps} taps of the tap window")
         self.operator_window = operator_window
-        self.prior = default_prior(config, operator_window) if prior is None else prior
+        self.prior = default_prior(config) if prior is None else prior
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
-        if self.prior == "data" and operator_window:
-            raise ValueError("prior 'data' needs the frame-long operator (operator_window=0)")
         if cg_iterations is None:
-            cg_iterations = DATA_PRIOR_ITERATIONS if self.prior == "data" else CG_ITERATIONS[config.modulation]
+            cg_iterations = CG_ITERATIONS[config.modulation]
         if not (isinstance(cg_iterations, int) and cg_iterations >= 0):
             raise ValueError(f"cg_iterations must be a non-negative integer, got {cg_iterations!r}")
         self.cg_iterations = cg_iterations
-        self._data_segments = DataSegments(config, xp, self.dtype.type(0).real.dtype) \
-            if self.prior == "data" else None
+        self._data_mask = data_mask(config, xp, self.dtype.type(0).real.dtype) if self.prior == "data" else None
         self.operator_overlap = window_overlap(config.MN, operator_window, taps, doppler_bins) if operator_window else 0
         if operator_window:
             t_neg, t_pos = tap_window(config, self.timing_backoff)
@@ -426,14 +420,10 @@ class Receiver:
         def equalize(r, operator, iterations=self.cg_iterations):
             operator = self.equalizer_operator(operator)
             data_part = r - operator.apply(xp.broadcast_to(self.pilot_time, r.shape))
-            if self.prior == "data":
-                sol, mu = data_prior_lmmse(operator, data_part, n0, iterations, self._data_segments)
-            else:
-                power = local_power(operator, self.segments)
-                sol = cg_lmmse(operator, data_part, n0, iterations, self.segments, power)
-                mu = lmmse_bias(power, n0)[:, None]
-            mu = xp.clip(mu, 1e-6, 1 - 1e-6)                                   # [F, n_data] or [F, 1]
-            x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu
+            power = local_power(operator, self.segments)
+            sol = cg_lmmse(operator, data_part, n0, iterations, self.segments, power, self._data_mask)
+            mu = xp.clip(lmmse_bias(power, n0), 1e-6, 1 - 1e-6)
+            x = zak(sol.s, c.M, c.N).reshape(r.shape[0], -1)[:, self.data_index] / mu[:, None]
             return x, mu, sol.residual, operator
 
         def data_leak(x, mu, operator):
@@ -459,13 +449,13 @@ class Receiver:
             echo = echo - self._echo_shift
         x, mu, residual, _ = stage("equalize", equalize, r, operator)
         error_var = (1 - mu) / mu
-        llr = stage("demap", be.maxlog_llr, x, error_var, self.constellation)
+        llr = stage("demap", be.maxlog_llr, x, error_var[:, None], self.constellation)
         llr = xp.where(valid[:, None, None], llr, 0).reshape(llr.shape[0], -1)     # erasures: no information
         bits = self.constellation.hard_bits(llr)
         if self.llr_step is not None:
             llr = quantize_llr(llr, self.llr_step)
         return DeviceResult(llr=llr, bits=bits, symbols=x,
-                            noise_var=n0, mu=mu.mean(axis=-1), cg_residual=residual, valid=valid, cfo_hz=cfo,
+                            noise_var=n0, mu=mu, cg_residual=residual, valid=valid, cfo_hz=cfo,
                             dc_power=xp.abs(dc) ** 2,
                             delay_span=xp.full((r.shape[0], 2), np.nan) if span is None else span, echo=echo)
 

@@ -81,6 +81,6 @@ def test_rx_gap_to_the_exact_lmmse_on_64x32():
     assert gap <= GAP_DB + 0.15
 
 
-GAP_DB = 0.15
-"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 9.77e-3
+GAP_DB = 0.17
+"""``test_rx_gap_to_the_exact_lmmse_on_64x32``'s gap when it was written (dB): rx BER 9.84e-3
 against the reference's 1.91e-2 at 18 dB and 9.25e-3 at 20 dB."""

@@ -20,7 +20,8 @@ from streaming.zmq_io import is_endpoint
 
 from ..config import PRESETS, FrameConfig, design, parse_grid, preset
 from ..modulation import LLR_FORMATS
-from ..receiver import ESTIMATORS, PRIORS, Receiver, modelled_delays
+from ..equalizer import PRIORS
+from ..receiver import ESTIMATORS, Receiver, modelled_delays
 
 log = logging.getLogger("zakotfs")
 
@@ -162,10 +163,9 @@ def receiver_option_group(p: argparse.ArgumentParser) -> None:
     g.add_argument("--estimator", default="accurate", choices=[e for e in ESTIMATORS if e != "perfect"])
     g.add_argument("--prior", choices=PRIORS,
                    help="the equaliser's prior on guard and pilot samples: data = zero variance, the exact LMMSE "
-                        "(default where a frame's data segments are at most 64 samples); unit = unit variance, "
-                        "cheaper on long segments")
-    g.add_argument("--cg-iterations", type=int,
-                   help="fixed CG iterations (default: 4 with the data prior, else by modulation: 8/12/24/32)")
+                        "(default where the guard is a tenth of the delay bins or more); unit = unit variance, "
+                        "which converges faster")
+    g.add_argument("--cg-iterations", type=int, help="fixed CG iterations (default by modulation: 8/12/24/32)")
     g.add_argument("--max-doppler-hz", type=float, default=1000.0)
     g.add_argument("--operator-window", type=int,
                    help="apply the channel per window of this many samples (0: the exact frame-long "
