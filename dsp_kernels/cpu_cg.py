@@ -77,8 +77,8 @@ def _adjoint(r, taps, basis, out, scratch, plans):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _normal(s, taps, basis, n0, out, scratch, plans):
-    """out = (H^H H + N0 I) s (one frame)."""
+def _normal(s, taps, basis, n0, mask, out, scratch, plans):
+    """out = m (H^H H + N0 I) s (one frame)."""
     P, L = basis.shape
     rows_a, rows_b, one_a, one_b = scratch
     one_a[:] = s
@@ -102,7 +102,7 @@ def _normal(s, taps, basis, n0, out, scratch, plans):
     _tap_sum(taps, rows_b, one_a, L)
     _execute(plans, 2, one_a.ctypes.data, one_b.ctypes.data)
     for q in range(L):
-        out[q] = one_b[q] * inv
+        out[q] = one_b[q] * (inv * mask[q])
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -136,8 +136,8 @@ def apply(spectra, taps_fft, basis):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
-    """out = M v (module doc; one frame): windows s h ... s h + 2h - 1 (circular) times the
+def _precondition(v, inverse, window, mask, out, windows_a, windows_b, plans):
+    """out = m M v (module doc; one frame): windows s h ... s h + 2h - 1 (circular) times the
     window, their spectra times D, inverse transforms, overlap-added times the window."""
     S, two_h = inverse.shape
     h = two_h // 2
@@ -157,7 +157,7 @@ def _precondition(v, inverse, window, out, windows_a, windows_b, plans):
     for s in range(S):
         before = (s + S - 1) % S
         for t in range(h):
-            out[s * h + t] = windows_a[s, t] * window[t] + windows_a[before, t + h] * window[t + h]
+            out[s * h + t] = (windows_a[s, t] * window[t] + windows_a[before, t + h] * window[t + h]) * mask[s * h + t]
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -177,22 +177,16 @@ def _pcg(r, taps, basis, n0, inverse, window, iterations, mask, x_out, relative,
             b[q] *= mask[q]
         x[:] = 0
         res[:] = b
-        _precondition(res, inverse[f], window, z, windows_a, windows_b, plans)
-        for q in range(L):
-            z[q] *= mask[q]
+        _precondition(res, inverse[f], window, mask, z, windows_a, windows_b, plans)
         p[:] = z
         rz = _dot(res, z)
         for _ in range(iterations):
-            _normal(p, taps[f], basis, n0[f], Ap, scratch, plans)
-            for q in range(L):
-                Ap[q] *= mask[q]
+            _normal(p, taps[f], basis, n0[f], mask, Ap, scratch, plans)
             alpha = np.float32(rz / max(_dot(p, Ap), TINY))
             for q in range(L):
                 x[q] += alpha * p[q]
                 res[q] -= alpha * Ap[q]
-            _precondition(res, inverse[f], window, z, windows_a, windows_b, plans)
-            for q in range(L):
-                z[q] *= mask[q]
+            _precondition(res, inverse[f], window, mask, z, windows_a, windows_b, plans)
             rz_next = _dot(res, z)
             beta = np.float32(rz_next / max(rz, TINY))
             for q in range(L):
