@@ -66,7 +66,8 @@ def run(args) -> int:
         if hasattr(realtime, "close"):
             realtime.close()
     result.update(backend=receiver.backend.name, device=receiver.backend.device, config=config.to_dict(),
-                  estimator=receiver.estimator_name, prior=receiver.prior, cg_iterations=receiver.cg_iterations,
+                  estimator=receiver.estimator_name, path_fit=receiver.path_fit, prior=receiver.prior,
+                  cg_iterations=receiver.cg_iterations,
                   operator_window=receiver.operator_window, operator_overlap=receiver.operator_overlap,
                   llr_format=receiver.llr_format,
                   realtime=realtime.describe(), frames_lost=0, work_per_frame=work_per_frame(receiver),
