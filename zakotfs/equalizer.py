@@ -41,10 +41,9 @@ averaging the power first overstates mu where nulls move. Measured on the demo g
 (Veh-A at 0.87 Doppler bins, 20 dB, perfect CSI, CG converged), the frame-averaged formula
 overstated the measured SINR by 1.6 to 3.9 dB; the mean of the local gains predicts it
 (``tests/zakotfs/test_equalizer.py``). The SINR scales the symbols and the LLRs. The data
-prior uses the same mu: its SINR is higher, by 0.2 to 1.1 dB on small grids (64x32, tiny,
-128x16 at 15 and 25 dB against the dense per-symbol biases), so its LLRs err on the side of
-caution; reading mu from the solution instead (E|x_hat_i|^2 = mu_i for any LMMSE of
-unit-power symbols) errs by 0.5 to 1 dB either way from one frame's symbols.
+prior uses the same mu, which understates its SINR (the guard's unknowns are gone), so its
+LLRs err on the side of caution; mu read from one frame's solution (E|x_hat_i|^2 = mu_i for
+any LMMSE of unit-power symbols) errs either way by more (docs/status.md).
 """
 from __future__ import annotations
 

@@ -147,8 +147,8 @@ def dpss_basis(L: int, nw: float, P: int) -> np.ndarray:
 
 LEAK_LAGS = 64
 """The largest lag (samples) at which ``AccurateEstimator.data_leak`` counts the channel's
-power (at most M): a periodic-sinc atom's power falls as 1 / (pi t)^2, and the lags beyond
-64 add 2 % to the N0 estimate (128x16 at 25 dB, the same bit errors)."""
+power (at most M): a periodic-sinc atom's power falls as 1 / (pi t)^2, so the lags beyond
+add little to the N0 estimate (docs/status.md)."""
 
 LEAK_FLOOR = 0.5
 """N0 is the snapshots' residual variance less the data's predicted leak, at least this
